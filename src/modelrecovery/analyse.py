@@ -1,0 +1,144 @@
+"""Aggregation of recovery rows: λ selection, winners, curves, confusion matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import beta
+
+from .errors import InputError
+from .recover import RECOVERY_COLUMNS
+
+DATASET = ["experiment", "generator", "n_train", "seed"]
+
+
+def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
+    """Refuse a recovery table that lacks contract columns or has out-of-range scores."""
+    missing = [c for c in RECOVERY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{source}: recovery table lacks column(s) {missing}")
+    for col in ("val_acc", "test_acc"):
+        bad = np.flatnonzero(~frame[col].between(0.0, 1.0))
+        if len(bad):
+            raise InputError(f"{source}: row {int(bad[0])} has {col} = "
+                             f"{frame[col].iloc[bad[0]]}, outside [0, 1]")
+
+
+def candidate_scores(fits: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset × candidate: λ by mean validation accuracy over folds, its scores.
+
+    Validation ties go to the larger λ (the simpler transform). The score is the mean
+    test accuracy over folds at that λ; ``test_nll`` is the mean test NLL there.
+    """
+    keys = [*DATASET, "candidate"]
+    per_lam = (fits.groupby([*keys, "lambda"], sort=True)
+               .agg(val_acc=("val_acc", "mean"), test_acc=("test_acc", "mean"),
+                    test_nll=("test_nll", "mean"), converged=("converged", "all"))
+               .reset_index())
+    per_lam = per_lam.sort_values([*keys, "val_acc", "lambda"],
+                                  ascending=[True] * len(keys) + [False, False], kind="stable")
+    return per_lam.groupby(keys, sort=True).head(1).reset_index(drop=True)
+
+
+def dataset_outcomes(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per simulated dataset: who won, the generator's credit, ties, rank, NLL winner.
+
+    Tied best candidates share the win equally; ``credit`` is the generator's share
+    (1 if it wins alone, 1/m if tied with m−1 others, 0 otherwise). ``rank`` is the
+    generator's competition rank (1 = best; tied candidates share the best rank).
+    """
+    rows = []
+    for key, grp in scores.groupby(DATASET, sort=True):
+        gen = key[1]
+        if gen not in set(grp["candidate"]):
+            raise InputError(f"dataset {dict(zip(DATASET, key))}: the generator is not "
+                             "among the candidates, so recovery is undefined")
+        best = grp["test_acc"].max()
+        top = sorted(grp.loc[grp["test_acc"] == best, "candidate"])
+        gen_acc = float(grp.loc[grp["candidate"] == gen, "test_acc"].iloc[0])
+        nll_best = grp["test_nll"].min()
+        nll_top = sorted(grp.loc[grp["test_nll"] == nll_best, "candidate"])
+        rows.append({
+            **dict(zip(DATASET, key)),
+            "winner": top[0] if len(top) == 1 else "|".join(top),
+            "n_tied": len(top),
+            "tie": len(top) > 1,
+            "credit": (1.0 / len(top)) if gen in top else 0.0,
+            "rank": int(1 + (grp["test_acc"] > gen_acc).sum()),
+            "nll_winner": "|".join(nll_top),
+            "nll_credit": (1.0 / len(nll_top)) if gen in nll_top else 0.0,
+        })
+    return pd.DataFrame(rows)
+
+
+def clopper_pearson(successes: np.ndarray, trials: np.ndarray, level: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact binomial interval; fractional successes (split ties) enter the Beta quantiles."""
+    x = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    a = (1.0 - level) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(x > 0, beta.ppf(a, x, n - x + 1), 0.0)
+        hi = np.where(x < n, beta.ppf(1 - a, x + 1, n - x), 1.0)
+    return lo, hi
+
+
+def _curve(outcomes: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    grp = outcomes.groupby(by, sort=True)
+    out = grp.agg(datasets=("credit", "size"), recovered=("credit", "sum"),
+                  tie_rate=("tie", "mean"), nll_recovered=("nll_credit", "sum"),
+                  mean_rank=("rank", "mean"),
+                  mrr=("rank", lambda r: float(np.mean(1.0 / np.asarray(r))))).reset_index()
+    out["recovery"] = out["recovered"] / out["datasets"]
+    out["ci_low"], out["ci_high"] = clopper_pearson(out["recovered"], out["datasets"])
+    out["nll_recovery"] = out["nll_recovered"] / out["datasets"]
+    return out
+
+
+def recovery_curve(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Recovery accuracy per experiment × training size, pooled over generators and seeds."""
+    return _curve(outcomes, ["experiment", "n_train"])
+
+
+def generator_curves(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Recovery accuracy per experiment × generator × training size."""
+    return _curve(outcomes, ["experiment", "generator", "n_train"])
+
+
+def confusion(scores: pd.DataFrame) -> pd.DataFrame:
+    """Long-form confusion matrices: share of each generator's datasets won by each candidate.
+
+    One row per experiment × n_train × generator × candidate; ``rate`` sums to 1 over
+    candidates for every generator and size (ties split the win).
+    """
+    outcomes = dataset_outcomes(scores)
+    rows = []
+    for _, o in outcomes.iterrows():
+        winners = o["winner"].split("|")
+        for cand in winners:
+            rows.append({"experiment": o["experiment"], "n_train": o["n_train"],
+                         "generator": o["generator"], "candidate": cand,
+                         "weight": 1.0 / len(winners)})
+    won = pd.DataFrame(rows)
+    cands = sorted(scores["candidate"].unique())
+    grid = (pd.MultiIndex.from_product(
+        [sorted(outcomes["experiment"].unique()), sorted(outcomes["n_train"].unique()),
+         sorted(outcomes["generator"].unique()), cands],
+        names=["experiment", "n_train", "generator", "candidate"]).to_frame(index=False))
+    total = won.groupby(["experiment", "n_train", "generator", "candidate"])["weight"].sum()
+    grid = grid.merge(total.reset_index(), how="left").fillna({"weight": 0.0})
+    per_gen = outcomes.groupby(["experiment", "n_train", "generator"]).size().rename("datasets")
+    grid = grid.merge(per_gen.reset_index(), how="inner")
+    grid["rate"] = grid["weight"] / grid["datasets"]
+    return grid.rename(columns={"weight": "wins"})
+
+
+def summary(curve: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
+    """The headline table: per experiment × size, recovery with its interval and fit health."""
+    health = (fits.groupby(["experiment", "n_train"])
+              .agg(fits=("converged", "size"), converged_rate=("converged", "mean"),
+                   median_iterations=("iterations", "median"),
+                   fit_seconds=("seconds", "sum")).reset_index())
+    cols = ["experiment", "n_train", "datasets", "recovery", "ci_low", "ci_high", "tie_rate",
+            "nll_recovery", "mrr"]
+    return curve[cols].merge(health, on=["experiment", "n_train"])

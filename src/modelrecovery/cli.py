@@ -1,0 +1,321 @@
+"""Command line: ``modelrecovery <subcommand>``, one per workflow step.
+
+Every subcommand reads validated inputs, writes its outputs atomically, and on bad
+input prints one line naming the file and the problem and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .errors import InputError
+from .seeds import derive_seed, rng_for
+
+log = logging.getLogger("modelrecovery")
+
+
+# ------------------------------------------------------------------ subcommand bodies
+
+
+def _fit_options(args: argparse.Namespace):
+    from .probe import FitOptions
+
+    return FitOptions(regulariser=args.regulariser, max_iter=args.max_iter,
+                      history=args.history, grad_tol=args.grad_tol, loss_tol=args.loss_tol,
+                      dtype=args.dtype, device=args.device, allow_tf32=args.allow_tf32)
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+
+
+def cmd_synthesize(args: argparse.Namespace) -> None:
+    from .synthetic import make_world
+
+    spec = json.loads(args.spec)
+    world = make_world(spec, args.study_seed, args.noise_ceiling)
+    out = Path(args.out_dir)
+    missing = sorted(set(args.models) ^ set(world.features))
+    if missing:
+        raise InputError(f"config: models {args.models} do not match the world's "
+                         f"{sorted(world.features)}")
+    io.write_objects(out / "objects.parquet", world.names)
+    for name, x in world.features.items():
+        io.write_features(out / "features" / f"{name}.parquet", x)
+    io.write_triplets(out / "human" / "train.parquet", world.human_train)
+    io.write_triplets(out / "human" / "test.parquet", world.human_test)
+    io.write_json(world.meta, out / "world.json")
+    log.info("synthetic world: %d objects, %d models, human T = %.4g",
+             len(world.names), len(world.features), world.human_temperature)
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    objects = io.read_objects(args.objects)
+    n = len(objects)
+    features = {}
+    for item in args.features:
+        name, _, path = item.partition("=")
+        features[name] = io.read_features(path, n)
+    train, _ = io.read_triplets(args.train, n)
+    test, _ = io.read_triplets(args.test, n)
+    out = Path(args.out_dir)
+    io.write_objects(out / "objects.parquet", objects["name"].tolist())
+    for name, x in features.items():
+        io.write_features(out / "features" / f"{name}.parquet", x)
+    io.write_triplets(out / "human" / "train.parquet", train)
+    io.write_triplets(out / "human" / "test.parquet", test)
+    io.write_json({"n_objects": n, "source": "files",
+                   "models": {k: {"features_dim": int(v.shape[1])} for k, v in features.items()},
+                   "human_train_triplets": len(train), "human_test_triplets": len(test)},
+                  out / "world.json")
+
+
+def cmd_align(args: argparse.Namespace) -> None:
+    from .align import align_to_humans
+
+    _set_threads(args)
+    n = len(io.read_objects(args.objects))
+    x = io.read_features(args.features, n)
+    train, _ = io.read_triplets(args.train, n)
+    test, _ = io.read_triplets(args.test, n)
+    rng = rng_for(args.study_seed, "align", args.experiment, args.model)
+    result = align_to_humans(x, train, test, args.lambdas, args.cv_folds, rng,
+                             _fit_options(args))
+    meta = {"model": args.model, "experiment": args.experiment, "method": "full",
+            "regulariser": args.regulariser, "lambda": result.lam, "lambdas": args.lambdas,
+            "cv_folds": args.cv_folds, "fit": result.final, "human": result.human,
+            "dtype": args.dtype, "grad_tol": args.grad_tol, "loss_tol": args.loss_tol}
+    io.write_parquet(result.cv.assign(model=args.model), args.out_cv)
+    io.save_generator(args.out_weights, args.out_json, result.weights, 1.0, meta)
+    log.info("%s: λ = %g, human test accuracy zero-shot %.3f, probed %.3f", args.model,
+             result.lam, result.human["zero_shot_test_acc"], result.human["probed_test_acc"])
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from .calibrate import calibrate_temperature
+    from .oddoneout import expected_accuracy, pair_logits, similarity
+
+    n = len(io.read_objects(args.objects))
+    x = io.read_features(args.features, n)
+    w, _ = io.load_generator(args.aligned)
+    meta = io.read_json(args.aligned_json)
+    trip, _ = io.read_triplets(args.triplets, n)
+    logits = pair_logits(similarity(x, w), trip)
+    temperature = calibrate_temperature(logits, args.target)
+    meta.update({"noise_ceiling_target": args.target,
+                 "expected_accuracy": expected_accuracy(logits, temperature),
+                 "calibration_triplets": len(trip)})
+    io.save_generator(args.out_npz, args.out_json, w, temperature, meta)
+    log.info("%s: T = %.6g gives expected accuracy %.4f", meta.get("model"), temperature,
+             meta["expected_accuracy"])
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from .oddoneout import similarity
+    from .simulate import simulate_dataset, triplet_keys
+
+    n = len(io.read_objects(args.objects))
+    x = io.read_features(args.features, n)
+    w, temperature = io.load_generator(args.generator_file)
+    exclude = None
+    if args.exclude:
+        exclude = np.concatenate([triplet_keys(io.read_triplets(p, n)[0], n)
+                                  for p in args.exclude])
+    rng = rng_for(args.study_seed, "simulate", args.experiment, args.generator, args.seed)
+    shard = simulate_dataset(similarity(x, w), temperature, args.n_train_max,
+                             n_folds=args.folds, val_fraction=args.val_fraction,
+                             eval_fraction=args.eval_fraction, rng=rng, exclude=exclude)
+    io.write_parquet(shard, args.out)
+
+
+def cmd_recover(args: argparse.Namespace) -> None:
+    import pandas as pd  # noqa: F401  (pyarrow → pandas conversion)
+
+    from .recover import recovery_fits
+
+    _set_threads(args)
+    n = len(io.read_objects(args.objects))
+    candidates = {}
+    for item in args.candidates:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise InputError(f"--candidates: expected NAME=PATH, got {item!r}")
+        candidates[name] = io.read_features(path, n)
+    shard = io._open_parquet(args.shard, "simulated shard").to_pandas()
+    missing = {"fold", "split", "position", "i", "j", "k"} - set(shard.columns)
+    if missing:
+        raise InputError(f"{args.shard}: simulated shard lacks column(s) {sorted(missing)}")
+    rows = recovery_fits(shard, args.n_train, candidates, args.lambdas, _fit_options(args),
+                         eval_fraction=args.eval_fraction,
+                         labels={"experiment": args.experiment, "generator": args.generator,
+                                 "seed": args.seed})
+    io.write_parquet(rows, args.out)
+    unconverged = int((~rows["converged"]).sum())
+    if unconverged:
+        log.warning("%d of %d fits did not meet the tolerance (see 'status')", unconverged,
+                    len(rows))
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import analyse
+
+    fits = io.read_tables(args.fits, analyse.check_recovery_rows)
+    scores = analyse.candidate_scores(fits)
+    outcomes = analyse.dataset_outcomes(scores)
+    curve = analyse.recovery_curve(outcomes)
+    gen = analyse.generator_curves(outcomes)
+    conf = analyse.confusion(scores)
+    summ = analyse.summary(curve, fits)
+    align_rows = []
+    for path in args.generators:
+        meta = io.read_json(path)
+        align_rows.append({"model": meta["model"], "lambda": meta["lambda"],
+                           "temperature": meta["temperature"],
+                           "expected_accuracy": meta["expected_accuracy"],
+                           **meta["human"], "converged": meta["fit"]["converged"]})
+    tables = {"scores": scores, "outcomes": outcomes, "recovery_curve": curve,
+              "generator_curves": gen, "confusion": conf, "summary": summ,
+              "alignment": pd.DataFrame(align_rows)}
+    out = Path(args.out_dir)
+    for name, frame in tables.items():
+        io.write_parquet(frame, out / f"{name}.parquet")
+        io.write_csv(frame, out / f"{name}.csv")
+    for _, r in summ.iterrows():
+        log.info("N = %6d  recovery %.3f [%.3f, %.3f]  ties %.2f", r["n_train"],
+                 r["recovery"], r["ci_low"], r["ci_high"], r["tie_rate"])
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import plots
+
+    curve = pd.read_parquet(args.curve)
+    gen = pd.read_parquet(args.generator_curves)
+    conf = pd.read_parquet(args.confusion)
+    n_cands = conf["candidate"].nunique()
+    plots.save_figure(plots.recovery_figure(curve, gen, n_cands,
+                                            f"Model recovery: {args.experiment}"),
+                      args.out_curve)
+    plots.save_figure(plots.confusion_figure(conf, f"Confusion matrices: {args.experiment}"),
+                      args.out_confusion)
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _fit_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("fitting")
+    g.add_argument("--regulariser", default="eye_distance", choices=["eye_distance", "l2"])
+    g.add_argument("--lambdas", type=float, nargs="+", required=True)
+    g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    g.add_argument("--allow-tf32", action="store_true")
+    g.add_argument("--max-iter", type=int, default=500)
+    g.add_argument("--history", type=int, default=10)
+    g.add_argument("--grad-tol", type=float, default=1e-6)
+    g.add_argument("--loss-tol", type=float, default=1e-7)
+    g.add_argument("--threads", type=int, default=1)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelrecovery", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = _fit_parent()
+
+    p = sub.add_parser("synthesize", help="build the embedded synthetic world")
+    p.add_argument("--spec", required=True, help="JSON of config world.synthetic")
+    p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--study-seed", type=int, required=True)
+    p.add_argument("--noise-ceiling", type=float, required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("import", help="validate user Parquet files into the world layout")
+    p.add_argument("--objects", required=True)
+    p.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--train", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("align", parents=[fit], help="fit a model to human triplets (CV λ)")
+    for name in ("objects", "features", "train", "test", "model", "experiment",
+                 "out_weights", "out_json", "out_cv"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--cv-folds", type=int, default=5)
+    p.add_argument("--study-seed", type=int, required=True)
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("calibrate", help="set the generator's temperature to the noise ceiling")
+    for name in ("objects", "features", "aligned", "aligned_json", "triplets", "out_npz",
+                 "out_json"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--target", type=float, required=True)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("simulate", help="simulate one dataset from a calibrated generator")
+    for name in ("objects", "features", "generator_file", "experiment", "generator", "out"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--study-seed", type=int, required=True)
+    p.add_argument("--n-train-max", type=int, required=True)
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--val-fraction", type=float, default=0.3)
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--exclude", nargs="*", default=[], help="triplet files not to redraw")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("recover", parents=[fit], help="refit every candidate to one dataset")
+    for name in ("objects", "shard", "experiment", "generator", "out"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--n-train", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("aggregate", help="recovery curves, confusion matrices, summary")
+    p.add_argument("--fits", nargs="+", required=True)
+    p.add_argument("--generators", nargs="*", default=[], help="generator JSON sidecars")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("plot", help="recovery curve and confusion figures (PNG + SVG)")
+    for name in ("curve", "generator_curves", "confusion", "experiment", "out_curve",
+                 "out_confusion"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 on bad input)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    try:
+        args.func(args)
+    except InputError as exc:
+        print(f"modelrecovery {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

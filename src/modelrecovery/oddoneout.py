@@ -1,0 +1,68 @@
+"""The probabilistic odd-one-out model.
+
+A triplet is stored as (i, j, k) with k the odd one out, i.e. the pair (i, j) was judged
+most similar. With similarity S = (X W)(X W)ᵀ and temperature T,
+
+    p(k odd | i, j, k) = exp(S_ij/T) / (exp(S_ij/T) + exp(S_ik/T) + exp(S_jk/T)).
+
+Throughout, the three "pair logits" of a triplet are ordered [S_ij, S_ik, S_jk]: entry 0
+is the pair whose third member is k (the recorded choice), entry 1 means j was odd,
+entry 2 means i was odd. These NumPy functions are the reference implementation the
+torch kernel is tested against, and serve calibration and simulation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+
+def similarity(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """S = (X W)(X W)ᵀ, shape (n, n), in float64. ``weights`` None means W = I."""
+    x = np.asarray(features, dtype=np.float64)
+    z = x if weights is None else x @ np.asarray(weights, dtype=np.float64)
+    return z @ z.T
+
+
+def pair_logits(sim: np.ndarray, triplets: np.ndarray) -> np.ndarray:
+    """Pair similarities [S_ij, S_ik, S_jk] per triplet, shape (N, 3)."""
+    t = np.asarray(triplets)
+    i, j, k = t[:, 0], t[:, 1], t[:, 2]
+    return np.stack([sim[i, j], sim[i, k], sim[j, k]], axis=1)
+
+
+def choice_probabilities(sim: np.ndarray, triplets: np.ndarray, temperature: float = 1.0
+                         ) -> np.ndarray:
+    """Probabilities of the three choices, shape (N, 3), in the pair-logit order."""
+    logits = pair_logits(sim, triplets) / temperature
+    return np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+
+
+def nll(sim: np.ndarray, triplets: np.ndarray, temperature: float = 1.0,
+        counts: np.ndarray | None = None) -> float:
+    """Mean negative log-likelihood (nats per judgement) of the recorded choices."""
+    logits = pair_logits(sim, triplets) / temperature
+    per = logsumexp(logits, axis=1) - logits[:, 0]
+    w = np.ones(len(per)) if counts is None else np.asarray(counts, dtype=np.float64)
+    return float((w * per).sum() / w.sum())
+
+
+def accuracy_from_logits(logits: np.ndarray) -> np.ndarray:
+    """Per-triplet accuracy of the model's most probable choice, shape (N,).
+
+    Exact ties among the top logits split the credit (1/number tied), so a model
+    that cannot tell the pairs apart scores 1/3, not 1 through argmax's first-index rule.
+    """
+    top = logits == logits.max(axis=1, keepdims=True)
+    return top[:, 0] / top.sum(axis=1)
+
+
+def accuracy(sim: np.ndarray, triplets: np.ndarray) -> float:
+    """Mean accuracy (ties split) of predicting the recorded odd one out."""
+    return float(accuracy_from_logits(pair_logits(sim, triplets)).mean())
+
+
+def expected_accuracy(logits: np.ndarray, temperature: float) -> float:
+    """Mean over triplets of max_k p_k at temperature T: the model's own noise ceiling."""
+    z = logits / temperature
+    return float(np.exp(z.max(axis=1) - logsumexp(z, axis=1)).mean())

@@ -1,0 +1,94 @@
+# Shared helpers: paths, wildcard constraints, input functions and CLI argument strings.
+import json
+
+
+RESULTS = config.get("results", "results")
+WORLD = f"{RESULTS}/world"
+MODELS = [m["name"] for m in config["world"]["synthetic"]["models"]] if config["world"][
+    "source"
+] == "synthetic" else list(config["world"]["files"]["features"])
+EXPERIMENTS = list(config["experiments"])
+SIZES = sorted(int(n) for n in config["simulation"]["training_sizes"])
+SEEDS = list(range(int(config["simulation"]["seeds"])))
+GENERATORS = config.get("generators") or MODELS
+CANDIDATES = config.get("candidates") or MODELS
+
+
+wildcard_constraints:
+    experiment=r"[A-Za-z0-9_\-]+",
+    model=r"[A-Za-z0-9_\-.]+",
+    generator=r"[A-Za-z0-9_\-.]+",
+    n=r"\d+",
+    seed=r"\d+",
+
+
+def exp_path(*parts):
+    return "/".join([RESULTS, "{experiment}", *parts])
+
+
+def log_path(stage, name):
+    return f"logs/{{experiment}}/{stage}/{name}.log"
+
+
+def bench_path(stage, name):
+    return f"logs/benchmarks/{{experiment}}/{stage}/{name}.tsv"
+
+
+def features_path(model):
+    return f"{WORLD}/features/{model}.parquet"
+
+
+def fit_args(experiment):
+    """The fitting flags every torch rule passes to the CLI."""
+    exp, fit = config["experiments"][experiment], config["fitting"]
+    lambdas = " ".join(repr(float(x)) for x in exp["lambdas"])
+    flags = [
+        f"--regulariser {exp['regulariser']}",
+        f"--lambdas {lambdas}",
+        f"--dtype {fit['dtype']}",
+        f"--device {fit['device']}",
+        f"--max-iter {fit['max_iter']}",
+        f"--history {fit['history']}",
+        f"--grad-tol {fit['grad_tol']}",
+        f"--loss-tol {fit['loss_tol']}",
+    ]
+    if fit.get("allow_tf32"):
+        flags.append("--allow-tf32")
+    return " ".join(flags)
+
+
+def get_fit_args(wildcards):
+    return fit_args(wildcards.experiment)
+
+
+def get_candidate_args(wildcards, input):
+    return " ".join(f"{name}={path}" for name, path in zip(CANDIDATES, input.candidates))
+
+
+def get_recovery_rows(wildcards):
+    return expand(
+        exp_path("recovery", "{generator}", "n{n}", "seed{seed}.parquet"),
+        experiment=wildcards.experiment,
+        generator=GENERATORS,
+        n=SIZES,
+        seed=SEEDS,
+    )
+
+
+def get_generator_sidecars(wildcards):
+    return expand(
+        exp_path("generators", "{model}.json"),
+        experiment=wildcards.experiment,
+        model=GENERATORS,
+    )
+
+
+def get_final_output():
+    return expand(
+        [
+            exp_path("tables", "summary.csv"),
+            exp_path("figures", "recovery_curve.png"),
+            exp_path("figures", "confusion.png"),
+        ],
+        experiment=EXPERIMENTS,
+    )

@@ -1,0 +1,34 @@
+# Figures for the report: recovery curves and confusion matrices (PNG + SVG).
+
+
+rule plot:
+    input:
+        curve=exp_path("tables", "recovery_curve.parquet"),
+        generator_curves=exp_path("tables", "generator_curves.parquet"),
+        confusion=exp_path("tables", "confusion.parquet"),
+    output:
+        curve=report(
+            exp_path("figures", "recovery_curve.png"),
+            caption="../report/recovery_curve_figure.rst",
+            category="{experiment}",
+            subcategory="Figures",
+        ),
+        curve_svg=exp_path("figures", "recovery_curve.svg"),
+        confusion=report(
+            exp_path("figures", "confusion.png"),
+            caption="../report/confusion_figure.rst",
+            category="{experiment}",
+            subcategory="Figures",
+        ),
+        confusion_svg=exp_path("figures", "confusion.svg"),
+    params:
+        curve=lambda wildcards, output: output.curve[: -len(".png")],
+        confusion=lambda wildcards, output: output.confusion[: -len(".png")],
+    log:
+        log_path("plot", "plot"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    shell:
+        "modelrecovery plot --curve {input.curve} --generator-curves {input.generator_curves}"
+        " --confusion {input.confusion} --experiment {wildcards.experiment}"
+        " --out-curve {params.curve} --out-confusion {params.confusion} 2> {log}"
