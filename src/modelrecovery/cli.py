@@ -16,7 +16,7 @@ import numpy as np
 
 from . import io
 from .errors import InputError
-from .seeds import derive_seed, rng_for
+from .seeds import rng_for
 
 log = logging.getLogger("modelrecovery")
 
@@ -138,8 +138,6 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_recover(args: argparse.Namespace) -> None:
-    import pandas as pd  # noqa: F401  (pyarrow → pandas conversion)
-
     from .recover import recovery_fits
 
     _set_threads(args)

@@ -57,11 +57,12 @@ def confusion_figure(conf: pd.DataFrame, title: str) -> plt.Figure:
     sizes = sorted(conf["n_train"].unique())
     gens = sorted(conf["generator"].unique())
     cands = sorted(conf["candidate"].unique())
-    cols = min(len(sizes), 3)
+    cols = int(np.ceil(np.sqrt(len(sizes))))
     rows = int(np.ceil(len(sizes) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 0.8, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 1.8, 3.3 * rows + 0.6),
+                             squeeze=False, layout="constrained")
     image = None
-    for ax, size in zip(axes.flat, sizes):
+    for n_ax, (ax, size) in enumerate(zip(axes.flat, sizes)):
         m = (conf[conf["n_train"] == size]
              .pivot(index="generator", columns="candidate", values="rate")
              .reindex(index=gens, columns=cands).to_numpy())
@@ -71,9 +72,11 @@ def confusion_figure(conf: pd.DataFrame, title: str) -> plt.Figure:
                     fontsize=6, color="w" if v < 0.6 else "k")
         ax.set_title(f"N = {size}", fontsize=9)
         ax.set_xticks(range(len(cands)), cands, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(gens)), gens, fontsize=7)
+        first_col = n_ax % cols == 0
+        ax.set_yticks(range(len(gens)), gens if first_col else [], fontsize=7)
         ax.set_xlabel("winning candidate", fontsize=8)
-        ax.set_ylabel("generator", fontsize=8)
+        if first_col:
+            ax.set_ylabel("generator", fontsize=8)
     for ax in list(axes.flat)[len(sizes):]:
         ax.axis("off")
     if image is not None:

@@ -17,6 +17,7 @@ with S = (X W)(X W)ᵀ at T = 1 (the scale of W absorbs the temperature).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -63,8 +64,12 @@ class FitOptions:
         return _DTYPES[self.dtype]
 
 
+@functools.cache
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → the first visible CUDA device (as SLURM sets CUDA_VISIBLE_DEVICES), else CPU."""
+    """``auto`` → the first visible CUDA device (as SLURM sets CUDA_VISIBLE_DEVICES), else CPU.
+
+    Cached, so the fallback is logged once per process.
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

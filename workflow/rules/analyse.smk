@@ -27,7 +27,7 @@ rule aggregate:
             for table in TABLES
         ],
     params:
-        outdir=exp_path("tables"),
+        outdir=output_dir("parquet"),
     log:
         log_path("aggregate", "aggregate"),
     conda:

@@ -1,5 +1,6 @@
 # Shared helpers: paths, wildcard constraints, input functions and CLI argument strings.
 import json
+import os
 
 
 RESULTS = config.get("results", "results")
@@ -12,6 +13,17 @@ SIZES = sorted(int(n) for n in config["simulation"]["training_sizes"])
 SEEDS = list(range(int(config["simulation"]["seeds"])))
 GENERATORS = config.get("generators") or MODELS
 CANDIDATES = config.get("candidates") or MODELS
+for _key, _names in (("generators", GENERATORS), ("candidates", CANDIDATES)):
+    if set(_names) - set(MODELS):
+        raise ValueError(
+            f"config key '{_key}': unknown model(s) {sorted(set(_names) - set(MODELS))}; "
+            f"the world has {MODELS}"
+        )
+if set(GENERATORS) - set(CANDIDATES):
+    raise ValueError(
+        "config: every generator must also be a candidate, or recovery is undefined; "
+        f"missing from 'candidates': {sorted(set(GENERATORS) - set(CANDIDATES))}"
+    )
 
 
 wildcard_constraints:
@@ -23,7 +35,17 @@ wildcard_constraints:
 
 
 def exp_path(*parts):
-    return "/".join([RESULTS, "{experiment}", *parts])
+    return os.path.join(RESULTS, "{experiment}", *parts)
+
+
+def output_dir(key):
+    """A param giving the folder of output ``key`` (for CLIs that take an --out-dir)."""
+
+    def folder(wildcards, output):
+        value = output[key]
+        return os.path.dirname(value if isinstance(value, str) else value[0])
+
+    return folder
 
 
 def log_path(stage, name):

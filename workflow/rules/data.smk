@@ -18,7 +18,7 @@ if config["world"]["source"] == "synthetic":
             models=MODELS,
             seed=config["study_seed"],
             ceiling=config["noise_ceiling"],
-            outdir=WORLD,
+            outdir=output_dir("objects"),
         log:
             "logs/data/synthesize_world.log",
         conda:
@@ -42,7 +42,7 @@ else:
             features=lambda wildcards, input: " ".join(
                 f"{m}={p}" for m, p in zip(MODELS, input.features)
             ),
-            outdir=WORLD,
+            outdir=output_dir("objects"),
         log:
             "logs/data/import_world.log",
         conda:
