@@ -10,6 +10,10 @@ from .errors import InputError
 from .recover import RECOVERY_COLUMNS
 
 DATASET = ["experiment", "generator", "n_train", "seed"]
+# Accuracies are fractions of test triplets (ties add 1/2 or 1/3 credits) averaged over
+# folds: distinct values differ by far more than 1e-9, while the same value reached by
+# different sums differs by ~1e-16. Scores within TIE_TOL are ties.
+TIE_TOL = 1e-9
 
 
 def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
@@ -27,7 +31,7 @@ def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
 def candidate_scores(fits: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset × candidate: λ by mean validation accuracy over folds, its scores.
 
-    Validation ties go to the larger λ (the simpler transform). The score is the mean
+    Validation ties (within :data:`TIE_TOL`) go to the larger λ (the simpler transform). The score is the mean
     test accuracy over folds at that λ; ``test_nll`` is the mean test NLL there.
     """
     keys = [*DATASET, "candidate"]
@@ -35,9 +39,11 @@ def candidate_scores(fits: pd.DataFrame) -> pd.DataFrame:
                .agg(val_acc=("val_acc", "mean"), test_acc=("test_acc", "mean"),
                     test_nll=("test_nll", "mean"), converged=("converged", "all"))
                .reset_index())
-    per_lam = per_lam.sort_values([*keys, "val_acc", "lambda"],
-                                  ascending=[True] * len(keys) + [False, False], kind="stable")
-    return per_lam.groupby(keys, sort=True).head(1).reset_index(drop=True)
+    best = per_lam.groupby(keys)["val_acc"].transform("max")
+    near = per_lam[per_lam["val_acc"] >= best - TIE_TOL]
+    chosen = near.sort_values([*keys, "lambda"], ascending=[True] * len(keys) + [False],
+                              kind="stable")
+    return chosen.groupby(keys, sort=True).head(1).reset_index(drop=True)
 
 
 def dataset_outcomes(scores: pd.DataFrame) -> pd.DataFrame:
@@ -54,17 +60,17 @@ def dataset_outcomes(scores: pd.DataFrame) -> pd.DataFrame:
             raise InputError(f"dataset {dict(zip(DATASET, key))}: the generator is not "
                              "among the candidates, so recovery is undefined")
         best = grp["test_acc"].max()
-        top = sorted(grp.loc[grp["test_acc"] == best, "candidate"])
+        top = sorted(grp.loc[grp["test_acc"] >= best - TIE_TOL, "candidate"])
         gen_acc = float(grp.loc[grp["candidate"] == gen, "test_acc"].iloc[0])
         nll_best = grp["test_nll"].min()
-        nll_top = sorted(grp.loc[grp["test_nll"] == nll_best, "candidate"])
+        nll_top = sorted(grp.loc[grp["test_nll"] <= nll_best + TIE_TOL, "candidate"])
         rows.append({
             **dict(zip(DATASET, key)),
             "winner": top[0] if len(top) == 1 else "|".join(top),
             "n_tied": len(top),
             "tie": len(top) > 1,
             "credit": (1.0 / len(top)) if gen in top else 0.0,
-            "rank": int(1 + (grp["test_acc"] > gen_acc).sum()),
+            "rank": int(1 + (grp["test_acc"] > gen_acc + TIE_TOL).sum()),
             "nll_winner": "|".join(nll_top),
             "nll_credit": (1.0 / len(nll_top)) if gen in nll_top else 0.0,
         })

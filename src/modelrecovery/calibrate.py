@@ -19,7 +19,7 @@ def calibrate_temperature(logits: np.ndarray, target: float, *, rtol: float = 1e
     if not 1.0 / 3.0 < target < 1.0:
         raise InputError(f"noise-ceiling target must lie in (1/3, 1), got {target}")
     z = np.asarray(logits, dtype=np.float64)
-    spread = z.max(axis=1) - np.median(z, axis=1)
+    spread = z.max(axis=1) - z.min(axis=1)
     if not np.any(spread > 0):
         raise InputError("the model gives every triplet equal pair similarities; "
                          "no temperature reaches the target accuracy")

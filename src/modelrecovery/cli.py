@@ -29,7 +29,8 @@ def _fit_options(args: argparse.Namespace):
 
     return FitOptions(regulariser=args.regulariser, max_iter=args.max_iter,
                       history=args.history, grad_tol=args.grad_tol, loss_tol=args.loss_tol,
-                      dtype=args.dtype, device=args.device, allow_tf32=args.allow_tf32)
+                      dtype=args.dtype, device=args.device, allow_tf32=args.allow_tf32,
+                      warm_start=args.warm_start, max_memory_gb=args.max_memory_gb)
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -222,10 +223,14 @@ def _fit_parent() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     g.add_argument("--allow-tf32", action="store_true")
     g.add_argument("--max-iter", type=int, default=500)
-    g.add_argument("--history", type=int, default=10)
+    g.add_argument("--history", type=int, default=20)
     g.add_argument("--grad-tol", type=float, default=1e-6)
     g.add_argument("--loss-tol", type=float, default=1e-7)
     g.add_argument("--threads", type=int, default=1)
+    g.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="solve the λ grid from the largest λ down, each from the last solution")
+    g.add_argument("--max-memory-gb", type=float, default=8.0,
+                   help="kernel working-memory limit; batches split to fit it")
     return p
 
 

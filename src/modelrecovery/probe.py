@@ -1,18 +1,25 @@
 """The torch fitting kernel: batched, full-batch L-BFGS for odd-one-out linear probes.
 
-A *problem* is one fit: features X (n, d) shared by all problems, one triplet set
-(a fold's training triplets) and one regularisation strength λ. Many problems are
-solved at once: W is stacked to (B, d, d) and every tensor operation covers all active
-problems. The optimiser is L-BFGS with each problem's own state (curvature history,
-step length, line search, convergence), so a batched fit takes the same steps as the
-same problem fitted alone; finished problems leave the batch and stop costing work.
+A *problem* is one fit: one candidate's features X (n, d), one triplet set (a fold's
+training triplets) and one regularisation strength λ. Many problems are solved at once,
+also across candidates of different d: W is stacked to (B, D, D) with D the largest d,
+each problem's W living in its own top-left d × d block (exact: the padded rows and
+columns have zero features, zero gradient and zero penalty, so they stay zero). The
+optimiser is L-BFGS with each problem's own state (curvature history, step length, line
+search, convergence), so a batched fit takes the same steps as the problem fitted alone;
+problems that have converged leave the batch and stop costing work.
 
-Objective of problem b (fold f, strength λ_b), with pair logits as in :mod:`oddoneout`:
+Objective of problem b (set f, strength λ_b), pair logits as in :mod:`oddoneout`:
 
     L_b(W) = Σ_t w_t [logsumexp(S_ij, S_ik, S_jk) − S_ij] / Σ_t w_t  +  λ_b R(W)
     R(W)   = ‖W − cI‖²_F, c = tr(W)/d  (eye_distance)   or   ‖W‖²_F  (l2)
 
 with S = (X W)(X W)ᵀ at T = 1 (the scale of W absorbs the temperature).
+
+Two exact ways to get the pair logits, chosen per call by cost and memory:
+``similarity`` computes S over just the objects a triplet set touches (a fold's training
+objects) in one batched matmul and gathers; ``rows`` gathers the rows of Z = X W for each
+triplet (cheaper when the triplets cover few of the n² pairs).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,6 +40,11 @@ log = logging.getLogger(__name__)
 Regulariser = Literal["eye_distance", "l2"]
 REGULARISERS: tuple[str, ...] = ("eye_distance", "l2")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+STATUS: tuple[str, ...] = ("running", "gradient", "loss", "line_search", "max_iter")
+
+
+class MemoryLimitError(RuntimeError):
+    """A single fit would need more memory than the configured limit allows."""
 
 
 @dataclass(frozen=True)
@@ -39,12 +52,15 @@ class FitOptions:
     """Solver settings. Tolerances are recorded with every fit.
 
     ``loss_tol`` is on the relative change of the objective between iterations,
-    ``grad_tol`` on the largest absolute gradient entry.
+    ``grad_tol`` on the largest absolute gradient entry. ``max_memory_gb`` bounds the
+    kernel's working memory: batches are split to fit, and a single problem that
+    cannot fit is refused with :class:`MemoryLimitError`. ``warm_start`` solves the λ
+    grid from the largest λ down, each λ starting from the previous λ's solution.
     """
 
     regulariser: Regulariser = "eye_distance"
     max_iter: int = 500
-    history: int = 10
+    history: int = 20
     grad_tol: float = 1e-6
     loss_tol: float = 1e-7
     max_line_search: int = 25
@@ -52,12 +68,16 @@ class FitOptions:
     device: str = "auto"
     gather: Literal["auto", "similarity", "rows"] = "auto"
     allow_tf32: bool = False
+    warm_start: bool = True
+    max_memory_gb: float = 8.0
 
     def __post_init__(self) -> None:
         if self.regulariser not in REGULARISERS:
             raise ValueError(f"unknown regulariser {self.regulariser!r}; use one of {REGULARISERS}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; use float32 or float64")
+        if self.gather not in ("auto", "similarity", "rows"):
+            raise ValueError(f"unknown gather mode {self.gather!r}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -79,6 +99,24 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+# ----------------------------------------------------------------------------- data
+
+
+def collapse(triplets: np.ndarray, counts: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge repeated judgements: (N, 3) → unique rows (U, 3) and their counts (U,).
+
+    (i, j, k) and (j, i, k) are the same judgement (the pair is unordered), so rows are
+    canonicalised to i < j first. The weighted mean NLL over the unique rows equals the
+    plain mean over the original rows.
+    """
+    t = np.asarray(triplets, dtype=np.int64)
+    canon = np.stack([np.minimum(t[:, 0], t[:, 1]), np.maximum(t[:, 0], t[:, 1]), t[:, 2]], 1)
+    w = np.ones(len(t)) if counts is None else np.asarray(counts, dtype=np.float64)
+    uniq, inverse = np.unique(canon, axis=0, return_inverse=True)
+    return uniq, np.bincount(inverse.reshape(-1), weights=w, minlength=len(uniq))
+
+
 @dataclass
 class TripletSets:
     """F triplet sets padded to a common length N.
@@ -91,18 +129,28 @@ class TripletSets:
     weights: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, sets: list[np.ndarray], counts: list[np.ndarray] | None = None,
-                    *, dtype: torch.dtype = torch.float32,
+    def from_arrays(cls, sets: Sequence[np.ndarray], counts: Sequence[np.ndarray] | None = None,
+                    *, collapse_repeats: bool = False, dtype: torch.dtype = torch.float32,
                     device: torch.device | str = "cpu") -> TripletSets:
-        """Pad a list of (N_f, 3) arrays (and optional (N_f,) counts)."""
-        n_max = max(len(s) for s in sets)
-        t = np.zeros((len(sets), n_max, 3), dtype=np.int64)
-        w = np.zeros((len(sets), n_max), dtype=np.float64)
+        """Pad a list of (N_f, 3) arrays (and optional (N_f,) counts).
+
+        ``collapse_repeats`` merges repeated judgements into counts (see :func:`collapse`).
+        """
+        rows, wts = [], []
         for f, s in enumerate(sets):
+            c = None if counts is None else counts[f]
+            if collapse_repeats:
+                s, c = collapse(s, c)
+            rows.append(np.asarray(s, dtype=np.int64).reshape(-1, 3))
+            wts.append(np.ones(len(rows[-1])) if c is None else np.asarray(c, dtype=np.float64))
+        n_max = max(len(s) for s in rows)
+        t = np.zeros((len(rows), n_max, 3), dtype=np.int64)
+        w = np.zeros((len(rows), n_max), dtype=np.float64)
+        for f, (s, c) in enumerate(zip(rows, wts)):
             t[f, : len(s)] = s
-            w[f, : len(s)] = 1.0 if counts is None else counts[f]
-            # Padding rows point at a valid distinct triplet; their weight is 0.
-            t[f, len(s):] = (0, 1, 2)
+            w[f, : len(s)] = c
+            # Padding rows point at a triplet of the set itself; their weight is 0.
+            t[f, len(s):] = s[0] if len(s) else (0, 1, 2)
         return cls(torch.as_tensor(t, device=device), torch.as_tensor(w, dtype=dtype,
                                                                        device=device))
 
@@ -111,43 +159,57 @@ class TripletSets:
         return int(self.triplets.shape[0])
 
 
-def _use_similarity_gather(n_objects: int, n_triplets: int, mode: str) -> bool:
-    if mode != "auto":
-        return mode == "similarity"
-    # The full S costs n²·d per problem in one matmul; row gathers cost ~3N·d in slower
-    # memory-bound ops. Computing S pays once the triplets cover a good part of it.
-    return n_objects * n_objects <= 8 * n_triplets
+# ----------------------------------------------------------------------------- model
 
 
 def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.Tensor,
                 gather: str = "auto") -> torch.Tensor:
-    """Pair logits [S_ij, S_ik, S_jk] for a batch of problems.
+    """Pair logits [S_ij, S_ik, S_jk] for a batch of problems on shared features.
 
-    features (n, d); weights (B, d, d); triplets (B, N, 3) long → (B, N, 3).
+    features (n, d) or (B, n, d); weights (B, d, d); triplets (B, N, 3) long → (B, N, 3).
+    The plain computation, used for evaluation and as the reference in tests.
     """
     z = features @ weights  # (B, n, d)
-    n = features.shape[0]
+    n = z.shape[1]
     i, j, k = triplets.unbind(-1)
-    if _use_similarity_gather(n, triplets.shape[1], gather):
+    if gather == "similarity" or (gather == "auto" and n * n <= 12 * triplets.shape[1]):
         flat = (z @ z.transpose(1, 2)).reshape(z.shape[0], n * n)
         idx = torch.stack([i * n + j, i * n + k, j * n + k], dim=-1)
         return flat.gather(1, idx.reshape(idx.shape[0], -1)).reshape(idx.shape)
-
-    def rows(index: torch.Tensor) -> torch.Tensor:
-        return z.gather(1, index.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
-
-    zi, zj, zk = rows(i), rows(j), rows(k)
-    return torch.stack([(zi * zj).sum(-1), (zi * zk).sum(-1), (zj * zk).sum(-1)], dim=-1)
+    return _row_logits(z, triplets)
 
 
-def penalty(weights: torch.Tensor, regulariser: str) -> torch.Tensor:
-    """R(W) per problem, shape (B,), for weights (B, d, d)."""
+def _row_logits(z: torch.Tensor, triplets: torch.Tensor) -> torch.Tensor:
+    """Pair logits from rows of Z (B, n, d) for triplets (B, N, 3), via flat index_select."""
+    b, n, d = z.shape
+    offset = (torch.arange(b, device=z.device) * n)[:, None, None]
+    flat = (triplets + offset).reshape(-1, 3)
+    zf = z.reshape(b * n, d)
+    zi, zj, zk = (zf.index_select(0, flat[:, c]) for c in range(3))
+    out = torch.stack([(zi * zj).sum(-1), (zi * zk).sum(-1), (zj * zk).sum(-1)], dim=-1)
+    return out.reshape(b, -1, 3)
+
+
+def penalty(weights: torch.Tensor, regulariser: str, dims: torch.Tensor | None = None
+            ) -> torch.Tensor:
+    """R(W) per problem, shape (B,), for weights (B, D, D) whose top-left d_b block is used.
+
+    ``dims`` (B,) gives d_b (default D). Entries outside the block are zero by
+    construction, so only the trace needs the block's own d.
+    """
     sq = weights.square().sum(dim=(1, 2))
     if regulariser == "l2":
         return sq
+    diag = weights.diagonal(dim1=1, dim2=2)
+    if dims is None:
+        d = weights.shape[-1]
+    else:
+        # Only the block's own diagonal: padded entries must get no gradient from c·I.
+        d = dims.to(weights.dtype)
+        diag = diag * (torch.arange(diag.shape[-1], device=diag.device) < dims[:, None])
     # ‖W − cI‖² with c = tr(W)/d expands to ‖W‖² − tr(W)²/d.
-    tr = weights.diagonal(dim1=1, dim2=2).sum(-1)
-    return sq - tr.square() / weights.shape[-1]
+    tr = diag.sum(-1)
+    return sq - tr.square() / d
 
 
 def data_nll(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -163,128 +225,250 @@ def tie_aware_accuracy(logits: torch.Tensor, weights: torch.Tensor) -> torch.Ten
     return (weights * per).sum(-1) / weights.sum(-1)
 
 
-@dataclass
-class FitResult:
-    """Per-problem results of a batched fit (B problems).
+# ----------------------------------------------------------------------------- problems
 
-    weights (B, d, d); objective and train_nll (B,) in nats per judgement;
-    iterations (B,); converged (B,) bool; status (B,) one of
-    ``gradient`` / ``loss`` (tolerance met), ``max_iter``, ``line_search``.
+
+@dataclass
+class _Batch:
+    """Everything one kernel run needs, on the device.
+
+    For the similarity path, each (feature block, set) pair has its objects re-indexed
+    locally: ``local_x`` (K, m, D) and ``local_t`` (K, N, 3), with problem b using
+    block ``block[b]``. For the rows path ``global_x`` (C, n, D) and the set triplets.
     """
 
+    mode: str
+    block: torch.Tensor
+    local_x: torch.Tensor | None
+    local_t: torch.Tensor | None
+    global_x: torch.Tensor | None
+    feature_of: torch.Tensor
+    set_of: torch.Tensor
+    triplets: torch.Tensor
     weights: torch.Tensor
-    objective: torch.Tensor
-    train_nll: torch.Tensor
-    iterations: torch.Tensor
-    converged: torch.Tensor
-    status: list[str]
-    seconds: float
-    options: FitOptions = field(repr=False)
+    lambdas: torch.Tensor
+    dims: torch.Tensor
+    regulariser: str
+
+    def parts(self, w: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Objective and data NLL of problems ``idx`` at weights w (A, D, D)."""
+        sets = self.set_of[idx]
+        if self.mode == "similarity":
+            blk = self.block[idx]
+            z = self.local_x[blk] @ w
+            m = z.shape[1]
+            t = self.local_t[blk]
+            i, j, k = t.unbind(-1)
+            flat = (z @ z.transpose(1, 2)).reshape(len(idx), m * m)
+            pidx = torch.stack([i * m + j, i * m + k, j * m + k], dim=-1)
+            logits = flat.gather(1, pidx.reshape(len(idx), -1)).reshape(pidx.shape)
+        else:
+            z = self.global_x[self.feature_of[idx]] @ w
+            logits = _row_logits(z, self.triplets[sets])
+        nll = data_nll(logits, self.weights[sets])
+        return nll + self.lambdas[idx] * penalty(w, self.regulariser, self.dims[idx]), nll
+
+
+def _bytes_per_problem(mode: str, n_obj: int, n_trip: int, dim: int, history: int,
+                       itemsize: int) -> int:
+    """Peak working memory of one problem in one evaluation, plus its optimiser state.
+
+    Counted generously: forward tensors kept for backward, their gradients, and the
+    L-BFGS state (2·history vectors of D² plus a handful of D² work vectors).
+    """
+    p = dim * dim
+    triplet_terms = n_trip * 3 * 8 * itemsize + n_trip * 3 * 8  # logits & friends + indices
+    if mode == "similarity":
+        work = 4 * n_obj * n_obj * itemsize + 4 * n_obj * dim * itemsize + triplet_terms
+    else:
+        work = 3 * n_obj * dim * itemsize + 4 * 3 * n_trip * dim * itemsize + triplet_terms
+    state = (2 * history + 10) * p * itemsize + 2 * history * history * itemsize
+    return int(work + state)
+
+
+def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.Tensor,
+             set_of: torch.Tensor, lambdas: torch.Tensor, options: FitOptions,
+             device: torch.device, dtype: torch.dtype) -> tuple[_Batch, int]:
+    """Pad features to a common D, choose the gather mode, build local indices."""
+    dims_c = [int(x.shape[1]) for x in features]
+    dmax = max(dims_c)
+    n = int(features[0].shape[0])
+    gx = torch.zeros(len(features), n, dmax, dtype=dtype, device=device)
+    for c, x in enumerate(features):
+        gx[c, :, : x.shape[1]] = x
+    dims = torch.as_tensor(dims_c, device=device)[feature_of]
+    n_trip = int(data.triplets.shape[1])
+    # Objects each set touches (the fold's training objects), for the local S.
+    trip_cpu = data.triplets.cpu()
+    local_objs = [torch.unique(trip_cpu[f].reshape(-1)) for f in range(data.n_sets)]
+    m = max(len(o) for o in local_objs)
+    itemsize = torch.finfo(dtype).bits // 8
+    mode = options.gather
+    if mode == "auto":
+        # Similarity: one matmul of m²·D per problem; rows: ~3N·D in slower, memory-bound
+        # gathers. Measured crossover on CPU (benchmarks/): S pays once 3N ≳ m²/4.
+        mode = "similarity" if m * m <= 12 * n_trip else "rows"
+        limit = options.max_memory_gb * 2**30
+        if (mode == "similarity" and _bytes_per_problem("similarity", m, n_trip, dmax,
+                                                        options.history, itemsize) > limit):
+            mode = "rows"
+    if mode == "similarity":
+        pairs = torch.stack([feature_of, set_of], 1).cpu()
+        uniq, block = torch.unique(pairs, dim=0, return_inverse=True)
+        lx = torch.zeros(len(uniq), m, dmax, dtype=dtype, device=device)
+        lt = torch.zeros(len(uniq), n_trip, 3, dtype=torch.long, device=device)
+        for u, (c, f) in enumerate(uniq.tolist()):
+            objs = local_objs[f]
+            lx[u, : len(objs)] = gx[c, objs.to(device)]
+            lt[u] = torch.searchsorted(objs, trip_cpu[f]).to(device)
+        batch = _Batch("similarity", block.to(device), lx, lt, None, feature_of, set_of,
+                       data.triplets, data.weights, lambdas, dims, options.regulariser)
+        n_obj = m
+    else:
+        batch = _Batch("rows", torch.zeros_like(feature_of), None, None, gx, feature_of,
+                       set_of, data.triplets, data.weights, lambdas, dims, options.regulariser)
+        n_obj = n
+    return batch, _bytes_per_problem(mode, n_obj, n_trip, dmax, options.history, itemsize)
+
+
+# ----------------------------------------------------------------------------- L-BFGS
 
 
 class _Objective:
-    """Closure evaluating objective and gradient for any subset of the problems."""
+    """Objective and gradient for any subset of a batch's problems."""
 
-    def __init__(self, features: torch.Tensor, data: TripletSets, problem_set: torch.Tensor,
-                 lambdas: torch.Tensor, options: FitOptions) -> None:
-        self.x = features
-        self.data = data
-        self.problem_set = problem_set
-        self.lambdas = lambdas
-        self.options = options
-        self.d = features.shape[1]
+    def __init__(self, batch: _Batch, dim: int) -> None:
+        self.batch = batch
+        self.d = dim
         self.evaluations = 0
+        self.problem_evaluations = 0
 
     def parts(self, w: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sets = self.problem_set[idx]
-        logits = pair_logits(self.x, w, self.data.triplets[sets], self.options.gather)
-        nll = data_nll(logits, self.data.weights[sets])
-        return nll + self.lambdas[idx] * penalty(w, self.options.regulariser), nll
+        """Objective and data NLL (both (A,)) of problems ``idx`` at weights w (A, D, D)."""
+        return self.batch.parts(w, idx)
 
     def __call__(self, flat: torch.Tensor, idx: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         self.evaluations += 1
+        self.problem_evaluations += int(idx.numel())
         w = flat.detach().reshape(-1, self.d, self.d).requires_grad_(True)
         with torch.enable_grad():
-            obj, _ = self.parts(w, idx)
+            obj, _ = self.batch.parts(w, idx)
             (grad,) = torch.autograd.grad(obj.sum(), w)
         return obj.detach(), grad.reshape(flat.shape)
 
 
-def _two_loop(grad: torch.Tensor, s_hist: torch.Tensor, y_hist: torch.Tensor,
-              rho: torch.Tensor, count: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
-    """L-BFGS direction −H g for each problem from its own ring buffer of curvature pairs.
+class _History:
+    """Per-problem L-BFGS curvature pairs in ring buffers, with their inner products.
 
-    grad (A, P); s_hist, y_hist (A, m, P); rho (A, m); count, head (A,) long.
+    Directions use the compact representation (Byrd, Nocedal & Schnabel 1994): the same
+    H·g as the two-loop recursion in a fixed number of batched ops, whatever the history
+    length. ``sy[b, i, j] = s_iᵀ y_j`` and ``yy[b, i, j] = y_iᵀ y_j`` in slot order are kept
+    up to date as pairs arrive, so no step costs more than O(history · D²) per problem.
     """
-    a_rows = torch.arange(grad.shape[0], device=grad.device)
-    m = s_hist.shape[1]
-    depth = int(count.max()) if count.numel() else 0
-    q = grad.clone()
-    alphas = []
-    for age in range(depth):  # newest pair first
-        slot = (head - 1 - age) % m
-        valid = (age < count).to(grad.dtype)
-        s, y, r = s_hist[a_rows, slot], y_hist[a_rows, slot], rho[a_rows, slot]
-        alpha = valid * r * (s * q).sum(1)
-        q -= alpha[:, None] * y
-        alphas.append(alpha)
-    if depth:
-        newest = (head - 1) % m
-        y_new = y_hist[a_rows, newest]
-        gamma = 1.0 / (rho[a_rows, newest] * y_new.square().sum(1))
-        q *= torch.where(count > 0, gamma, torch.ones_like(gamma))[:, None]
-    for age in reversed(range(depth)):  # oldest pair first
-        slot = (head - 1 - age) % m
-        valid = (age < count).to(grad.dtype)
-        s, y, r = s_hist[a_rows, slot], y_hist[a_rows, slot], rho[a_rows, slot]
-        beta = r * (y * q).sum(1)
-        q += (valid * (alphas[age] - beta))[:, None] * s
-    return -q
+
+    def __init__(self, b: int, m: int, p: int, device: torch.device, dtype: torch.dtype):
+        self.m = m
+        self.s = torch.zeros(b, m, p, device=device, dtype=dtype)
+        self.y = torch.zeros(b, m, p, device=device, dtype=dtype)
+        self.sy = torch.zeros(b, m, m, device=device, dtype=dtype)
+        self.yy = torch.zeros(b, m, m, device=device, dtype=dtype)
+        self.count = torch.zeros(b, dtype=torch.long, device=device)
+        self.head = torch.zeros(b, dtype=torch.long, device=device)
+
+    def reset(self, idx: torch.Tensor) -> None:
+        self.count[idx] = 0
+
+    def push(self, idx: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
+        slot = self.head[idx]
+        self.s[idx, slot] = s
+        self.y[idx, slot] = y
+        s_all, y_all = self.s[idx], self.y[idx]
+        sy_col = torch.bmm(s_all, y[:, :, None]).squeeze(-1)  # s_iᵀ y_new
+        sy_row = torch.bmm(y_all, s[:, :, None]).squeeze(-1)  # s_newᵀ y_j
+        yy_col = torch.bmm(y_all, y[:, :, None]).squeeze(-1)
+        sy, yy = self.sy[idx], self.yy[idx]
+        rows = torch.arange(len(idx), device=s.device)
+        sy[rows, :, slot] = sy_col
+        sy[rows, slot, :] = sy_row
+        yy[rows, :, slot] = yy_col
+        yy[rows, slot, :] = yy_col
+        self.sy[idx], self.yy[idx] = sy, yy
+        self.head[idx] = (slot + 1) % self.m
+        self.count[idx] = torch.clamp(self.count[idx] + 1, max=self.m)
+
+    def direction(self, idx: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """−H g for problems ``idx`` with gradients g (A, P)."""
+        count = self.count[idx]
+        if int(count.max()) == 0:
+            return -g
+        m = self.m
+        a_n = len(idx)
+        ks = torch.arange(m, device=g.device)
+        # Chronological order: position k holds slot (head − count + k) mod m; the slots
+        # past ``count`` are masked out.
+        order = (self.head[idx, None] - count[:, None] + ks[None, :]) % m
+        valid = ks[None, :] < count[:, None]
+        vf = valid.to(g.dtype)
+        s = self.s[idx]
+        y = self.y[idx]
+        a = torch.bmm(s, g[:, :, None]).squeeze(-1).gather(1, order) * vf  # Sᵀg
+        b = torch.bmm(y, g[:, :, None]).squeeze(-1).gather(1, order) * vf  # Yᵀg
+        sy = self.sy[idx].gather(1, order[:, :, None].expand(-1, -1, m)).gather(
+            2, order[:, None, :].expand(-1, m, -1))
+        yy = self.yy[idx].gather(1, order[:, :, None].expand(-1, -1, m)).gather(
+            2, order[:, None, :].expand(-1, m, -1))
+        mask2 = vf[:, :, None] * vf[:, None, :]
+        sy, yy = sy * mask2, yy * mask2
+        diag = torch.diagonal(sy, dim1=1, dim2=2)
+        r = torch.triu(sy) + torch.diag_embed(1.0 - vf)  # masked slots: identity rows
+        newest = (count - 1).clamp_min(0)
+        rows = torch.arange(a_n, device=g.device)
+        gamma = diag[rows, newest] / yy[rows, newest, newest]
+        q = torch.linalg.solve_triangular(r, a[:, :, None], upper=True)
+        rhs = (torch.diag_embed(diag) + gamma[:, None, None] * yy) @ q - gamma[:, None, None] * b[:, :, None]
+        u = torch.linalg.solve_triangular(r.transpose(1, 2), rhs, upper=False)
+        # Back to slot order for the products with the stored S and Y.
+        u_slot = torch.zeros_like(a).scatter(1, order, u.squeeze(-1) * vf)
+        q_slot = torch.zeros_like(a).scatter(1, order, q.squeeze(-1) * vf)
+        hg = (gamma[:, None] * g + torch.bmm(u_slot[:, None, :], s).squeeze(1)
+              - gamma[:, None] * torch.bmm(q_slot[:, None, :], y).squeeze(1))
+        return -hg
 
 
 def lbfgs(fun: _Objective, x0: torch.Tensor, options: FitOptions
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Minimise B independent problems with per-problem L-BFGS.
 
-    ``fun(x_sub, idx)`` returns objective (A,) and gradient (A, P) for the problems
-    ``idx``. Line search: backtracking with safeguarded quadratic interpolation under
-    the Armijo condition, per problem. Returns x (B, P), f (B,), iterations (B,),
-    converged (B,), status per problem.
+    ``fun(x_sub, idx)`` returns objective (A,) and gradient (A, P) for problems ``idx``.
+    Line search: per-problem backtracking with safeguarded quadratic interpolation under
+    the Armijo condition. Returns x (B, P), f (B,), iterations (B,), status codes (B,)
+    indexing :data:`STATUS`.
     """
     dev, dt = x0.device, x0.dtype
     b, p = x0.shape
-    m = options.history
     x = x0.clone()
-    all_idx = torch.arange(b, device=dev)
-    f, g = fun(x, all_idx)
-    s_hist = torch.zeros(b, m, p, device=dev, dtype=dt)
-    y_hist = torch.zeros(b, m, p, device=dev, dtype=dt)
-    rho = torch.zeros(b, m, device=dev, dtype=dt)
-    count = torch.zeros(b, dtype=torch.long, device=dev)
-    head = torch.zeros(b, dtype=torch.long, device=dev)
+    f, g = fun(x, torch.arange(b, device=dev))
+    hist = _History(b, options.history, p, dev, dt)
     iters = torch.zeros(b, dtype=torch.long, device=dev)
-    status = ["max_iter"] * b
-    done = g.abs().amax(1) <= options.grad_tol
-    for i in torch.nonzero(done).flatten().tolist():
-        status[i] = "gradient"
+    status = torch.zeros(b, dtype=torch.long, device=dev)
+    status[g.abs().amax(1) <= options.grad_tol] = 1
     c1 = 1e-4
     for _ in range(options.max_iter):
-        act = torch.nonzero(~done).flatten()
+        act = torch.nonzero(status == 0).flatten()
         if act.numel() == 0:
             break
         xa, fa, ga = x[act], f[act], g[act]
-        d = _two_loop(ga, s_hist[act], y_hist[act], rho[act], count[act], head[act])
+        d = hist.direction(act, ga)
         gtd = (ga * d).sum(1)
-        not_descent = ~(gtd < 0)
-        if not_descent.any():  # stale curvature: restart from steepest descent
-            d[not_descent] = -ga[not_descent]
+        bad = ~(gtd < 0)
+        if bad.any():  # stale curvature: restart from steepest descent
+            d[bad] = -ga[bad]
             gtd = (ga * d).sum(1)
-            count[act[not_descent]] = 0
-        first = count[act] == 0
-        step = torch.ones_like(fa)
-        step[first] = torch.clamp(1.0 / ga[first].abs().sum(1), max=1.0)
-        # Per-problem backtracking line search.
+            hist.reset(act[bad])
+        first = hist.count[act] == 0
+        step = torch.where(first, torch.clamp(1.0 / ga.abs().sum(1), max=1.0),
+                           torch.ones_like(fa))
         x_new, f_new, g_new = xa.clone(), fa.clone(), ga.clone()
         searching = torch.ones_like(fa, dtype=torch.bool)
         f_last = fa.clone()
@@ -312,13 +496,7 @@ def lbfgs(fun: _Objective, x0: torch.Tensor, options: FitOptions
         sy = (s * y).sum(1)
         good = (~failed) & (sy > 1e-10 * y.square().sum(1).clamp_min(1e-30))
         if good.any():
-            gi = act[good]
-            slot = head[gi]
-            s_hist[gi, slot] = s[good]
-            y_hist[gi, slot] = y[good]
-            rho[gi, slot] = 1.0 / sy[good]
-            head[gi] = (slot + 1) % m
-            count[gi] = torch.clamp(count[gi] + 1, max=m)
+            hist.push(act[good], s[good], y[good])
         iters[act] += 1
         x[act], f[act], g[act] = x_new, f_new, g_new
         scale = torch.maximum(fa.abs(), f_new.abs()).clamp_min(1e-12)
@@ -327,69 +505,200 @@ def lbfgs(fun: _Objective, x0: torch.Tensor, options: FitOptions
         # A failed search whose trial points did not measurably change the loss has hit
         # the resolution of the dtype: the loss criterion, not a solver failure.
         stalled = failed & ((f_last - fa).abs() <= options.loss_tol * scale)
-        out_of_iters = iters[act] >= options.max_iter
-        for n_local, i in enumerate(act.tolist()):
-            if conv_grad[n_local]:
-                status[i] = "gradient"
-            elif stalled[n_local] or (conv_loss[n_local] and not failed[n_local]):
-                status[i] = "loss"
-            elif failed[n_local]:
-                status[i] = "line_search"
-            elif out_of_iters[n_local]:
-                status[i] = "max_iter"
-            else:
-                continue
-            done[i] = True
-    converged = torch.tensor([st in ("gradient", "loss") for st in status], device=dev)
-    return x, f, iters, converged, status
+        new = torch.zeros_like(act)
+        new = torch.where(iters[act] >= options.max_iter, torch.full_like(new, 4), new)
+        new = torch.where(failed, torch.full_like(new, 3), new)
+        new = torch.where(stalled | (conv_loss & ~failed), torch.full_like(new, 2), new)
+        new = torch.where(conv_grad, torch.full_like(new, 1), new)
+        status[act] = new
+    status[status == 0] = 4
+    return x, f, iters, status
 
 
-def fit(features: np.ndarray | torch.Tensor, data: TripletSets, problem_set: np.ndarray,
-        lambdas: np.ndarray, options: FitOptions = FitOptions(),
-        init: torch.Tensor | None = None) -> FitResult:
+# ----------------------------------------------------------------------------- API
+
+
+@dataclass
+class FitResult:
+    """Per-problem results of a batched fit (B problems).
+
+    weights (B, D, D), problem b's transform in its top-left ``dims[b]`` block;
+    objective and train_nll (B,) in nats per judgement; iterations (B,) (under warm
+    starts: of the problem's own λ stage); converged (B,) bool; status (B,) one of
+    ``gradient`` / ``loss`` (tolerance met), ``max_iter``, ``line_search``; seconds
+    for the whole call; evaluations: batched objective calls.
+    """
+
+    weights: torch.Tensor
+    objective: torch.Tensor
+    train_nll: torch.Tensor
+    iterations: torch.Tensor
+    converged: torch.Tensor
+    status: list[str]
+    dims: torch.Tensor
+    seconds: float
+    evaluations: int
+    problem_evaluations: int
+    mode: str
+    options: FitOptions = field(repr=False)
+
+
+def objective(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+              data: TripletSets, problem_set: np.ndarray, lambdas: np.ndarray,
+              options: FitOptions = FitOptions(), *,
+              problem_features: np.ndarray | None = None) -> _Objective:
+    """The kernel's objective for B problems, as :func:`fit` builds it.
+
+    Call it as ``obj(flat_w, idx)`` → (objective (A,), gradient (A, D²)) or use
+    ``obj.parts(w, idx)`` → (objective, data NLL) for weights w (A, D, D).
+    """
+    device = resolve_device(options.device)
+    dtype = options.torch_dtype
+    xs, feature_of, set_of, lam, data = _tensors(features, data, problem_set, lambdas,
+                                                 problem_features, device, dtype)
+    batch, _ = _prepare(xs, data, feature_of, set_of, lam, options, device, dtype)
+    return _Objective(batch, max(int(x.shape[1]) for x in xs))
+
+
+def _tensors(features, data, problem_set, lambdas, problem_features, device, dtype):
+    feats = [features] if isinstance(features, (np.ndarray, torch.Tensor)) else list(features)
+    xs = [torch.as_tensor(np.asarray(x), dtype=dtype, device=device) for x in feats]
+    b = len(problem_set)
+    pf = np.zeros(b, dtype=np.int64) if problem_features is None else np.asarray(
+        problem_features, dtype=np.int64)
+    feature_of = torch.as_tensor(pf, device=device)
+    set_of = torch.as_tensor(np.asarray(problem_set), dtype=torch.long, device=device)
+    lam = torch.as_tensor(np.asarray(lambdas, dtype=np.float64), dtype=dtype, device=device)
+    data = TripletSets(data.triplets.to(device), data.weights.to(device=device, dtype=dtype))
+    return xs, feature_of, set_of, lam, data
+
+
+def memory_estimate(n_objects: int, n_triplets: int, dim: int, batch: int,
+                    options: FitOptions, mode: str = "similarity") -> int:
+    """Bytes the kernel needs for ``batch`` problems of this size (see :func:`fit`)."""
+    itemsize = torch.finfo(options.torch_dtype).bits // 8
+    return batch * _bytes_per_problem(mode, n_objects, n_triplets, dim, options.history,
+                                      itemsize)
+
+
+def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+        data: TripletSets, problem_set: np.ndarray, lambdas: np.ndarray,
+        options: FitOptions = FitOptions(), init: torch.Tensor | None = None, *,
+        problem_features: np.ndarray | None = None) -> FitResult:
     """Fit B problems together.
 
-    features (n, d); data: F triplet sets; problem_set (B,) the set each problem fits;
-    lambdas (B,) their strengths; init (B, d, d) or None for W = I.
+    features: one (n, d) array, or a list of C arrays (n, d_c) (candidates; same n);
+    data: F triplet sets; problem_set (B,) the set each problem fits; lambdas (B,);
+    problem_features (B,) which feature array each problem uses (default 0);
+    init (B, D, D) or None for W = I (ignored for warm-started stages but the first).
     """
     device = resolve_device(options.device)
     dtype = options.torch_dtype
     torch.backends.cuda.matmul.allow_tf32 = options.allow_tf32
     torch.backends.cudnn.allow_tf32 = options.allow_tf32
-    x = torch.as_tensor(np.asarray(features), dtype=dtype, device=device)
-    data = TripletSets(data.triplets.to(device), data.weights.to(device=device, dtype=dtype))
-    sets = torch.as_tensor(np.asarray(problem_set), dtype=torch.long, device=device)
-    lam = torch.as_tensor(np.asarray(lambdas, dtype=np.float64), dtype=dtype, device=device)
-    b, d = len(sets), x.shape[1]
-    if init is None:
-        w0 = torch.eye(d, dtype=dtype, device=device).expand(b, d, d).reshape(b, d * d)
-    else:
-        w0 = init.to(device=device, dtype=dtype).reshape(b, d * d)
+    xs, feature_of, set_of, lam, data = _tensors(features, data, problem_set, lambdas,
+                                                 problem_features, device, dtype)
+    b = len(problem_set)
+    pf = feature_of.cpu().numpy()
+    lam_np = np.asarray(lambdas, dtype=np.float64)
     start = time.perf_counter()
-    fun = _Objective(x, data, sets, lam, options)
-    flat, obj, iters, conv, status = lbfgs(fun, w0, options)
-    w = flat.reshape(b, d, d)
+    batch, per_problem = _prepare(xs, data, feature_of, set_of, lam, options, device, dtype)
+    dmax = max(int(x.shape[1]) for x in xs)
+    limit = options.max_memory_gb * 2**30
+    if per_problem > limit:
+        raise MemoryLimitError(
+            f"one fit needs about {per_problem / 2**30:.2f} GiB ({batch.mode} path: "
+            f"{int(data.triplets.shape[1])} triplets, {xs[0].shape[0]} objects, d = {dmax}, "
+            f"history {options.history}, {options.dtype}), over the limit of "
+            f"{options.max_memory_gb} GiB (fitting.max_memory_gb)")
+    chunk = max(1, int(limit // per_problem))
+    p = dmax * dmax
+    if init is None:
+        eye = torch.zeros(b, dmax, dmax, dtype=dtype, device=device)
+        ar = torch.arange(dmax, device=device)
+        eye[:, ar, ar] = (ar[None, :] < batch.dims[:, None]).to(dtype)
+        w0 = eye.reshape(b, p)
+    else:
+        w0 = init.to(device=device, dtype=dtype).reshape(b, p)
+    # Stages: all problems at once, or one λ value at a time from the largest down, each
+    # problem starting from the solution of its own (features, set) at the previous λ.
+    if options.warm_start and len(np.unique(lam_np)) > 1:
+        stages = [np.flatnonzero(lam_np == v) for v in sorted(np.unique(lam_np), reverse=True)]
+    else:
+        stages = [np.arange(b)]
+    x_out = w0.clone()
+    f_out = torch.zeros(b, dtype=dtype, device=device)
+    it_out = torch.zeros(b, dtype=torch.long, device=device)
+    st_out = torch.zeros(b, dtype=torch.long, device=device)
+    fun = _Objective(batch, dmax)
+    prev: dict[tuple[int, int], int] = {}
+    for stage in stages:
+        for lo in range(0, len(stage), chunk):
+            ids_np = stage[lo: lo + chunk]
+            ids = torch.as_tensor(ids_np, device=device)
+            x0 = w0[ids].clone()
+            for row, pb in enumerate(ids_np.tolist()):
+                key = (int(pf[pb]), int(problem_set[pb]))
+                if key in prev:
+                    x0[row] = x_out[prev[key]]
+            sub = _Subset(fun, ids)
+            x, f, it, st = lbfgs(sub, x0, options)
+            x_out[ids], f_out[ids], it_out[ids], st_out[ids] = x, f, it, st
+        for pb in stage.tolist():
+            prev[(int(pf[pb]), int(problem_set[pb]))] = pb
+    w = x_out.reshape(b, dmax, dmax)
     with torch.no_grad():
-        _, nll = fun.parts(w, torch.arange(b, device=device))
+        nll = torch.cat([batch.parts(w[lo: lo + chunk], torch.arange(lo, min(b, lo + chunk),
+                                                                    device=device))[1]
+                         for lo in range(0, b, chunk)])
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return FitResult(weights=w, objective=obj, train_nll=nll, iterations=iters.cpu(),
-                     converged=conv.cpu(), status=status,
-                     seconds=time.perf_counter() - start, options=options)
+    st_cpu = st_out.cpu()
+    return FitResult(weights=w, objective=f_out, train_nll=nll, iterations=it_out.cpu(),
+                     converged=(st_cpu == 1) | (st_cpu == 2),
+                     status=[STATUS[int(s)] for s in st_cpu], dims=batch.dims.cpu(),
+                     seconds=time.perf_counter() - start, evaluations=fun.evaluations,
+                     problem_evaluations=fun.problem_evaluations, mode=batch.mode,
+                     options=options)
+
+
+class _Subset:
+    """Maps a stage's local problem numbers to the batch's global ones."""
+
+    def __init__(self, fun: _Objective, ids: torch.Tensor) -> None:
+        self.fun, self.ids = fun, ids
+
+    def __call__(self, flat: torch.Tensor, idx: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fun(flat, self.ids[idx])
 
 
 @torch.no_grad()
-def evaluate(features: np.ndarray | torch.Tensor, weights: torch.Tensor, data: TripletSets,
-             problem_set: np.ndarray, gather: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def evaluate(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+             weights: torch.Tensor, data: TripletSets, problem_set: np.ndarray,
+             gather: str = "auto", *, problem_features: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy (ties split) and mean NLL at T = 1 of each problem on its set.
 
-    weights (B, d, d); data: F sets; problem_set (B,) → two float64 arrays (B,).
+    features as in :func:`fit`; weights (B, D, D); data: F sets; problem_set (B,)
+    → two float64 arrays (B,).
     """
-    x = torch.as_tensor(np.asarray(features), dtype=weights.dtype, device=weights.device)
+    feats = [features] if isinstance(features, (np.ndarray, torch.Tensor)) else list(features)
+    dmax = weights.shape[-1]
+    n = np.asarray(feats[0]).shape[0]
+    gx = torch.zeros(len(feats), n, dmax, dtype=weights.dtype, device=weights.device)
+    for c, x in enumerate(feats):
+        xt = torch.as_tensor(np.asarray(x), dtype=weights.dtype, device=weights.device)
+        gx[c, :, : xt.shape[1]] = xt
+    b = len(problem_set)
+    pf = np.zeros(b, dtype=np.int64) if problem_features is None else np.asarray(
+        problem_features)
     sets = torch.as_tensor(np.asarray(problem_set), dtype=torch.long, device=weights.device)
     trip = data.triplets.to(weights.device)[sets]
     wts = data.weights.to(device=weights.device, dtype=weights.dtype)[sets]
-    logits = pair_logits(x, weights, trip, gather)
-    acc = tie_aware_accuracy(logits, wts)
+    xs = gx[torch.as_tensor(pf, device=weights.device)]
+    logits = pair_logits(xs, weights, trip, gather)
+    # Accuracy in float64: equal fractions of correct triplets must compare equal later.
+    acc = tie_aware_accuracy(logits, wts.double())
     nll = data_nll(logits, wts)
-    return acc.double().cpu().numpy(), nll.double().cpu().numpy()
+    return acc.cpu().numpy(), nll.double().cpu().numpy()

@@ -24,8 +24,9 @@ def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.nd
 
     shard: a simulated dataset (see :func:`simulate.simulate_dataset`); candidates:
     name → features (n, d). Returns one row per candidate × fold × λ with the
-    columns of :data:`RECOVERY_COLUMNS`; ``seconds`` is the batch's wall time divided
-    evenly among its fits. ``labels`` fills experiment, generator and seed.
+    columns of :data:`RECOVERY_COLUMNS`. All fits run as one batched kernel call;
+    ``seconds`` is its wall time divided evenly among the fits. ``labels`` fills
+    experiment, generator and seed.
     """
     folds = sorted(int(f) for f in shard["fold"].unique())
     n_eval = eval_size(n_train, eval_fraction)
@@ -37,29 +38,32 @@ def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.nd
     test = probe.TripletSets.from_arrays([subset(shard, f, "test", n_eval) for f in folds],
                                          dtype=dt)
     lam = np.asarray(lambdas, dtype=np.float64)
-    problem_set = np.repeat(np.arange(len(folds)), len(lam))
-    problem_lam = np.tile(lam, len(folds))
-    frames = []
-    for name, x in candidates.items():
-        start = time.perf_counter()
-        res = probe.fit(x, train, problem_set, problem_lam, options)
-        val_acc, _ = probe.evaluate(x, res.weights, val, problem_set)
-        test_acc, test_nll = probe.evaluate(x, res.weights, test, problem_set)
-        seconds = (time.perf_counter() - start) / len(problem_set)
-        frames.append(pd.DataFrame({
-            "candidate": name,
-            "fold": np.asarray(folds)[problem_set].astype(np.int32),
-            "lambda": problem_lam,
-            "train_nll": res.train_nll.double().cpu().numpy(),
-            "val_acc": val_acc, "test_acc": test_acc, "test_nll": test_nll,
-            "iterations": res.iterations.numpy().astype(np.int32),
-            "converged": res.converged.numpy().astype(bool),
-            "seconds": seconds,
-            "objective": res.objective.double().cpu().numpy(),
-            "status": res.status,
-            "n_val": np.int32(n_eval), "n_test": np.int32(n_eval),
-        }))
-    out = pd.concat(frames, ignore_index=True)
+    names = list(candidates)
+    feats = [candidates[name] for name in names]
+    # One kernel call for every candidate × fold × λ: problem b is candidate pf[b] on
+    # fold ps[b] at λ pl[b].
+    n_c, n_f, n_l = len(names), len(folds), len(lam)
+    pf = np.repeat(np.arange(n_c), n_f * n_l)
+    ps = np.tile(np.repeat(np.arange(n_f), n_l), n_c)
+    pl = np.tile(lam, n_c * n_f)
+    start = time.perf_counter()
+    res = probe.fit(feats, train, ps, pl, options, problem_features=pf)
+    val_acc, _ = probe.evaluate(feats, res.weights, val, ps, problem_features=pf)
+    test_acc, test_nll = probe.evaluate(feats, res.weights, test, ps, problem_features=pf)
+    seconds = (time.perf_counter() - start) / len(ps)
+    out = pd.DataFrame({
+        "candidate": np.asarray(names, dtype=object)[pf],
+        "fold": np.asarray(folds)[ps].astype(np.int32),
+        "lambda": pl,
+        "train_nll": res.train_nll.double().cpu().numpy(),
+        "val_acc": val_acc, "test_acc": test_acc, "test_nll": test_nll,
+        "iterations": res.iterations.numpy().astype(np.int32),
+        "converged": res.converged.numpy().astype(bool),
+        "seconds": seconds,
+        "objective": res.objective.double().cpu().numpy(),
+        "status": res.status,
+        "n_val": np.int32(n_eval), "n_test": np.int32(n_eval),
+    })
     out["n_train"] = np.int32(n_train)
     for key, value in labels.items():
         out[key] = value

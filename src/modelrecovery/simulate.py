@@ -59,7 +59,14 @@ def sample_triplets(objects: np.ndarray, count: int, rng: np.random.Generator,
     objects = np.asarray(objects, dtype=np.int64)
     m = len(objects)
     possible = math.comb(m, 3)
-    excluded = np.unique(exclude) if exclude is not None else np.empty(0, dtype=np.int64)
+    excluded = np.empty(0, dtype=np.int64)
+    if exclude is not None and len(exclude):
+        # Only exclusions among these objects can collide with a draw (or reduce capacity).
+        keys = np.unique(np.asarray(exclude, dtype=np.int64))
+        a, rest = np.divmod(keys, n_objects * n_objects)
+        b, c = np.divmod(rest, n_objects)
+        inside = np.isin(a, objects) & np.isin(b, objects) & np.isin(c, objects)
+        excluded = keys[inside]
     if count > possible - len(excluded):
         raise InputError(f"cannot draw {count} distinct triplets from {m} objects "
                          f"({possible} possible, {len(excluded)} excluded)")

@@ -73,6 +73,8 @@ def fit_args(experiment):
         f"--history {fit['history']}",
         f"--grad-tol {fit['grad_tol']}",
         f"--loss-tol {fit['loss_tol']}",
+        f"--max-memory-gb {fit['max_memory_gb']}",
+        "--warm-start" if fit["warm_start"] else "--no-warm-start",
     ]
     if fit.get("allow_tf32"):
         flags.append("--allow-tf32")

@@ -1,0 +1,271 @@
+"""Benchmark the batched kernel against one-fit-at-a-time L-BFGS, and its scaling.
+
+    python benchmarks/kernel_benchmark.py            # CPU, ~5 minutes on 2 cores
+    python benchmarks/kernel_benchmark.py --device cuda --scaling full
+
+Part 1 (comparison): the default synthetic world's recovery jobs for one generator and
+seed (every training size of config/config.yaml; 6 candidates × 3 folds × 5 λ each),
+fitted by ``baseline.py`` (torch.optim.LBFGS, one fit at a time) and by the kernel, in
+this process, on the same data and threads. Reports fits per second, their ratio, and
+the largest relative difference in final regularised loss and in held-out NLL.
+
+Part 2 (scaling): seconds per L-BFGS iteration and per objective evaluation against
+triplets, objects, feature dimension and batch size, each point in its own subprocess so
+its peak memory (RSS on CPU, allocator peak on CUDA) is its own.
+
+Writes benchmarks/results/{comparison,scaling}-<device>.csv and scaling-<device>.png.
+The last line printed is the verdict:
+``speedup R.Rx over one-fit-at-a-time at max relative loss difference D``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import baseline  # noqa: E402
+
+from modelrecovery import probe, simulate, synthetic  # noqa: E402
+from modelrecovery.oddoneout import similarity  # noqa: E402
+from modelrecovery.seeds import rng_for  # noqa: E402
+
+RESULTS = HERE / "results"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+# ------------------------------------------------------------------ part 1: comparison
+
+
+def comparison(config: Path, device: str, generator: str) -> pd.DataFrame:
+    cfg = yaml.safe_load(config.read_text())
+    world = synthetic.make_world(cfg["world"]["synthetic"], cfg["study_seed"],
+                                 cfg["noise_ceiling"])
+    lambdas = [float(v) for v in next(iter(cfg["experiments"].values()))["lambdas"]]
+    sizes = sorted(cfg["simulation"]["training_sizes"])
+    sim = similarity(world.features[generator])
+    # A generator at the noise ceiling, as the workflow's calibrate step would give.
+    from modelrecovery.calibrate import calibrate_temperature
+    from modelrecovery.oddoneout import pair_logits
+    probe_trip = simulate.sample_triplets(np.arange(sim.shape[0]), 5000,
+                                          rng_for(0, "bench", "calib"), sim.shape[0])
+    temp = calibrate_temperature(pair_logits(sim, probe_trip), cfg["noise_ceiling"])
+    shard = simulate.simulate_dataset(sim, temp, max(sizes), n_folds=cfg["simulation"]["folds"],
+                                      val_fraction=cfg["simulation"]["val_fraction"],
+                                      eval_fraction=cfg["simulation"]["eval_fraction"],
+                                      rng=rng_for(0, "bench", generator))
+    names = list(world.features)
+    feats = [world.features[n] for n in names]
+    folds = sorted(shard["fold"].unique())
+    rows = []
+    for n_train in sizes:
+        n_eval = simulate.eval_size(n_train, cfg["simulation"]["eval_fraction"])
+        train = [simulate.subset(shard, f, "train", n_train) for f in folds]
+        test = [simulate.subset(shard, f, "test", n_eval) for f in folds]
+        # Baseline: candidates × folds × λ, one fit at a time.
+        records, b_secs = baseline.run(dict(zip(names, feats)), train, lambdas, torch.float32)
+        b_obj = np.array([r["objective"] for r in records])
+        b_w = [r["weights"] for r in records]
+        # Kernel: the same fits in one call, in the same order.
+        n_c, n_f, n_l = len(names), len(folds), len(lambdas)
+        pf = np.repeat(np.arange(n_c), n_f * n_l)
+        ps = np.tile(np.repeat(np.arange(n_f), n_l), n_c)
+        pl = np.tile(lambdas, n_c * n_f)
+        opts = probe.FitOptions(device=device)
+        sets = probe.TripletSets.from_arrays(train)
+        start = time.perf_counter()
+        res = probe.fit(feats, sets, ps, pl, opts, problem_features=pf)
+        if res.weights.is_cuda:
+            torch.cuda.synchronize()
+        k_secs = time.perf_counter() - start
+        k_obj = res.objective.double().cpu().numpy()
+        # Held-out NLL of both solutions on the same test triplets.
+        test_sets = probe.TripletSets.from_arrays(test)
+        _, k_nll = probe.evaluate(feats, res.weights, test_sets, ps, problem_features=pf)
+        dmax = res.weights.shape[-1]
+        b_pad = torch.zeros(len(b_w), dmax, dmax, dtype=torch.float32)
+        for i, w in enumerate(b_w):
+            b_pad[i, : w.shape[0], : w.shape[1]] = w
+        _, b_nll = probe.evaluate(feats, b_pad, test_sets, ps, problem_features=pf)
+        rows.append({
+            "n_train": n_train, "fits": len(pl),
+            "baseline_seconds": b_secs, "kernel_seconds": k_secs,
+            "baseline_fits_per_s": len(pl) / b_secs, "kernel_fits_per_s": len(pl) / k_secs,
+            "speedup": b_secs / k_secs,
+            "max_rel_loss_diff": float(np.max(np.abs(k_obj - b_obj) / np.abs(b_obj))),
+            "max_rel_test_nll_diff": float(np.max(np.abs(k_nll - b_nll) / np.abs(b_nll))),
+            "kernel_better_or_equal": float(np.mean(k_obj <= b_obj * (1 + 1e-6))),
+            "kernel_mode": res.mode, "kernel_evaluations": res.evaluations,
+            "kernel_converged": float(res.converged.float().mean()),
+        })
+        r = rows[-1]
+        print(f"N={n_train:6d}  {len(pl)} fits  baseline {b_secs:7.2f} s  kernel {k_secs:6.2f} s"
+              f"  speedup {r['speedup']:5.1f}x  max rel loss diff {r['max_rel_loss_diff']:.1e}"
+              f"  max rel test-NLL diff {r['max_rel_test_nll_diff']:.1e}", flush=True)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ part 2: scaling
+
+
+def scaling_point(n: int, d: int, n_trip: int, batch: int, device: str, iters: int) -> dict:
+    """Time `iters` L-BFGS iterations (after one warm-up fit) of `batch` random problems."""
+    gen = np.random.default_rng(0)
+    x = (gen.standard_normal((n, d)) / np.sqrt(d)).astype(np.float32)
+    trip = np.stack([gen.choice(n, 3, replace=False) for _ in range(min(n_trip, 2000))])
+    if n_trip > len(trip):
+        # Fast draw for large N: rows with a repeat are rejected, then topped up.
+        t = gen.integers(0, n, size=(int(n_trip * 1.1), 3))
+        t = t[(t[:, 0] != t[:, 1]) & (t[:, 0] != t[:, 2]) & (t[:, 1] != t[:, 2])]
+        trip = t[:n_trip]
+    sets = probe.TripletSets.from_arrays([trip])
+    opts = probe.FitOptions(device=device, max_iter=iters, warm_start=False,
+                            grad_tol=0.0, loss_tol=0.0, max_memory_gb=1e9)
+    lam = np.geomspace(1e-3, 1.0, batch)
+    ps = np.zeros(batch, dtype=np.int64)
+    probe.fit(x, sets, ps, lam, probe.FitOptions(device=device, max_iter=1, max_memory_gb=1e9))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    res = probe.fit(x, sets, ps, lam, opts)
+    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    it = int(res.iterations.max())
+    return {"n_objects": n, "dim": d, "n_triplets": int(len(trip)), "batch": batch,
+            "mode": res.mode, "iterations": it, "evaluations": res.evaluations,
+            "seconds": res.seconds, "seconds_per_iteration": res.seconds / max(it, 1),
+            "seconds_per_iteration_per_fit": res.seconds / max(it, 1) / batch,
+            "peak_memory_mb": peak / 2**20,
+            "estimated_memory_mb": probe.memory_estimate(n, len(trip), d, batch, opts,
+                                                         res.mode) / 2**20}
+
+
+GRIDS = {
+    "quick": {"base": (1854, 64, 100_000, 1),
+              "n_triplets": [1_000, 10_000, 100_000, 1_000_000, 4_200_000],
+              "n_objects": [300, 1854, 20_000],
+              "dim": [64, 256, 1024, 2048],
+              "batch": [1, 4, 16, 64]},
+}
+GRIDS["full"] = GRIDS["quick"]
+
+
+def scaling(device: str, grid: str, iters: int) -> pd.DataFrame:
+    g = GRIDS[grid]
+    n0, d0, t0, b0 = g["base"]
+    points = ([(n0, d0, t, b0, "n_triplets") for t in g["n_triplets"]]
+              + [(n, d0, t0, b0, "n_objects") for n in g["n_objects"]]
+              + [(n0, d, t0, b0, "dim") for d in g["dim"]]
+              + [(300, d0, 10_000, b, "batch") for b in g["batch"]])
+    rows = []
+    for n, d, t, b, axis in points:
+        cmd = [sys.executable, __file__, "--point", json.dumps([n, d, t, b]),
+               "--device", device, "--iters", str(iters)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(f"  point n={n} d={d} N={t} B={b} failed: {out.stderr.strip()[-300:]}")
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["axis"] = axis
+        rows.append(row)
+        print(f"  {axis:10s} n={n:6d} d={d:5d} N={t:8d} B={b:3d} {row['mode']:10s} "
+              f"{row['seconds_per_iteration'] * 1e3:9.2f} ms/iteration  "
+              f"peak {row['peak_memory_mb']:8.0f} MB (estimate {row['estimated_memory_mb']:.0f})",
+              flush=True)
+    return pd.DataFrame(rows)
+
+
+def plot_scaling(frame: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_spec = [("n_triplets", "training triplets"), ("n_objects", "objects"),
+                 ("dim", "feature dimension d"), ("batch", "simultaneous fits B")]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
+    for ax, (axis, label) in zip(axes, axes_spec):
+        sub = frame[frame["axis"] == axis].sort_values(axis if axis != "batch" else "batch")
+        key = {"n_triplets": "n_triplets", "n_objects": "n_objects", "dim": "dim",
+               "batch": "batch"}[axis]
+        y = sub["seconds_per_iteration_per_fit"] if axis == "batch" else sub[
+            "seconds_per_iteration"]
+        ax.loglog(sub[key], y, "o-")
+        ax.set_xlabel(label)
+        ax.set_ylabel("s per iteration" + (" per fit" if axis == "batch" else ""))
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--config", default=str(HERE.parent / "config" / "config.yaml"))
+    ap.add_argument("--generator", default="linear_a")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for baseline and kernel alike (default: torch's)")
+    ap.add_argument("--scaling", choices=["quick", "full", "none"], default="quick")
+    ap.add_argument("--iters", type=int, default=3, help="timed iterations per scaling point")
+    ap.add_argument("--point", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.point:
+        n, d, t, b = json.loads(args.point)
+        print(json.dumps(scaling_point(n, d, t, b, args.device, args.iters)))
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tag = args.device.replace(":", "")
+    print(f"machine: {machine()}")
+    comp = comparison(Path(args.config), args.device, args.generator)
+    comp.insert(0, "machine", machine())
+    comp.to_csv(RESULTS / f"comparison-{tag}.csv", index=False)
+    if args.scaling != "none":
+        print("scaling (one subprocess per point):")
+        scal = scaling(args.device, args.scaling, args.iters)
+        scal.insert(0, "machine", machine())
+        scal.to_csv(RESULTS / f"scaling-{tag}.csv", index=False)
+        if len(scal):
+            plot_scaling(scal, RESULTS / f"scaling-{tag}.png", f"kernel scaling: {machine()}")
+    total_fits = comp["fits"].sum()
+    ratio = (total_fits / comp["kernel_seconds"].sum()) / (total_fits / comp["baseline_seconds"].sum())
+    loss_diff = comp["max_rel_loss_diff"].max()
+    nll_diff = comp["max_rel_test_nll_diff"].max()
+    print(f"fits per second: baseline {total_fits / comp['baseline_seconds'].sum():.1f}, "
+          f"kernel {total_fits / comp['kernel_seconds'].sum():.1f}; "
+          f"max relative held-out NLL difference {nll_diff:.1e}")
+    if max(loss_diff, nll_diff) > 1e-4:
+        print("WARNING: difference above 1e-4: the speed does not count")
+    print(f"speedup {ratio:.1f}x over one-fit-at-a-time at max relative loss difference "
+          f"{loss_diff:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

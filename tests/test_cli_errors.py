@@ -1,0 +1,121 @@
+"""Bad input through the real CLI entry point: exit 2, a message naming the file and the
+problem, and nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from modelrecovery import io
+
+from conftest import cli_path, files_in, tool_env
+
+N_OBJ, DIM = 12, 3
+
+
+def good_inputs(root: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(42)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {name: root / f"{name}.parquet" for name in ("objects", "a", "b", "train", "test")}
+    io.write_objects(paths["objects"], [f"obj{i}" for i in range(N_OBJ)])
+    io.write_features(paths["a"], rng.normal(size=(N_OBJ, DIM)))
+    io.write_features(paths["b"], rng.normal(size=(N_OBJ, DIM + 1)))
+    trip = np.array([rng.choice(N_OBJ, size=3, replace=False) for _ in range(30)])
+    io.write_triplets(paths["train"], trip[:20])
+    io.write_triplets(paths["test"], trip[20:])
+    return paths
+
+
+def features_table(ids: np.ndarray, x: np.ndarray) -> pa.Table:
+    x = np.asarray(x, dtype=np.float32)
+    return pa.table({
+        "object_id": pa.array(np.asarray(ids, dtype=np.int32)),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1]),
+    })
+
+
+def run_import(paths: dict[str, Path], out: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [cli_path("modelrecovery"), "import", "--objects", str(paths["objects"]),
+           "--features", f"a={paths['a']}", f"b={paths['b']}",
+           "--train", str(paths["train"]), "--test", str(paths["test"]),
+           "--out-dir", str(out)]
+    return subprocess.run(cmd, env=tool_env(), capture_output=True, text=True, timeout=120)
+
+
+# Each case: (which input to break, how, the phrase the message must contain).
+def _nan(path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(N_OBJ, DIM))
+    x[4, 1] = np.nan
+    pq.write_table(features_table(np.arange(N_OBJ), x), path)
+
+
+def _inf(path: Path) -> None:
+    x = np.random.default_rng(1).normal(size=(N_OBJ, DIM + 1))
+    x[7, 0] = -np.inf
+    pq.write_table(features_table(np.arange(N_OBJ), x), path)
+
+
+def _duplicate(path: Path) -> None:
+    ids = np.arange(N_OBJ)
+    ids[5] = 3  # object 3 twice (and 5 absent)
+    pq.write_table(features_table(ids, np.ones((N_OBJ, DIM))), path)
+
+
+def _missing(path: Path) -> None:
+    ids = np.delete(np.arange(N_OBJ), 6)
+    pq.write_table(features_table(ids, np.ones((N_OBJ - 1, DIM))), path)
+
+
+def _out_of_range(path: Path) -> None:
+    io.write_triplets(path, np.array([[0, 1, 2], [3, 4, N_OBJ], [5, 6, 7]]))
+
+
+def _repeats(path: Path) -> None:
+    io.write_triplets(path, np.array([[0, 1, 2], [3, 4, 3], [5, 6, 7]]))
+
+
+def _empty(path: Path) -> None:
+    io.write_triplets(path, np.empty((0, 3), dtype=np.int64))
+
+
+CASES = {
+    "nan_features": ("a", _nan, "non-finite"),
+    "inf_features": ("b", _inf, "non-finite"),
+    "duplicate_ids": ("a", _duplicate, "more than once"),
+    "missing_ids": ("b", _missing, "missing"),
+    "index_out_of_range": ("train", _out_of_range, "outside"),
+    "repeated_object": ("test", _repeats, "repeats an object"),
+    "empty_triplets": ("train", _empty, "empty"),
+}
+
+
+def test_valid_inputs_are_imported(tmp_path):
+    paths = good_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    proc = run_import(paths, out)
+    assert proc.returncode == 0, proc.stderr
+    produced = {p.relative_to(out).as_posix() for p in files_in(out)}
+    assert produced == {"objects.parquet", "features/a.parquet", "features/b.parquet",
+                        "human/train.parquet", "human/test.parquet", "world.json"}
+    assert io.read_features(out / "features" / "b.parquet", N_OBJ).shape == (N_OBJ, DIM + 1)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_refused_without_output(tmp_path, case):
+    which, breaker, phrase = CASES[case]
+    paths = good_inputs(tmp_path / "in")
+    breaker(paths[which])
+    out = tmp_path / "out"
+    proc = run_import(paths, out)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, proc.stderr
+    assert str(paths[which]) in errors[0]
+    assert phrase in errors[0], errors[0]
+    assert "Traceback" not in proc.stderr
+    assert files_in(out) == []

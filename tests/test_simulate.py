@@ -1,0 +1,249 @@
+"""Simulation: sampled choices follow the model, and folds are concept-disjoint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import chi2, chisquare, ncx2
+
+from modelrecovery import oddoneout, simulate
+from modelrecovery.errors import InputError
+
+# ----------------------------------------------------------------- choices ~ softmax(S/T)
+
+# Three fixed triplets (objects 0-2, 3-5, 6-8) with known choice probabilities, in the
+# pair order [p(pair ij → k odd), p(pair ik → j odd), p(pair jk → i odd)].
+KNOWN = [(0.60, 0.30, 0.10), (1 / 3, 1 / 3, 1 / 3), (0.45, 0.35, 0.20)]
+TEMPERATURE = 0.7
+ALPHA = 0.01
+SHIFT = 0.02
+# Sample size. Testing counts drawn from p against a hypothesis q that moves 2 points
+# between two categories, Pearson's statistic is ≈ noncentral χ²(df = 2) with
+# noncentrality λ = R Σ_c (p_c − q_c)²/q_c. The hardest case here is p = (0.60, 0.30,
+# 0.10) with 2 points moved between the two largest categories:
+# λ = R (0.02²/0.62 + 0.02²/0.28) ≈ 0.00207 R, or R (0.02²/0.58 + 0.02²/0.32) ≈ 0.00194 R.
+# For power 0.999 at α = 0.01 (critical value χ²₂ = 9.21) λ must be about 35, so
+# R = 20,000 draws per triplet (λ ≥ 38.8) is enough; the test re-derives this below.
+REPEATS = 20_000
+
+
+def known_similarity() -> np.ndarray:
+    """S with S/T = log p for each triplet's pairs (the diagonal is never used)."""
+    sim = np.zeros((9, 9))
+    for t, probs in enumerate(KNOWN):
+        i, j, k = 3 * t, 3 * t + 1, 3 * t + 2
+        for (a, b), p in zip(((i, j), (i, k), (j, k)), probs):
+            sim[a, b] = sim[b, a] = TEMPERATURE * math.log(p)
+    return sim
+
+
+def shifted(p: np.ndarray, sign: float) -> np.ndarray:
+    """Move SHIFT between the two most probable categories."""
+    order = np.argsort(-p, kind="stable")
+    q = p.copy()
+    q[order[0]] += sign * SHIFT
+    q[order[1]] -= sign * SHIFT
+    return q
+
+
+def test_sampled_choices_match_model_probabilities():
+    sim = known_similarity()
+    base = np.array([[3 * t, 3 * t + 1, 3 * t + 2] for t in range(len(KNOWN))])
+    rows = np.repeat(base, REPEATS, axis=0)
+    rng_order = np.random.default_rng(123)
+    # Each row in a random order: the probability of which object is odd must not depend
+    # on how the triplet is written, so this also tests the reordering bookkeeping.
+    rows = rng_order.permuted(rows, axis=1)
+    np.testing.assert_allclose(
+        oddoneout.choice_probabilities(sim, base, TEMPERATURE), np.array(KNOWN), rtol=1e-12)
+
+    out = simulate.sample_choices(sim, rows, TEMPERATURE, np.random.default_rng(2024))
+    # Each output row is its input row reordered so that the sampled odd one is last.
+    np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(rows, axis=1))
+    assert out.shape == rows.shape
+
+    critical = chi2.ppf(1 - ALPHA, df=2)
+    for t, probs in enumerate(KNOWN):
+        p = np.array(probs)
+        odd = out[np.sort(out, axis=1)[:, 0] == 3 * t][:, 2] - 3 * t
+        assert len(odd) == REPEATS
+        # odd object 2 (k) ↔ pair ij (p[0]); odd 1 (j) ↔ pair ik (p[1]); odd 0 ↔ pair jk.
+        counts = np.array([(odd == 2).sum(), (odd == 1).sum(), (odd == 0).sum()])
+        assert chisquare(counts, REPEATS * p).pvalue > 0.001, (t, counts, p)
+        for sign in (+1.0, -1.0):
+            q = shifted(p, sign)
+            # The power calculation of the comment above, for this p and q.
+            nc = REPEATS * float(np.sum((p - q) ** 2 / q))
+            assert ncx2.sf(critical, 2, nc) > 0.999
+            # ...and the same counts do reject the 2-point-shifted probabilities.
+            assert chisquare(counts, REPEATS * q).pvalue < ALPHA, (t, counts, q)
+
+
+def test_sample_choices_is_reproducible_and_seed_dependent():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(20, 3))
+    sim = oddoneout.similarity(x)
+    trip = simulate.sample_triplets(np.arange(20), 300, rng, 20)
+    a = simulate.sample_choices(sim, trip, 1.0, np.random.default_rng(5))
+    b = simulate.sample_choices(sim, trip, 1.0, np.random.default_rng(5))
+    c = simulate.sample_choices(sim, trip, 1.0, np.random.default_rng(6))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+# ----------------------------------------------------------------- concept-disjoint folds
+
+
+@pytest.mark.parametrize("n_objects,n_folds,val_fraction", [(45, 3, 0.3), (31, 4, 0.25)])
+def test_concept_folds_are_disjoint_and_tests_partition(n_objects, n_folds, val_fraction):
+    folds = simulate.concept_folds(n_objects, n_folds, val_fraction,
+                                   np.random.default_rng(0))
+    assert len(folds) == n_folds
+    everyone = set(range(n_objects))
+    for fold in folds:
+        tr, va, te = set(fold.train), set(fold.val), set(fold.test)
+        assert not (tr & va) and not (tr & te) and not (va & te)
+        assert tr | va | te == everyone
+        assert len(va) == round(val_fraction * (n_objects - len(te)))
+    tests = np.concatenate([f.test for f in folds])
+    assert sorted(tests.tolist()) == list(range(n_objects))  # a partition
+    sizes = [len(f.test) for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+    with pytest.raises(InputError):
+        simulate.concept_folds(10, 1, 0.3, np.random.default_rng(0))
+
+
+N_OBJ, N_MAX, FOLDS = 45, 400, 3
+
+
+def simulated(seed: int, exclude: np.ndarray | None = None, n_objects: int = N_OBJ,
+              n_max: int = N_MAX) -> pd.DataFrame:
+    x = np.random.default_rng(77).normal(size=(n_objects, 4))
+    return simulate.simulate_dataset(oddoneout.similarity(x), 0.5, n_max, n_folds=FOLDS,
+                                     val_fraction=0.3, eval_fraction=0.125,
+                                     rng=np.random.default_rng(seed), exclude=exclude)
+
+
+@pytest.fixture(scope="module")
+def shard() -> pd.DataFrame:
+    return simulated(1)
+
+
+def objects_of(frame: pd.DataFrame) -> set[int]:
+    return set(np.unique(frame[["i", "j", "k"]].to_numpy()).tolist())
+
+
+def test_simulated_splits_are_concept_disjoint(shard):
+    n_eval = simulate.eval_size(N_MAX, 0.125)
+    test_objects = []
+    for fold in range(FOLDS):
+        split = {s: shard[(shard["fold"] == fold) & (shard["split"] == s)]
+                 for s in simulate.SPLITS}
+        assert len(split["train"]) == N_MAX
+        assert len(split["val"]) == len(split["test"]) == n_eval
+        objs = {s: objects_of(f) for s, f in split.items()}
+        assert not (objs["train"] & objs["val"])
+        assert not (objs["train"] & objs["test"])
+        assert not (objs["val"] & objs["test"])
+        # Enough triplets to touch every object: each fold covers the whole set.
+        assert objs["train"] | objs["val"] | objs["test"] == set(range(N_OBJ))
+        test_objects.append(objs["test"])
+        for s, f in split.items():
+            assert f["position"].tolist() == list(range(len(f)))
+    # Test object sets across folds partition the objects.
+    assert sum(len(t) for t in test_objects) == N_OBJ
+    assert set().union(*test_objects) == set(range(N_OBJ))
+
+
+def test_simulated_triplets_are_valid_and_unique(shard):
+    t = shard[["i", "j", "k"]].to_numpy()
+    assert ((t >= 0) & (t < N_OBJ)).all()
+    assert ((t[:, 0] != t[:, 1]) & (t[:, 0] != t[:, 2]) & (t[:, 1] != t[:, 2])).all()
+    for (_fold, _split), grp in shard.groupby(["fold", "split"]):
+        keys = simulate.triplet_keys(grp[["i", "j", "k"]].to_numpy(), N_OBJ)
+        assert len(np.unique(keys)) == len(keys)
+
+
+def test_smaller_sizes_are_prefixes(shard):
+    for fold in range(FOLDS):
+        full = simulate.subset(shard, fold, "train", N_MAX)
+        for size in (1, 50, 120):
+            np.testing.assert_array_equal(simulate.subset(shard, fold, "train", size),
+                                          full[:size])
+        rows = shard[(shard["fold"] == fold) & (shard["split"] == "train")]
+        np.testing.assert_array_equal(
+            full[:50], rows[rows["position"] < 50].sort_values("position")[["i", "j", "k"]]
+            .to_numpy())
+    # Row order in the file does not matter: subset sorts by position.
+    shuffled = shard.sample(frac=1.0, random_state=np.random.default_rng(3))
+    np.testing.assert_array_equal(simulate.subset(shuffled, 1, "test", 10),
+                                  simulate.subset(shard, 1, "test", 10))
+    with pytest.raises(InputError, match="fewer than"):
+        simulate.subset(shard, 0, "train", N_MAX + 1)
+
+
+def test_simulation_is_reproducible_by_seed(shard):
+    pd.testing.assert_frame_equal(simulated(1), shard)
+    other = simulated(2)
+    assert not other[["i", "j", "k"]].equals(shard[["i", "j", "k"]])
+
+
+def test_exclusion_is_honoured():
+    n, kw = 60, dict(n_objects=60, n_max=80)
+    plain = simulated(4, **kw)
+    plain_keys = simulate.triplet_keys(plain[["i", "j", "k"]].to_numpy(), n)
+    # Exclude 40 triplets that the unrestricted draw with this seed does produce, spread
+    # over all folds and splits: the exclusion must change the draw to avoid them.
+    exclude = np.random.default_rng(8).choice(plain_keys, size=40, replace=False)
+    with_excl = simulated(4, exclude=exclude, **kw)
+    keys = simulate.triplet_keys(with_excl[["i", "j", "k"]].to_numpy(), n)
+    assert not np.isin(keys, exclude).any()
+    assert np.isin(plain_keys, exclude).sum() == 40
+    assert len(with_excl) == len(plain)
+
+
+def test_exclusion_of_human_triplets_over_all_objects_is_feasible():
+    # The workflow's exclude_human_triplets passes every human triplet (over all n
+    # objects) to every split. Only the excluded triplets *within* a split's objects
+    # reduce what that split can draw. Here 2,000 human triplets over 60 objects leave
+    # each validation set (12 objects, C(12,3) = 220 triplets) about 207 triplets, far
+    # more than the 10 needed, so the simulation must succeed.
+    n = 60
+    human = simulate.sample_triplets(np.arange(n), 2000, np.random.default_rng(12), n)
+    exclude = simulate.triplet_keys(human, n)
+    shard = simulated(4, exclude=exclude, n_objects=n, n_max=80)
+    keys = simulate.triplet_keys(shard[["i", "j", "k"]].to_numpy(), n)
+    assert not np.isin(keys, exclude).any()
+
+
+def test_sample_triplets_capacity_counts_only_exclusions_among_its_objects():
+    # 6 objects: C(6,3) = 20 triplets, none of them excluded (every excluded triplet uses
+    # objects 10..29), so drawing 10 distinct triplets is possible.
+    n = 30
+    elsewhere = simulate.sample_triplets(np.arange(10, 30), 100, np.random.default_rng(1), n)
+    exclude = simulate.triplet_keys(elsewhere, n)
+    trip = simulate.sample_triplets(np.arange(6), 10, np.random.default_rng(2), n, exclude)
+    assert trip.shape == (10, 3)
+    assert len(np.unique(simulate.triplet_keys(trip, n))) == 10
+
+
+@pytest.mark.parametrize("count", [5, 30, 50])
+def test_sample_triplets_honours_exclusion_in_sparse_and_dense_regimes(count):
+    objects = np.array([2, 5, 7, 11, 13, 17, 19])  # C(7, 3) = 35 triplets
+    n = 20
+    exclude = simulate.triplet_keys(np.array([[2, 5, 7], [11, 13, 17], [5, 7, 19]]), n)
+    if count > 35 - 3:
+        with pytest.raises(InputError, match="cannot draw"):
+            simulate.sample_triplets(objects, count, np.random.default_rng(0), n, exclude)
+        return
+    trip = simulate.sample_triplets(objects, count, np.random.default_rng(0), n, exclude)
+    assert trip.shape == (count, 3)
+    assert np.isin(trip, objects).all()
+    keys = simulate.triplet_keys(trip, n)
+    assert len(np.unique(keys)) == count
+    assert not np.isin(keys, exclude).any()
+    assert ((trip[:, 0] != trip[:, 1]) & (trip[:, 0] != trip[:, 2])
+            & (trip[:, 1] != trip[:, 2])).all()

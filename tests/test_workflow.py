@@ -1,0 +1,288 @@
+"""Real snakemake runs on tiny studies in temporary directories."""
+
+from __future__ import annotations
+
+import copy
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelrecovery import io
+from modelrecovery.recover import RECOVERY_COLUMNS
+from modelrecovery.simulate import triplet_keys
+
+from conftest import base_config, copy_workflow, files_in, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+# The columns DESIGN.md's data contract requires of every recovery Parquet.
+CONTRACT = ["experiment", "generator", "candidate", "n_train", "seed", "fold", "lambda",
+            "train_nll", "val_acc", "test_acc", "test_nll", "iterations", "converged",
+            "seconds"]
+TABLES = ["scores", "outcomes", "recovery_curve", "generator_curves", "confusion",
+          "summary", "alignment"]
+
+
+def run_ok(workdir: Path, *args: str) -> None:
+    proc = run_snakemake(workdir, *args)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+
+
+# ----------------------------------------------------------------- a tiny study
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, dict]:
+    cfg = base_config()
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"), cfg)
+    run_ok(workdir)
+    return workdir, cfg
+
+
+def exp_dir(workdir: Path, cfg: dict) -> Path:
+    (name,) = cfg["experiments"]
+    return workdir / cfg["results"] / name
+
+
+def test_recovery_curve_table(tiny):
+    workdir, cfg = tiny
+    curve = pd.read_csv(exp_dir(workdir, cfg) / "tables" / "recovery_curve.csv")
+    sizes = sorted(cfg["simulation"]["training_sizes"])
+    assert sorted(curve["n_train"].tolist()) == sizes  # one row per training size
+    n_models = len(cfg["world"]["synthetic"]["models"])
+    assert (curve["datasets"] == n_models * cfg["simulation"]["seeds"]).all()
+    for col in ("recovery", "ci_low", "ci_high"):
+        assert curve[col].between(0.0, 1.0).all(), curve[col]
+    assert (curve["ci_low"] <= curve["recovery"]).all()
+    assert (curve["recovery"] <= curve["ci_high"]).all()
+    assert (curve["ci_high"] - curve["ci_low"] > 0).all()
+
+
+def test_confusion_and_summary_tables(tiny):
+    workdir, cfg = tiny
+    tables = exp_dir(workdir, cfg) / "tables"
+    conf = pd.read_csv(tables / "confusion.csv")
+    sums = conf.groupby(["experiment", "n_train", "generator"])["rate"].sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, rtol=1e-12)
+    models = [m["name"] for m in cfg["world"]["synthetic"]["models"]]
+    assert len(sums) == len(models) * len(cfg["simulation"]["training_sizes"])
+    assert set(conf["candidate"]) == set(models)
+    summary = pd.read_csv(tables / "summary.csv")
+    assert len(summary) == len(cfg["simulation"]["training_sizes"])
+    assert {"recovery", "ci_low", "ci_high", "tie_rate", "mrr", "converged_rate"} <= set(
+        summary.columns)
+    for name in TABLES:
+        assert (tables / f"{name}.csv").stat().st_size > 0
+        assert (tables / f"{name}.parquet").stat().st_size > 0
+    alignment = pd.read_csv(tables / "alignment.csv")
+    assert sorted(alignment["model"]) == sorted(models)
+
+
+def test_figures_exist(tiny):
+    workdir, cfg = tiny
+    figures = exp_dir(workdir, cfg) / "figures"
+    for stem in ("recovery_curve", "confusion"):
+        png, svg = figures / f"{stem}.png", figures / f"{stem}.svg"
+        assert png.stat().st_size > 1000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert svg.stat().st_size > 1000
+        assert "<svg" in svg.read_text()
+
+
+def test_recovery_parquets_follow_the_contract(tiny):
+    workdir, cfg = tiny
+    (exp,) = cfg["experiments"]
+    models = [m["name"] for m in cfg["world"]["synthetic"]["models"]]
+    n_lam = len(cfg["experiments"][exp]["lambdas"])
+    folds = cfg["simulation"]["folds"]
+    paths = sorted((exp_dir(workdir, cfg) / "recovery").rglob("*.parquet"))
+    expected = len(models) * len(cfg["simulation"]["training_sizes"]) * cfg["simulation"][
+        "seeds"]
+    assert len(paths) == expected
+    for path in paths:
+        frame = pd.read_parquet(path)
+        missing = [c for c in CONTRACT if c not in frame.columns]
+        assert not missing, (path, missing)
+        generator, n_dir, seed_file = path.parts[-3:]
+        assert set(frame["experiment"]) == {exp}
+        assert set(frame["generator"]) == {generator}
+        assert set(frame["n_train"]) == {int(n_dir[1:])}
+        assert set(frame["seed"]) == {int(seed_file[len("seed"):-len(".parquet")])}
+        assert len(frame) == len(models) * folds * n_lam
+        assert sorted(set(frame["candidate"])) == sorted(models)
+        assert frame["val_acc"].between(0, 1).all() and frame["test_acc"].between(0, 1).all()
+        assert np.isfinite(frame["test_nll"]).all() and (frame["test_nll"] > 0).all()
+        assert frame["converged"].all(), frame[["candidate", "status"]]
+
+
+def test_generators_are_calibrated_to_the_noise_ceiling(tiny):
+    workdir, cfg = tiny
+    for m in cfg["world"]["synthetic"]["models"]:
+        meta = io.read_json(exp_dir(workdir, cfg) / "generators" / f"{m['name']}.json")
+        assert abs(meta["expected_accuracy"] - cfg["noise_ceiling"]) < 0.002
+        assert meta["temperature"] > 0
+        assert meta["lambda"] in cfg["experiments"]["tiny"]["lambdas"]
+
+
+def test_simulated_shards_are_concept_disjoint(tiny):
+    workdir, cfg = tiny
+    n = cfg["world"]["synthetic"]["n_objects"]
+    shards = sorted((exp_dir(workdir, cfg) / "simulated").rglob("*.parquet"))
+    assert len(shards) == len(cfg["world"]["synthetic"]["models"]) * cfg["simulation"][
+        "seeds"]
+    for path in shards:
+        shard = pd.read_parquet(path)
+        assert len(shard[shard["split"] == "train"]) == cfg["simulation"]["folds"] * max(
+            cfg["simulation"]["training_sizes"])
+        for _, fold in shard.groupby("fold"):
+            objs = {s: set(np.unique(g[["i", "j", "k"]].to_numpy()).tolist())
+                    for s, g in fold.groupby("split")}
+            assert not (objs["train"] & objs["val"]) and not (objs["train"] & objs["test"])
+            assert not (objs["val"] & objs["test"])
+            for _, g in fold.groupby("split"):
+                keys = triplet_keys(g[["i", "j", "k"]].to_numpy(), n)
+                assert len(np.unique(keys)) == len(keys)
+
+
+def test_rerunning_one_recovery_job_reproduces_it(tiny):
+    # Runs last in this module: it deletes one output and reruns snakemake.
+    workdir, cfg = tiny
+    base = exp_dir(workdir, cfg)
+    victim = base / "recovery" / "rel" / "n120" / "seed1.parquet"
+    before = pd.read_parquet(victim)
+    tables_before = {name: (base / "tables" / f"{name}.csv").read_bytes() for name in TABLES}
+    others = {p: p.stat().st_mtime_ns for p in (base / "recovery").rglob("*.parquet")
+              if p != victim}
+    others.update({p: p.stat().st_mtime_ns for p in (base / "simulated").rglob("*.parquet")})
+    table_mtime = (base / "tables" / "scores.csv").stat().st_mtime_ns
+    victim.unlink()
+    # Snakemake does not regenerate a missing intermediate whose downstream outputs are
+    # up to date, so name that one job's output as a target next to the default target;
+    # the regenerated file then triggers the aggregation.
+    run_ok(workdir, str(victim.relative_to(workdir)), "all")
+    assert (base / "tables" / "scores.csv").stat().st_mtime_ns > table_mtime  # re-aggregated
+    after = pd.read_parquet(victim)
+    # Wall time is the one column that cannot repeat; everything else is bit-identical.
+    pd.testing.assert_frame_equal(after.drop(columns="seconds"),
+                                  before.drop(columns="seconds"), check_exact=True)
+    assert list(after.columns) == list(before.columns)
+    for name in TABLES:
+        now = (base / "tables" / f"{name}.csv").read_bytes()
+        if name == "summary":  # holds summed fit seconds
+            a = pd.read_csv(base / "tables" / "summary.csv").drop(columns="fit_seconds")
+            b = pd.read_csv(BytesIO(tables_before[name])).drop(
+                columns="fit_seconds")
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+        else:
+            assert now == tables_before[name], name
+    # Only that one job reran: every other recovery table and every shard is untouched.
+    assert {p: p.stat().st_mtime_ns for p in others} == others
+
+
+# ----------------------------------------------------------------- certain recovery
+
+
+def certain_config() -> dict:
+    """Candidates with independent random geometry (transform: unrelated), low dimension,
+    and many training triplets per parameter: the generator must always win.
+
+    With d ≤ 5 the generator's own features can express its similarity exactly, while an
+    unrelated candidate predicts the simulated choices near chance; with 150 test
+    triplets per dataset (3 folds × 50) the accuracy gap (~0.2) is many standard errors.
+    """
+    cfg = base_config()
+    cfg["study_seed"] = 5
+    cfg["world"]["synthetic"].update({
+        "n_objects": 80,
+        "models": [{"name": name, "transform": "unrelated", "dim": d}
+                   for name, d in (("ua", 4), ("ub", 5), ("uc", 4))],
+    })
+    cfg["experiments"] = {"certain": {"method": "full", "regulariser": "eye_distance",
+                                      "lambdas": [0.01, 1.0]}}
+    # One (large) training size keeps the run short; 2 seeds × 3 generators = 6 datasets.
+    cfg["simulation"].update({"training_sizes": [400], "seeds": 2})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def certain(tmp_path_factory) -> tuple[Path, dict]:
+    cfg = certain_config()
+    workdir = copy_workflow(tmp_path_factory.mktemp("certain"), cfg)
+    run_ok(workdir)
+    return workdir, cfg
+
+
+def test_unrelated_candidates_are_recovered_with_certainty(certain):
+    workdir, cfg = certain
+    curve = pd.read_csv(exp_dir(workdir, cfg) / "tables" / "recovery_curve.csv")
+    largest = curve[curve["n_train"] == max(cfg["simulation"]["training_sizes"])].iloc[0]
+    assert largest["recovery"] == 1.0
+    assert largest["datasets"] == 3 * cfg["simulation"]["seeds"]
+    assert largest["tie_rate"] == 0.0 and largest["mrr"] == 1.0
+    conf = pd.read_csv(exp_dir(workdir, cfg) / "tables" / "confusion.csv")
+    big = conf[conf["n_train"] == largest["n_train"]]
+    diagonal = big[big["generator"] == big["candidate"]]
+    assert (diagonal["rate"] == 1.0).all() and len(diagonal) == 3
+
+
+# ----------------------------------------------------------------- refusals
+
+
+def bad_files_config(root: Path) -> tuple[dict, Path]:
+    rng = np.random.default_rng(17)
+    n = 15
+    data = root / "data"
+    io.write_objects(data / "objects.parquet", [f"o{i}" for i in range(n)])
+    good = rng.normal(size=(n, 3))
+    bad = rng.normal(size=(n, 3))
+    bad[2, 2] = np.nan
+    io.write_features(data / "good.parquet", good)
+    io.write_features(data / "bad.parquet", bad)
+    trip = np.array([rng.choice(n, size=3, replace=False) for _ in range(40)])
+    io.write_triplets(data / "train.parquet", trip[:30])
+    io.write_triplets(data / "test.parquet", trip[30:])
+    cfg = base_config()
+    cfg["world"] = {"source": "files", "files": {
+        "objects": str(data / "objects.parquet"),
+        "features": {"good": str(data / "good.parquet"), "bad": str(data / "bad.parquet")},
+        "human_train": str(data / "train.parquet"),
+        "human_test": str(data / "test.parquet")}}
+    return cfg, data / "bad.parquet"
+
+
+def test_bad_features_file_stops_the_workflow(tmp_path):
+    cfg, bad = bad_files_config(tmp_path)
+    workdir = copy_workflow(tmp_path / "wf", cfg)
+    proc = run_snakemake(workdir, "--show-failed-logs")
+    assert proc.returncode != 0
+    log = (workdir / "logs" / "data" / "import_world.log").read_text()
+    assert str(bad) in log and "non-finite" in log
+    assert str(bad) in proc.stderr + proc.stdout
+    assert files_in(workdir / "results" / "world") == []
+    assert not (workdir / "results" / "tiny").exists()
+
+
+@pytest.mark.parametrize("mutate,key", [
+    (lambda c: c.update(noise_ceiling=1.5), "noise_ceiling"),
+    (lambda c: c.update(bogus_setting=3), "bogus_setting"),
+    (lambda c: c["simulation"].update(foldz=3), "foldz"),
+], ids=["noise_ceiling_above_1", "unknown_top_level_key", "unknown_nested_key"])
+def test_invalid_config_is_refused_before_any_job(tmp_path, mutate, key):
+    cfg = copy.deepcopy(base_config())
+    mutate(cfg)
+    workdir = copy_workflow(tmp_path / "wf", cfg)
+    proc = run_snakemake(workdir, "-n")
+    assert proc.returncode != 0
+    assert key in proc.stderr + proc.stdout
+    assert not (workdir / "results").exists()
+
+
+def test_valid_config_passes_the_dry_run(tmp_path):
+    # The control for the refusals above: the unmodified config is accepted.
+    workdir = copy_workflow(tmp_path / "wf", base_config())
+    proc = run_snakemake(workdir, "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (workdir / "results").exists()
