@@ -54,8 +54,11 @@ class FitOptions:
     ``loss_tol`` is on the relative change of the objective between iterations,
     ``grad_tol`` on the largest absolute gradient entry. ``max_memory_gb`` bounds the
     kernel's working memory: batches are split to fit, and a single problem that
-    cannot fit is refused with :class:`MemoryLimitError`. ``warm_start`` solves the λ
-    grid from the largest λ down, each λ starting from the previous λ's solution.
+    cannot fit is refused with :class:`MemoryLimitError`. ``warm_start`` (eye_distance
+    only) solves the λ grid from the largest λ down, each λ starting from the previous
+    λ's solution.
+    ``reduce_rank`` fits each fold in the row space of its own objects' features when
+    their rank r is below d (W_r of size r × r), and maps the solution back exactly.
     """
 
     regulariser: Regulariser = "eye_distance"
@@ -70,6 +73,7 @@ class FitOptions:
     allow_tf32: bool = False
     warm_start: bool = True
     max_memory_gb: float = 8.0
+    reduce_rank: bool = True
 
     def __post_init__(self) -> None:
         if self.regulariser not in REGULARISERS:
@@ -249,6 +253,24 @@ class _Batch:
     lambdas: torch.Tensor
     dims: torch.Tensor
     regulariser: str
+    bases: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def to_original(self, w: torch.Tensor) -> torch.Tensor:
+        """Map rank-reduced solutions (B, D, D) back to the features' own coordinates."""
+        if not self.bases:
+            return w
+        out = w.clone()
+        for b, blk in enumerate(self.block.tolist()):
+            basis = self.bases.get(blk)
+            if basis is not None:
+                d_c, r = basis.shape
+                w11 = w[b, :r, :r]
+                # Null-space block b·I: 0 under l2; under eye_distance profiled at tr(W11)/r.
+                scale = torch.trace(w11) / r if self.regulariser == "eye_distance" else 0.0
+                eye = torch.eye(d_c, dtype=w.dtype, device=w.device)
+                out[b] = 0.0
+                out[b, :d_c, :d_c] = basis @ w11 @ basis.T + scale * (eye - basis @ basis.T)
+        return out
 
     def parts(self, w: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Objective and data NLL of problems ``idx`` at weights w (A, D, D)."""
@@ -317,12 +339,28 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
         uniq, block = torch.unique(pairs, dim=0, return_inverse=True)
         lx = torch.zeros(len(uniq), m, dmax, dtype=dtype, device=device)
         lt = torch.zeros(len(uniq), n_trip, 3, dtype=torch.long, device=device)
+        bases: dict[int, torch.Tensor] = {}
+        block_dim = torch.as_tensor(dims_c, device=device)[uniq[:, 0].to(device)]
         for u, (c, f) in enumerate(uniq.tolist()):
             objs = local_objs[f]
-            lx[u, : len(objs)] = gx[c, objs.to(device)]
+            xl = gx[c, objs.to(device), : dims_c[c]]
             lt[u] = torch.searchsorted(objs, trip_cpu[f]).to(device)
-        batch = _Batch("similarity", block.to(device), lx, lt, None, feature_of, set_of,
-                       data.triplets, data.weights, lambdas, dims, options.regulariser)
+            if options.reduce_rank:
+                # Exact (see DESIGN notes): in the basis (V_r, V_⊥) of xl's row space the
+                # cross blocks of W have zero gradient from W = I on, the null block stays
+                # b·I and is profiled out (b = 0 for l2, tr(W11)/r for eye_distance).
+                u_, sv, vh = torch.linalg.svd(xl, full_matrices=False)
+                r = int((sv > sv.max() * max(xl.shape) * torch.finfo(dtype).eps).sum())
+                if r < dims_c[c]:
+                    lx[u, : len(objs), :r] = u_[:, :r] * sv[:r]
+                    bases[u] = vh[:r].T
+                    block_dim[u] = r
+                    continue
+            lx[u, : len(objs), : dims_c[c]] = xl
+        block = block.to(device)
+        dims = block_dim[block]
+        batch = _Batch("similarity", block, lx, lt, None, feature_of, set_of,
+                       data.triplets, data.weights, lambdas, dims, options.regulariser, bases)
         n_obj = m
     else:
         batch = _Batch("rows", torch.zeros_like(feature_of), None, None, gx, feature_of,
@@ -619,10 +657,16 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
         eye[:, ar, ar] = (ar[None, :] < batch.dims[:, None]).to(dtype)
         w0 = eye.reshape(b, p)
     else:
+        if batch.bases:
+            raise ValueError("an explicit init is in the features' coordinates; it cannot "
+                             "be combined with reduce_rank (set reduce_rank=False)")
         w0 = init.to(device=device, dtype=dtype).reshape(b, p)
     # Stages: all problems at once, or one λ value at a time from the largest down, each
     # problem starting from the solution of its own (features, set) at the previous λ.
-    if options.warm_start and len(np.unique(lam_np)) > 1:
+    # Only for eye_distance: under l2 a large λ collapses W to 0, a stationary point for
+    # every λ (the data gradient X'GXW vanishes there), so a warm path would stay stuck.
+    if (options.warm_start and options.regulariser == "eye_distance"
+            and len(np.unique(lam_np)) > 1):
         stages = [np.flatnonzero(lam_np == v) for v in sorted(np.unique(lam_np), reverse=True)]
     else:
         stages = [np.arange(b)]
@@ -651,12 +695,14 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
         nll = torch.cat([batch.parts(w[lo: lo + chunk], torch.arange(lo, min(b, lo + chunk),
                                                                     device=device))[1]
                          for lo in range(0, b, chunk)])
+        w = batch.to_original(w)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     st_cpu = st_out.cpu()
     return FitResult(weights=w, objective=f_out, train_nll=nll, iterations=it_out.cpu(),
                      converged=(st_cpu == 1) | (st_cpu == 2),
-                     status=[STATUS[int(s)] for s in st_cpu], dims=batch.dims.cpu(),
+                     status=[STATUS[int(s)] for s in st_cpu],
+                     dims=torch.as_tensor([int(xs[c].shape[1]) for c in pf]),
                      seconds=time.perf_counter() - start, evaluations=fun.evaluations,
                      problem_evaluations=fun.problem_evaluations, mode=batch.mode,
                      options=options)

@@ -1,0 +1,246 @@
+"""The batched kernel's own guarantees: every shortcut equals the plain computation."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from modelrecovery import oddoneout, probe
+from modelrecovery.simulate import sample_choices
+
+F64 = torch.float64
+
+
+def world(seed: int, n: int, dims: list[int], n_trip: int, n_sets: int = 2,
+          objects_per_set: int | None = None):
+    """Random features per candidate and triplet sets sampled from candidate 0's geometry."""
+    rng = np.random.default_rng(seed)
+    feats = [rng.standard_normal((n, d)) / np.sqrt(d) for d in dims]
+    sim = oddoneout.similarity(feats[0], 2.0 * np.eye(dims[0]))
+    sets = []
+    for _ in range(n_sets):
+        pool = rng.choice(n, objects_per_set or n, replace=False)
+        t = np.stack([rng.choice(pool, 3, replace=False) for _ in range(n_trip)])
+        sets.append(sample_choices(sim, t, 1.0, rng))
+    return feats, sets
+
+
+def tight(**kw) -> probe.FitOptions:
+    base = dict(dtype="float64", device="cpu", grad_tol=1e-10, loss_tol=1e-14,
+                max_iter=2000, warm_start=False)
+    base.update(kw)
+    return probe.FitOptions(**base)
+
+
+def test_candidates_of_different_dimension_batched_equal_separate_fits():
+    feats, sets = world(0, 40, [3, 5, 4], 300)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    pf = np.array([0, 1, 2, 1, 2, 0])
+    ps = np.array([0, 0, 1, 1, 0, 1])
+    lam = np.array([0.1, 0.01, 0.3, 0.1, 0.05, 0.02])
+    for reg in ("eye_distance", "l2"):
+        opts = tight(regulariser=reg)
+        batch = probe.fit(feats, data, ps, lam, opts, problem_features=pf)
+        assert batch.weights.shape == (6, 5, 5)
+        for b in range(6):
+            d = feats[pf[b]].shape[1]
+            alone = probe.fit(feats[pf[b]], probe.TripletSets.from_arrays([sets[ps[b]]],
+                                                                        dtype=F64),
+                              np.array([0]), lam[b:b + 1], opts)
+            assert int(batch.dims[b]) == d
+            assert float(batch.objective[b]) == pytest.approx(float(alone.objective[0]),
+                                                              rel=1e-10)
+            # The padding stays exactly zero: no problem leaks into another's shape.
+            pad = batch.weights[b].clone()
+            pad[:d, :d] = 0
+            assert float(pad.abs().max()) == 0.0
+            s_batch = oddoneout.similarity(feats[pf[b]], batch.weights[b, :d, :d].numpy())
+            s_alone = oddoneout.similarity(feats[pf[b]], alone.weights[0].numpy())
+            np.testing.assert_allclose(s_batch, s_alone, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
+def test_fold_local_similarity_equals_plain_computation(regulariser):
+    # Sets that touch only 15 of 50 objects: the kernel builds S over those 15 only.
+    feats, sets = world(1, 50, [6], 120, n_sets=3, objects_per_set=15)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    rng = np.random.default_rng(2)
+    w = torch.as_tensor(np.eye(6) + 0.3 * rng.standard_normal((3, 6, 6)))
+    lam = np.array([0.2, 0.5, 1.0])
+    ps = np.arange(3)
+    for gather in ("similarity", "rows"):
+        fun = probe.objective(feats[0], data, ps, lam, probe.FitOptions(
+            regulariser=regulariser, dtype="float64", gather=gather, reduce_rank=False))
+        assert fun.batch.mode == gather
+        if gather == "similarity":
+            assert fun.batch.local_x.shape[1] == 15
+        obj, grad = fun(w.reshape(3, -1), torch.arange(3))
+        # The plain computation: full S over all 50 objects, autograd.
+        wr = w.clone().requires_grad_(True)
+        logits = probe.pair_logits(torch.as_tensor(feats[0]), wr, data.triplets,
+                                   "similarity")
+        plain = probe.data_nll(logits, data.weights) + torch.as_tensor(lam) * probe.penalty(
+            wr, regulariser)
+        (g_plain,) = torch.autograd.grad(plain.sum(), wr)
+        np.testing.assert_allclose(obj.numpy(), plain.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad.numpy(), g_plain.reshape(3, -1).numpy(), rtol=1e-10,
+                                   atol=1e-13)
+
+
+def two_loop(g, pairs):
+    """Textbook L-BFGS two-loop recursion (Nocedal & Wright, Alg. 7.4), oldest pair first."""
+    q = g.copy()
+    alphas = []
+    for s, y in reversed(pairs):
+        a = (s @ q) / (s @ y)
+        q -= a * y
+        alphas.append(a)
+    s, y = pairs[-1]
+    r = (s @ y) / (y @ y) * q
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        b = (y @ r) / (s @ y)
+        r += s * (a - b)
+    return -r
+
+
+def test_compact_lbfgs_direction_equals_two_loop_recursion():
+    rng = np.random.default_rng(3)
+    p, m = 9, 4
+    hist = probe._History(3, m, p, torch.device("cpu"), F64)
+    pairs: list[list] = [[], [], []]
+    # Problem 0 wraps its ring buffer, 1 stays partly empty, 2 gets a single pair.
+    for step in range(7):
+        idx = [0] + ([1] if step < 3 else []) + ([2] if step == 0 else [])
+        s = rng.standard_normal((len(idx), p))
+        y = s + 0.4 * rng.standard_normal((len(idx), p))
+        hist.push(torch.as_tensor(idx), torch.as_tensor(s), torch.as_tensor(y))
+        for row, b in enumerate(idx):
+            pairs[b] = (pairs[b] + [(s[row], y[row])])[-m:]
+    g = rng.standard_normal((3, p))
+    d = hist.direction(torch.arange(3), torch.as_tensor(g)).numpy()
+    for b in range(3):
+        np.testing.assert_allclose(d[b], two_loop(g[b], pairs[b]), rtol=1e-10, atol=1e-12)
+    hist.reset(torch.tensor([1]))
+    np.testing.assert_allclose(hist.direction(torch.tensor([1]), torch.as_tensor(g[1:2])),
+                               -g[1:2])
+
+
+def test_warm_start_reaches_the_cold_optimum_with_less_work():
+    feats, sets = world(4, 60, [5], 800, n_sets=3)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    lam = np.tile([1e-3, 1e-2, 1e-1, 1.0], 3)
+    ps = np.repeat(np.arange(3), 4)
+    cold = probe.fit(feats[0], data, ps, lam, tight())
+    warm = probe.fit(feats[0], data, ps, lam, tight(warm_start=True))
+    assert cold.converged.all() and warm.converged.all()
+    np.testing.assert_allclose(warm.objective.numpy(), cold.objective.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(warm.train_nll.numpy(), cold.train_nll.numpy(), rtol=1e-6)
+    assert warm.problem_evaluations < cold.problem_evaluations
+
+
+def test_warm_start_is_not_used_for_l2():
+    # Under l2 a large λ collapses W to 0, which is stationary for every λ: a warm path
+    # would stay there. The kernel runs l2 cold, so the warm option cannot change it.
+    feats, sets = world(4, 60, [5], 800, n_sets=1)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    lam = np.array([1e-3, 10.0])
+    cold = probe.fit(feats[0], data, np.zeros(2, int), lam, tight(regulariser="l2"))
+    warm = probe.fit(feats[0], data, np.zeros(2, int), lam,
+                     tight(regulariser="l2", warm_start=True))
+    assert float(cold.objective[1]) == pytest.approx(np.log(3), abs=1e-6)  # collapsed
+    assert float(cold.objective[0]) < np.log(3) - 0.05  # the small λ still fits
+    np.testing.assert_array_equal(warm.objective.numpy(), cold.objective.numpy())
+
+
+def test_collapsed_repeats_equal_the_expanded_rows():
+    feats, sets = world(5, 30, [4], 150, n_sets=1)
+    rng = np.random.default_rng(6)
+    rows = sets[0][rng.integers(0, 150, 600)]
+    swap = rng.random(600) < 0.5  # (j, i, k) is the same judgement as (i, j, k)
+    rows[swap] = rows[swap][:, [1, 0, 2]]
+    uniq, counts = probe.collapse(rows)
+    assert len(uniq) < len(rows) and counts.sum() == len(rows)
+    expanded = probe.TripletSets.from_arrays([rows], dtype=F64)
+    collapsed = probe.TripletSets.from_arrays([rows], collapse_repeats=True, dtype=F64)
+    assert collapsed.triplets.shape[1] == len(uniq)
+    w = torch.as_tensor(np.eye(4) + 0.2 * rng.standard_normal((1, 4, 4)))
+    opts = probe.FitOptions(dtype="float64")
+    f1, g1 = probe.objective(feats[0], expanded, np.array([0]), np.array([0.1]), opts)(
+        w.reshape(1, -1), torch.tensor([0]))
+    f2, g2 = probe.objective(feats[0], collapsed, np.array([0]), np.array([0.1]), opts)(
+        w.reshape(1, -1), torch.tensor([0]))
+    np.testing.assert_allclose(f1.numpy(), f2.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-10, atol=1e-14)
+    r1 = probe.fit(feats[0], expanded, np.array([0]), np.array([0.1]), tight())
+    r2 = probe.fit(feats[0], collapsed, np.array([0]), np.array([0.1]), tight())
+    assert float(r1.objective[0]) == pytest.approx(float(r2.objective[0]), rel=1e-10)
+
+
+@pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
+def test_rank_reduction_is_exact(regulariser):
+    # 12 objects per set but d = 20: the fold's features have rank 12 < d.
+    feats, sets = world(7, 40, [20], 200, n_sets=2, objects_per_set=12)
+    feats = [3.0 * feats[0]]
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    lam = np.array([1e-3, 1e-2, 1e-3, 1e-2])
+    ps = np.array([0, 0, 1, 1])
+    full = probe.fit(feats[0], data, ps, lam, tight(regulariser=regulariser,
+                                                    reduce_rank=False))
+    red = probe.fit(feats[0], data, ps, lam, tight(regulariser=regulariser,
+                                                   reduce_rank=True))
+    fun = probe.objective(feats[0], data, ps, lam, tight(regulariser=regulariser))
+    assert set(fun.batch.bases) and all(b.shape == (20, 12) for b in fun.batch.bases.values())
+    assert fun.batch.dims.tolist() == [12] * 4
+    np.testing.assert_allclose(red.objective.numpy(), full.objective.numpy(), rtol=1e-7)
+    # Mapped back, the reduced W is the full W: the same geometry on every object,
+    # including the 28 objects the fold never saw (their null-space part matters).
+    for b in range(4):
+        s_red = oddoneout.similarity(feats[0], red.weights[b].numpy())
+        s_full = oddoneout.similarity(feats[0], full.weights[b].numpy())
+        np.testing.assert_allclose(s_red, s_full, rtol=0, atol=1e-4 * np.abs(s_full).max())
+        # ...and the full objective of the mapped-back W is the reported one.
+        obj_full = probe.objective(feats[0], data, ps[b:b + 1], lam[b:b + 1],
+                                   tight(regulariser=regulariser, reduce_rank=False))
+        f, _ = obj_full(red.weights[b].reshape(1, -1), torch.tensor([0]))
+        assert float(f[0]) == pytest.approx(float(red.objective[b]), rel=1e-9)
+
+
+def test_memory_limit_refuses_clearly_and_batches_split_exactly():
+    feats, sets = world(9, 30, [4], 200, n_sets=1)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    with pytest.raises(probe.MemoryLimitError, match=r"200 triplets.*d = 4.*GiB"):
+        probe.fit(feats[0], data, np.zeros(2, dtype=int), np.array([0.1, 1.0]),
+                  tight(max_memory_gb=1e-6))
+    per = probe.memory_estimate(30, 200, 4, 1, tight())
+    assert probe.memory_estimate(30, 200, 4, 8, tight()) == 8 * per
+    lam = np.geomspace(1e-3, 1.0, 6)
+    whole = probe.fit(feats[0], data, np.zeros(6, dtype=int), lam, tight())
+    split = probe.fit(feats[0], data, np.zeros(6, dtype=int), lam,
+                      tight(max_memory_gb=2.5 * per / 2**30))  # two problems per chunk
+    np.testing.assert_allclose(split.objective.numpy(), whole.objective.numpy(), rtol=1e-12)
+
+
+def test_paper_scale_fit_is_within_16_gib_by_the_memory_model():
+    # 4.2M triplets, 1,854 objects, d = 1,024, float32: one fit must fit a 16 GB GPU.
+    opts = probe.FitOptions()
+    assert probe.memory_estimate(1854, 4_200_000, 1024, 1, opts) < 16 * 2**30
+
+
+def test_auto_device_falls_back_to_cpu_with_a_log_line(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    probe.resolve_device.cache_clear()
+    with caplog.at_level(logging.INFO, logger="modelrecovery.probe"):
+        assert probe.resolve_device("auto") == torch.device("cpu")
+    assert "no CUDA device visible" in caplog.text
+    probe.resolve_device.cache_clear()
+
+
+def test_float32_default_and_no_silent_tf32():
+    feats, sets = world(10, 20, [3], 100, n_sets=1)
+    res = probe.fit(feats[0], probe.TripletSets.from_arrays(sets), np.array([0]),
+                    np.array([0.1]))
+    assert res.weights.dtype == torch.float32
+    assert torch.backends.cuda.matmul.allow_tf32 is False
