@@ -31,7 +31,7 @@ def fit_one(x: np.ndarray, triplets: np.ndarray, lam: float, dtype: torch.dtype,
             rel_tol: float = 1e-7, max_outer: int = 1000) -> dict[str, float]:
     """One fit; returns final objective, W and the number of outer steps."""
     xt = torch.as_tensor(x, dtype=dtype)
-    tt = torch.as_tensor(triplets, dtype=torch.long)
+    tt = torch.tensor(np.asarray(triplets), dtype=torch.long)
     w = torch.eye(x.shape[1], dtype=dtype, requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=1, max_iter=150, history_size=50,
                             line_search_fn="strong_wolfe")
@@ -45,7 +45,7 @@ def fit_one(x: np.ndarray, triplets: np.ndarray, lam: float, dtype: torch.dtype,
     prev = float("inf")
     outer = 0
     for outer in range(1, max_outer + 1):
-        cur = float(opt.step(closure))
+        cur = float(opt.step(closure).detach())
         if abs(prev - cur) < rel_tol * abs(cur):
             break
         prev = cur

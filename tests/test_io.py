@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -114,3 +116,14 @@ def test_read_errors_name_the_file(tmp_path):
                              "name": ["a", "b", "c"]}), badobj)
     with pytest.raises(InputError, match="in order"):
         io.read_objects(badobj)
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    # Written through a private temporary file, results must still be readable by the
+    # group and others as the umask allows (shared cluster folders).
+    old = os.umask(0o022)
+    try:
+        io.write_objects(tmp_path / "objects.parquet", ["a", "b"])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "objects.parquet").stat().st_mode & 0o777 == 0o644

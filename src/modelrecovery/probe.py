@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -41,6 +42,10 @@ Regulariser = Literal["eye_distance", "l2"]
 REGULARISERS: tuple[str, ...] = ("eye_distance", "l2")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 STATUS: tuple[str, ...] = ("running", "gradient", "loss", "line_search", "max_iter")
+_LOG3 = math.log(3.0)
+# A warm start needs a previous solution that predicts better than chance by this much
+# (nats per triplet); a collapsed W ≈ 0 sits at log 3 and would trap the next λ.
+_WARM_MARGIN = 1e-2
 
 
 class MemoryLimitError(RuntimeError):
@@ -54,9 +59,9 @@ class FitOptions:
     ``loss_tol`` is on the relative change of the objective between iterations,
     ``grad_tol`` on the largest absolute gradient entry. ``max_memory_gb`` bounds the
     kernel's working memory: batches are split to fit, and a single problem that
-    cannot fit is refused with :class:`MemoryLimitError`. ``warm_start`` (eye_distance
-    only) solves the λ grid from the largest λ down, each λ starting from the previous
-    λ's solution.
+    cannot fit is refused with :class:`MemoryLimitError`. ``warm_start`` solves the λ
+    grid from the largest λ down, each λ starting from the previous λ's solution when
+    that solution predicts better than chance (else from the identity).
     ``reduce_rank`` fits each fold in the row space of its own objects' features when
     their rank r is below d (W_r of size r × r), and maps the solution back exactly.
     """
@@ -165,6 +170,16 @@ class TripletSets:
 
 # ----------------------------------------------------------------------------- model
 
+# The similarity path costs m²·D per problem in one matmul; the rows path ~3N·D in
+# memory-bound gathers. Measured on the default recovery jobs (m ≈ 140 objects per fold,
+# 2-core CPU, float32 and float64 alike): rows wins below N ≈ 300, similarity from
+# N ≈ 400 on (3.3x faster at N = 3000). Hence similarity once m² ≤ 48·N.
+_SIMILARITY_PAYS = 48
+
+
+def _prefers_similarity(n_objects: int, n_triplets: int) -> bool:
+    return n_objects * n_objects <= _SIMILARITY_PAYS * n_triplets
+
 
 def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.Tensor,
                 gather: str = "auto") -> torch.Tensor:
@@ -176,7 +191,8 @@ def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.T
     z = features @ weights  # (B, n, d)
     n = z.shape[1]
     i, j, k = triplets.unbind(-1)
-    if gather == "similarity" or (gather == "auto" and n * n <= 12 * triplets.shape[1]):
+    if gather == "similarity" or (gather == "auto" and
+                                  _prefers_similarity(n, int(triplets.shape[1]))):
         flat = (z @ z.transpose(1, 2)).reshape(z.shape[0], n * n)
         idx = torch.stack([i * n + j, i * n + k, j * n + k], dim=-1)
         return flat.gather(1, idx.reshape(idx.shape[0], -1)).reshape(idx.shape)
@@ -218,7 +234,10 @@ def penalty(weights: torch.Tensor, regulariser: str, dims: torch.Tensor | None =
 
 def data_nll(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weighted mean NLL of choice 0 per problem: logits (B, N, 3), weights (B, N) → (B,)."""
-    per = torch.logsumexp(logits, dim=-1) - logits[..., 0]
+    a, b, c = logits.unbind(-1)
+    # logsumexp(a, b, c) − a = log(1 + e^(b−a) + e^(c−a)); this form is stable and about
+    # twice as fast as torch.logsumexp over a last dimension of 3 (forward + backward).
+    per = torch.nn.functional.softplus(torch.logaddexp(b - a, c - a))
     return (weights * per).sum(-1) / weights.sum(-1)
 
 
@@ -299,12 +318,19 @@ def _bytes_per_problem(mode: str, n_obj: int, n_trip: int, dim: int, history: in
     L-BFGS state (2·history vectors of D² plus a handful of D² work vectors).
     """
     p = dim * dim
-    triplet_terms = n_trip * 3 * 8 * itemsize + n_trip * 3 * 8  # logits & friends + indices
+    # Per triplet: logits and ~11 same-sized temporaries of forward and backward, plus
+    # three int64 index copies (the set, its local re-indexing, the flat pair index).
+    triplet_terms = n_trip * 3 * 12 * itemsize + n_trip * 3 * 8 * 3
     if mode == "similarity":
-        work = 4 * n_obj * n_obj * itemsize + 4 * n_obj * dim * itemsize + triplet_terms
+        # S, its gradient and two temporaries; Z, dZ, the local features and the SVD
+        # workspace of the rank reduction.
+        work = 4 * n_obj * n_obj * itemsize + 8 * n_obj * dim * itemsize + triplet_terms
     else:
-        work = 3 * n_obj * dim * itemsize + 4 * 3 * n_trip * dim * itemsize + triplet_terms
-    state = (2 * history + 10) * p * itemsize + 2 * history * history * itemsize
+        work = 4 * n_obj * dim * itemsize + 4 * 3 * n_trip * dim * itemsize + triplet_terms
+    # 2·history curvature vectors (and a transient copy of them while only part of the
+    # batch is active), ~20 more of size D² (iterates, gradients, direction, line-search
+    # trials, autograd buffers, results); checked against peak RSS up to d = 2048 on CPU.
+    state = (4 * history + 20) * p * itemsize + 2 * history * history * itemsize
     return int(work + state)
 
 
@@ -327,9 +353,7 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
     itemsize = torch.finfo(dtype).bits // 8
     mode = options.gather
     if mode == "auto":
-        # Similarity: one matmul of m²·D per problem; rows: ~3N·D in slower, memory-bound
-        # gathers. Measured crossover on CPU (benchmarks/): S pays once 3N ≳ m²/4.
-        mode = "similarity" if m * m <= 12 * n_trip else "rows"
+        mode = "similarity" if _prefers_similarity(m, n_trip) else "rows"
         limit = options.max_memory_gb * 2**30
         if (mode == "similarity" and _bytes_per_problem("similarity", m, n_trip, dmax,
                                                         options.history, itemsize) > limit):
@@ -417,11 +441,16 @@ class _History:
     def reset(self, idx: torch.Tensor) -> None:
         self.count[idx] = 0
 
+    def _rows(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        # idx holds distinct problem numbers: all of them means a view, not a copy of the
+        # whole history (2·history·D² values per problem).
+        return t if idx.numel() == t.shape[0] else t[idx]
+
     def push(self, idx: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
         slot = self.head[idx]
         self.s[idx, slot] = s
         self.y[idx, slot] = y
-        s_all, y_all = self.s[idx], self.y[idx]
+        s_all, y_all = self._rows(self.s, idx), self._rows(self.y, idx)
         sy_col = torch.bmm(s_all, y[:, :, None]).squeeze(-1)  # s_iᵀ y_new
         sy_row = torch.bmm(y_all, s[:, :, None]).squeeze(-1)  # s_newᵀ y_j
         yy_col = torch.bmm(y_all, y[:, :, None]).squeeze(-1)
@@ -448,8 +477,8 @@ class _History:
         order = (self.head[idx, None] - count[:, None] + ks[None, :]) % m
         valid = ks[None, :] < count[:, None]
         vf = valid.to(g.dtype)
-        s = self.s[idx]
-        y = self.y[idx]
+        s = self._rows(self.s, idx)
+        y = self._rows(self.y, idx)
         a = torch.bmm(s, g[:, :, None]).squeeze(-1).gather(1, order) * vf  # Sᵀg
         b = torch.bmm(y, g[:, :, None]).squeeze(-1).gather(1, order) * vf  # Yᵀg
         sy = self.sy[idx].gather(1, order[:, :, None].expand(-1, -1, m)).gather(
@@ -663,10 +692,7 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
         w0 = init.to(device=device, dtype=dtype).reshape(b, p)
     # Stages: all problems at once, or one λ value at a time from the largest down, each
     # problem starting from the solution of its own (features, set) at the previous λ.
-    # Only for eye_distance: under l2 a large λ collapses W to 0, a stationary point for
-    # every λ (the data gradient X'GXW vanishes there), so a warm path would stay stuck.
-    if (options.warm_start and options.regulariser == "eye_distance"
-            and len(np.unique(lam_np)) > 1):
+    if options.warm_start and len(np.unique(lam_np)) > 1:
         stages = [np.flatnonzero(lam_np == v) for v in sorted(np.unique(lam_np), reverse=True)]
     else:
         stages = [np.arange(b)]
@@ -688,8 +714,19 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
             sub = _Subset(fun, ids)
             x, f, it, st = lbfgs(sub, x0, options)
             x_out[ids], f_out[ids], it_out[ids], st_out[ids] = x, f, it, st
-        for pb in stage.tolist():
-            prev[(int(pf[pb]), int(problem_set[pb]))] = pb
+        # A larger λ can collapse W towards 0 (uniform predictions, NLL = log 3). W = 0 is
+        # stationary for every λ under both regularisers (zero data gradient, and c = 0),
+        # so only solutions that fit better than chance seed the next λ; others restart
+        # from the identity like a cold fit.
+        with torch.no_grad():
+            stage_t = torch.as_tensor(stage, device=device)
+            _, stage_nll = batch.parts(x_out[stage_t].reshape(-1, dmax, dmax), stage_t)
+        for pb, nll_pb in zip(stage.tolist(), stage_nll.tolist()):
+            key = (int(pf[pb]), int(problem_set[pb]))
+            if nll_pb < _LOG3 - _WARM_MARGIN:
+                prev[key] = pb
+            else:
+                prev.pop(key, None)
     w = x_out.reshape(b, dmax, dmax)
     with torch.no_grad():
         nll = torch.cat([batch.parts(w[lo: lo + chunk], torch.arange(lo, min(b, lo + chunk),
