@@ -286,3 +286,39 @@ def test_valid_config_passes_the_dry_run(tmp_path):
     proc = run_snakemake(workdir, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (workdir / "results").exists()
+
+
+# ----------------------------------------------------------------- several methods
+
+
+def test_several_alignment_methods_run_into_their_own_folders(tmp_path):
+    cfg = base_config(experiments={
+        "zs": {"method": "zero_shot", "regulariser": "eye_distance", "lambdas": [0.01, 1.0]},
+        "diag": {"method": "diagonal", "regulariser": "l2", "lambdas": [0.01, 1.0]},
+        "lr_l1": {"method": "low_rank:2", "regulariser": "l1", "lambdas": [0.01]},
+    })
+    cfg["simulation"]["training_sizes"] = [60]
+    cfg["simulation"]["seeds"] = 1
+    workdir = copy_workflow(tmp_path, cfg)
+    run_ok(workdir)
+    for name, spec in cfg["experiments"].items():
+        tables = workdir / "results" / name / "tables"
+        curve = pd.read_csv(tables / "recovery_curve.csv")
+        assert curve["recovery"].between(0, 1).all()
+        align = pd.read_csv(tables / "alignment.csv")
+        assert len(align) == 3 and align["probed_test_acc"].between(0, 1).all()
+        meta = io.read_json(workdir / "results" / name / "generators" / "lin.json")
+        assert meta["method"] == spec["method"] and meta["regulariser"] == spec["regulariser"]
+        w, _ = io.load_generator(workdir / "results" / name / "generators" / "lin.npz")
+        k = int(spec["method"].split(":")[1]) if ":" in spec["method"] else 5
+        assert w.shape == (5, k)
+        if spec["method"] == "zero_shot":
+            np.testing.assert_allclose(w, w[0, 0] * np.eye(5))
+            # One fit per fold: zero-shot has no λ to choose.
+            fits = pd.read_parquet(workdir / "results" / name / "recovery" / "lin" / "n60"
+                                   / "seed0.parquet")
+            assert fits.groupby("candidate").size().eq(3).all()
+            # Zero-shot human accuracy is the probe's: W = s·I changes no ranking.
+            assert np.allclose(align["zero_shot_test_acc"], align["probed_test_acc"])
+        if spec["method"] == "diagonal":
+            assert np.count_nonzero(w - np.diag(np.diag(w))) == 0

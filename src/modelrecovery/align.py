@@ -46,6 +46,8 @@ def align_to_humans(features: np.ndarray, train: np.ndarray, test: np.ndarray,
                 for f in range(cv_folds)]
     val_sets = [train[p] for p in parts]
     lam = np.asarray(lambdas, dtype=np.float64)
+    if options.parsed_method.kind == "zero_shot":
+        lam = np.zeros(1)  # W = s·I has no penalty, so no λ to choose
     problem_set = np.repeat(np.arange(cv_folds), len(lam))
     problem_lam = np.tile(lam, cv_folds)
     dt = options.torch_dtype

@@ -27,7 +27,7 @@ log = logging.getLogger("modelrecovery")
 def _fit_options(args: argparse.Namespace):
     from .probe import FitOptions
 
-    return FitOptions(regulariser=args.regulariser, max_iter=args.max_iter,
+    return FitOptions(regulariser=args.regulariser, method=args.method, max_iter=args.max_iter,
                       history=args.history, grad_tol=args.grad_tol, loss_tol=args.loss_tol,
                       dtype=args.dtype, device=args.device, allow_tf32=args.allow_tf32,
                       warm_start=args.warm_start, max_memory_gb=args.max_memory_gb)
@@ -91,7 +91,7 @@ def cmd_align(args: argparse.Namespace) -> None:
     rng = rng_for(args.study_seed, "align", args.experiment, args.model)
     result = align_to_humans(x, train, test, args.lambdas, args.cv_folds, rng,
                              _fit_options(args))
-    meta = {"model": args.model, "experiment": args.experiment, "method": "full",
+    meta = {"model": args.model, "experiment": args.experiment, "method": args.method,
             "regulariser": args.regulariser, "lambda": result.lam, "lambdas": args.lambdas,
             "cv_folds": args.cv_folds, "fit": result.final, "human": result.human,
             "dtype": args.dtype, "grad_tol": args.grad_tol, "loss_tol": args.loss_tol}
@@ -217,7 +217,9 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def _fit_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("fitting")
-    g.add_argument("--regulariser", default="eye_distance", choices=["eye_distance", "l2"])
+    g.add_argument("--regulariser", default="eye_distance", choices=["eye_distance", "l2", "l1"])
+    g.add_argument("--method", default="full",
+                   help="alignment method: zero_shot, diagonal, low_rank:K or full")
     g.add_argument("--lambdas", type=float, nargs="+", required=True)
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

@@ -38,8 +38,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
-Regulariser = Literal["eye_distance", "l2"]
-REGULARISERS: tuple[str, ...] = ("eye_distance", "l2")
+Regulariser = Literal["eye_distance", "l2", "l1"]
+REGULARISERS: tuple[str, ...] = ("eye_distance", "l2", "l1")
+METHODS: tuple[str, ...] = ("zero_shot", "diagonal", "low_rank:k", "full")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 STATUS: tuple[str, ...] = ("running", "gradient", "loss", "line_search", "max_iter")
 _LOG3 = math.log(3.0)
@@ -50,6 +51,101 @@ _WARM_MARGIN = 1e-2
 
 class MemoryLimitError(RuntimeError):
     """A single fit would need more memory than the configured limit allows."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """An alignment method: how a problem's parameters θ (P,) make its transform W (D, K).
+
+    ``zero_shot``: W = s·I (one parameter, the inverse temperature's square root; no
+    penalty); ``diagonal``: W = diag(θ); ``low_rank:k``: W ∈ R^{D×k}; ``full``: W ∈ R^{D×D}.
+    Every W starts at the (scaled, truncated) identity, restricted to the problem's own d.
+    """
+
+    kind: str
+    rank: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Method:
+        if text in ("zero_shot", "diagonal", "full"):
+            return cls(text)
+        if text.startswith("low_rank:"):
+            try:
+                k = int(text.split(":", 1)[1])
+            except ValueError:
+                k = 0
+            if k >= 1:
+                return cls("low_rank", k)
+        raise ValueError(f"unknown alignment method {text!r}; use one of {METHODS} "
+                         "(e.g. low_rank:32)")
+
+    def __str__(self) -> str:
+        return f"low_rank:{self.rank}" if self.kind == "low_rank" else self.kind
+
+    def out_dim(self, dmax: int) -> int:
+        return self.rank if self.kind == "low_rank" else dmax
+
+    def n_params(self, dmax: int) -> int:
+        return {"full": dmax * dmax, "low_rank": dmax * max(self.rank, 1), "diagonal": dmax,
+                "zero_shot": 1}[self.kind]
+
+    def init(self, dims: torch.Tensor, dmax: int, dtype: torch.dtype) -> torch.Tensor:
+        """θ at the identity for problems of dims (B,) → (B, P)."""
+        b = len(dims)
+        ar = torch.arange(dmax, device=dims.device)
+        inside = (ar[None, :] < dims[:, None]).to(dtype)
+        if self.kind == "zero_shot":
+            return torch.ones(b, 1, dtype=dtype, device=dims.device)
+        if self.kind == "diagonal":
+            return inside
+        k = self.out_dim(dmax)
+        w = torch.zeros(b, dmax, k, dtype=dtype, device=dims.device)
+        diag = torch.arange(min(dmax, k), device=dims.device)
+        w[:, diag, diag] = inside[:, : len(diag)]
+        return w.reshape(b, -1)
+
+    def weights(self, theta: torch.Tensor, dmax: int) -> torch.Tensor:
+        """W (A, D, K) from θ (A, P)."""
+        a = theta.shape[0]
+        if self.kind == "zero_shot":
+            eye = torch.eye(dmax, dtype=theta.dtype, device=theta.device)
+            return theta.reshape(a, 1, 1) * eye
+        if self.kind == "diagonal":
+            return torch.diag_embed(theta)
+        return theta.reshape(a, dmax, self.out_dim(dmax))
+
+    def transform(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Z = X W for features x (A, m, D) and θ (A, P) → (A, m, K), without forming W
+        where W is diagonal or scalar."""
+        if self.kind == "zero_shot":
+            return x * theta[:, :, None]
+        if self.kind == "diagonal":
+            return x * theta[:, None, :]
+        return x @ self.weights(theta, x.shape[-1])
+
+    def penalty(self, theta: torch.Tensor, regulariser: str, dims: torch.Tensor
+                ) -> torch.Tensor:
+        """R(W) per problem (A,). eye_distance: ‖W − cI‖²_F with c = tr(W)/n over the
+        problem's own n = min(d, K) diagonal; l2: ‖W‖²_F; l1: Σ|W|. zero_shot: 0."""
+        if self.kind == "zero_shot":
+            return torch.zeros(theta.shape[0], dtype=theta.dtype, device=theta.device)
+        if regulariser == "l1":
+            return theta.abs().sum(-1)
+        sq = theta.square().sum(-1)
+        if regulariser == "l2":
+            return sq
+        if self.kind == "diagonal":
+            inside = torch.arange(theta.shape[-1], device=theta.device) < dims[:, None]
+            tr, n = (theta * inside).sum(-1), dims.to(theta.dtype)
+        else:
+            w = theta.reshape(theta.shape[0], -1, self._k(theta))
+            tr, n = _masked_trace(w, dims)
+        return sq - tr.square() / n
+
+    def _k(self, theta: torch.Tensor) -> int:
+        if self.kind == "low_rank":
+            return self.rank
+        return int(round(math.sqrt(theta.shape[-1])))
 
 
 @dataclass(frozen=True)
@@ -67,6 +163,7 @@ class FitOptions:
     """
 
     regulariser: Regulariser = "eye_distance"
+    method: str = "full"
     max_iter: int = 500
     history: int = 20
     grad_tol: float = 1e-6
@@ -87,6 +184,11 @@ class FitOptions:
             raise ValueError(f"unknown dtype {self.dtype!r}; use float32 or float64")
         if self.gather not in ("auto", "similarity", "rows"):
             raise ValueError(f"unknown gather mode {self.gather!r}")
+        Method.parse(self.method)
+
+    @property
+    def parsed_method(self) -> Method:
+        return Method.parse(self.method)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -210,26 +312,36 @@ def _row_logits(z: torch.Tensor, triplets: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, -1, 3)
 
 
+def _masked_trace(weights: torch.Tensor, dims: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor | int]:
+    """Trace over each problem's own diagonal and its length: weights (A, D, K), dims (A,).
+
+    Only positions i < min(d, K) count: padded entries must get no gradient from c·I.
+    """
+    diag = weights.diagonal(dim1=1, dim2=2)
+    k = diag.shape[-1]
+    if dims is None:
+        return diag.sum(-1), k
+    mask = torch.arange(k, device=diag.device) < dims[:, None]
+    return (diag * mask).sum(-1), torch.clamp(dims, max=k).to(weights.dtype)
+
+
 def penalty(weights: torch.Tensor, regulariser: str, dims: torch.Tensor | None = None
             ) -> torch.Tensor:
-    """R(W) per problem, shape (B,), for weights (B, D, D) whose top-left d_b block is used.
+    """R(W) per problem, shape (B,), for weights (B, D, K) whose top-left block is used.
 
-    ``dims`` (B,) gives d_b (default D). Entries outside the block are zero by
-    construction, so only the trace needs the block's own d.
+    ``dims`` (B,) gives each problem's own d (default D). eye_distance: ‖W − cI‖²_F with
+    c = tr(W)/n, n = min(d, K); l2: ‖W‖²_F; l1: Σ|W|. Entries outside the block are zero
+    by construction, so only the trace needs the block's own size.
     """
+    if regulariser == "l1":
+        return weights.abs().sum(dim=(1, 2))
     sq = weights.square().sum(dim=(1, 2))
     if regulariser == "l2":
         return sq
-    diag = weights.diagonal(dim1=1, dim2=2)
-    if dims is None:
-        d = weights.shape[-1]
-    else:
-        # Only the block's own diagonal: padded entries must get no gradient from c·I.
-        d = dims.to(weights.dtype)
-        diag = diag * (torch.arange(diag.shape[-1], device=diag.device) < dims[:, None])
-    # ‖W − cI‖² with c = tr(W)/d expands to ‖W‖² − tr(W)²/d.
-    tr = diag.sum(-1)
-    return sq - tr.square() / d
+    # ‖W − cI‖² with c = tr(W)/n expands to ‖W‖² − tr(W)²/n.
+    tr, n = _masked_trace(weights, dims)
+    return sq - tr.square() / n
 
 
 def data_nll(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -272,6 +384,7 @@ class _Batch:
     lambdas: torch.Tensor
     dims: torch.Tensor
     regulariser: str
+    method: Method = Method("full")
     bases: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def to_original(self, w: torch.Tensor) -> torch.Tensor:
@@ -291,12 +404,15 @@ class _Batch:
                 out[b, :d_c, :d_c] = basis @ w11 @ basis.T + scale * (eye - basis @ basis.T)
         return out
 
-    def parts(self, w: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Objective and data NLL of problems ``idx`` at weights w (A, D, D)."""
+    def parts(self, theta: torch.Tensor, idx: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Objective and data NLL of problems ``idx`` at parameters θ (A, P) (for ``full``
+        also accepted as W (A, D, D))."""
+        theta = theta.reshape(len(idx), -1)
         sets = self.set_of[idx]
         if self.mode == "similarity":
             blk = self.block[idx]
-            z = self.local_x[blk] @ w
+            z = self.method.transform(self.local_x[blk], theta)
             m = z.shape[1]
             t = self.local_t[blk]
             i, j, k = t.unbind(-1)
@@ -304,10 +420,11 @@ class _Batch:
             pidx = torch.stack([i * m + j, i * m + k, j * m + k], dim=-1)
             logits = flat.gather(1, pidx.reshape(len(idx), -1)).reshape(pidx.shape)
         else:
-            z = self.global_x[self.feature_of[idx]] @ w
+            z = self.method.transform(self.global_x[self.feature_of[idx]], theta)
             logits = _row_logits(z, self.triplets[sets])
         nll = data_nll(logits, self.weights[sets])
-        return nll + self.lambdas[idx] * penalty(w, self.regulariser, self.dims[idx]), nll
+        pen = self.method.penalty(theta, self.regulariser, self.dims[idx])
+        return nll + self.lambdas[idx] * pen, nll
 
 
 def _bytes_per_problem(mode: str, n_obj: int, n_trip: int, dim: int, history: int,
@@ -369,7 +486,8 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
             objs = local_objs[f]
             xl = gx[c, objs.to(device), : dims_c[c]]
             lt[u] = torch.searchsorted(objs, trip_cpu[f]).to(device)
-            if options.reduce_rank:
+            if (options.reduce_rank and options.parsed_method.kind == "full"
+                    and options.regulariser in ("eye_distance", "l2")):
                 # Exact (see DESIGN notes): in the basis (V_r, V_⊥) of xl's row space the
                 # cross blocks of W have zero gradient from W = I on, the null block stays
                 # b·I and is profiled out (b = 0 for l2, tr(W11)/r for eye_distance).
@@ -384,11 +502,13 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
         block = block.to(device)
         dims = block_dim[block]
         batch = _Batch("similarity", block, lx, lt, None, feature_of, set_of,
-                       data.triplets, data.weights, lambdas, dims, options.regulariser, bases)
+                       data.triplets, data.weights, lambdas, dims, options.regulariser,
+                       options.parsed_method, bases)
         n_obj = m
     else:
         batch = _Batch("rows", torch.zeros_like(feature_of), None, None, gx, feature_of,
-                       set_of, data.triplets, data.weights, lambdas, dims, options.regulariser)
+                       set_of, data.triplets, data.weights, lambdas, dims, options.regulariser,
+                       options.parsed_method)
         n_obj = n
     return batch, _bytes_per_problem(mode, n_obj, n_trip, dmax, options.history, itemsize)
 
@@ -401,7 +521,7 @@ class _Objective:
 
     def __init__(self, batch: _Batch, dim: int) -> None:
         self.batch = batch
-        self.d = dim
+        self.d = dim  # D, the padded feature dimension
         self.evaluations = 0
         self.problem_evaluations = 0
 
@@ -413,11 +533,11 @@ class _Objective:
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         self.evaluations += 1
         self.problem_evaluations += int(idx.numel())
-        w = flat.detach().reshape(-1, self.d, self.d).requires_grad_(True)
+        theta = flat.detach().requires_grad_(True)
         with torch.enable_grad():
-            obj, _ = self.batch.parts(w, idx)
-            (grad,) = torch.autograd.grad(obj.sum(), w)
-        return obj.detach(), grad.reshape(flat.shape)
+            obj, _ = self.batch.parts(theta, idx)
+            (grad,) = torch.autograd.grad(obj.sum(), theta)
+        return obj.detach(), grad
 
 
 class _History:
@@ -589,7 +709,8 @@ def lbfgs(fun: _Objective, x0: torch.Tensor, options: FitOptions
 class FitResult:
     """Per-problem results of a batched fit (B problems).
 
-    weights (B, D, D), problem b's transform in its top-left ``dims[b]`` block;
+    weights (B, D, K) (K = D, or k for low_rank:k), problem b's transform in its top
+    ``dims[b]`` rows;
     objective and train_nll (B,) in nats per judgement; iterations (B,) (under warm
     starts: of the problem's own λ stage); converged (B,) bool; status (B,) one of
     ``gradient`` / ``loss`` (tolerance met), ``max_iter``, ``line_search``; seconds
@@ -679,12 +800,10 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
             f"history {options.history}, {options.dtype}), over the limit of "
             f"{options.max_memory_gb} GiB (fitting.max_memory_gb)")
     chunk = max(1, int(limit // per_problem))
-    p = dmax * dmax
+    method = options.parsed_method
+    p = method.n_params(dmax)
     if init is None:
-        eye = torch.zeros(b, dmax, dmax, dtype=dtype, device=device)
-        ar = torch.arange(dmax, device=device)
-        eye[:, ar, ar] = (ar[None, :] < batch.dims[:, None]).to(dtype)
-        w0 = eye.reshape(b, p)
+        w0 = method.init(batch.dims, dmax, dtype)
     else:
         if batch.bases:
             raise ValueError("an explicit init is in the features' coordinates; it cannot "
@@ -720,19 +839,18 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
         # from the identity like a cold fit.
         with torch.no_grad():
             stage_t = torch.as_tensor(stage, device=device)
-            _, stage_nll = batch.parts(x_out[stage_t].reshape(-1, dmax, dmax), stage_t)
+            _, stage_nll = batch.parts(x_out[stage_t], stage_t)
         for pb, nll_pb in zip(stage.tolist(), stage_nll.tolist()):
             key = (int(pf[pb]), int(problem_set[pb]))
             if nll_pb < _LOG3 - _WARM_MARGIN:
                 prev[key] = pb
             else:
                 prev.pop(key, None)
-    w = x_out.reshape(b, dmax, dmax)
     with torch.no_grad():
-        nll = torch.cat([batch.parts(w[lo: lo + chunk], torch.arange(lo, min(b, lo + chunk),
-                                                                    device=device))[1]
+        nll = torch.cat([batch.parts(x_out[lo: lo + chunk],
+                                     torch.arange(lo, min(b, lo + chunk), device=device))[1]
                          for lo in range(0, b, chunk)])
-        w = batch.to_original(w)
+        w = batch.to_original(method.weights(x_out, dmax))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     st_cpu = st_out.cpu()
@@ -767,7 +885,7 @@ def evaluate(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.T
     → two float64 arrays (B,).
     """
     feats = [features] if isinstance(features, (np.ndarray, torch.Tensor)) else list(features)
-    dmax = weights.shape[-1]
+    dmax = weights.shape[-2]  # W is (B, D, K): features are padded to its rows
     n = np.asarray(feats[0]).shape[0]
     gx = torch.zeros(len(feats), n, dmax, dtype=weights.dtype, device=weights.device)
     for c, x in enumerate(feats):

@@ -38,6 +38,8 @@ def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.nd
     test = probe.TripletSets.from_arrays([subset(shard, f, "test", n_eval) for f in folds],
                                          dtype=dt)
     lam = np.asarray(lambdas, dtype=np.float64)
+    if options.parsed_method.kind == "zero_shot":
+        lam = np.zeros(1)  # W = s·I has no penalty: one fit per fold serves every λ
     names = list(candidates)
     feats = [candidates[name] for name in names]
     # One kernel call for every candidate × fold × λ: problem b is candidate pf[b] on

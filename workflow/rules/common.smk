@@ -66,6 +66,7 @@ def fit_args(experiment):
     lambdas = " ".join(repr(float(x)) for x in exp["lambdas"])
     flags = [
         f"--regulariser {exp['regulariser']}",
+        f"--method {exp['method']}",
         f"--lambdas {lambdas}",
         f"--dtype {fit['dtype']}",
         f"--device {fit['device']}",
