@@ -23,7 +23,7 @@ def problem(seed: int, n: int = 25, d: int = 4, n_trip: int = 200):
 
 def explicit_w(method: probe.Method, theta: np.ndarray, d: int) -> np.ndarray:
     if method.kind == "zero_shot":
-        return theta[0] * np.eye(d)
+        return np.exp(theta[0]) * np.eye(d)
     if method.kind == "diagonal":
         return np.diag(theta)
     return theta.reshape(d, method.out_dim(d))
@@ -91,6 +91,19 @@ def test_zero_shot_fits_only_a_scale():
                           bounds=(0.01, 20.0), method="bounded", options={"xatol": 1e-10})
     assert float(res.objective[0]) == pytest.approx(ref.fun, rel=1e-8)
     # Accuracy is scale-free: zero-shot accuracy is the raw features' accuracy.
+    assert oddoneout.accuracy(oddoneout.similarity(x, w), trip) == pytest.approx(
+        oddoneout.accuracy(oddoneout.similarity(x), trip))
+
+
+def test_zero_shot_never_collapses_features_that_predict_nothing():
+    # Choices unrelated to x: the best scale shrinks towards 0, yet s stays > 0 and the
+    # raw ranking (zero-shot accuracy) survives; W = 0 would turn every triplet into a tie.
+    x, _, rng = problem(8, d=4)
+    trip = np.stack([rng.choice(25, 3, replace=False) for _ in range(300)])
+    res = probe.fit(x, probe.TripletSets.from_arrays([trip], dtype=F64), np.array([0]),
+                    np.array([0.0]), probe.FitOptions(method="zero_shot", dtype="float64"))
+    w = res.weights[0].numpy()
+    assert 0 < w[0, 0] < 1
     assert oddoneout.accuracy(oddoneout.similarity(x, w), trip) == pytest.approx(
         oddoneout.accuracy(oddoneout.similarity(x), trip))
 

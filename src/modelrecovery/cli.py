@@ -80,6 +80,76 @@ def cmd_import(args: argparse.Namespace) -> None:
                   out / "world.json")
 
 
+def _write_human(out: Path, train: np.ndarray, test: np.ndarray, ceilings: dict,
+                 test_name: str) -> None:
+    """train.parquet, test.parquet and ceiling.json (the test split's noise ceiling)."""
+    io.write_triplets(out / "train.parquet", train)
+    io.write_triplets(out / "test.parquet", test)
+    chosen = ceilings.get(test_name)
+    io.write_json({"splits": ceilings, "test_split": test_name,
+                   "ceiling": None if chosen is None else chosen["ceiling"]},
+                  out / "ceiling.json")
+
+
+def _ceilings(paths: dict[str, Path], n: int) -> dict:
+    """Noise ceiling of every split that has repeated triplets (others are skipped)."""
+    from .ceiling import ceiling_by_split
+
+    out = {}
+    for name, path in paths.items():
+        try:
+            out.update(ceiling_by_split({name: path}, n))
+        except InputError as exc:
+            log.info("no noise ceiling from %s: %s", name, exc)
+    return out
+
+
+def cmd_import_objects(args: argparse.Namespace) -> None:
+    from .importers import import_objects
+
+    import_objects(args.names, args.out, n_objects=args.n_objects)
+
+
+def cmd_import_features(args: argparse.Namespace) -> None:
+    from .importers import import_features
+
+    n = len(io.read_objects(args.objects))
+    meta = import_features(args.path, args.out, n_objects=n, fmt=args.format,
+                           center=args.center, unit_norm=args.unit_norm, pca=args.pca)
+    log.info("%s: %s", args.path, meta["preprocessing"])
+
+
+def cmd_import_things(args: argparse.Namespace) -> None:
+    from .importers import import_things
+
+    n = len(io.read_objects(args.objects))
+    out = Path(args.out_dir)
+    summary = import_things(args.triplets, out / "splits", n_objects=n)
+    test_name = f"test{args.test_split}"
+    if test_name not in summary["splits"] or "train" not in summary["splits"]:
+        raise InputError(f"{args.triplets}: needs a training split (noise_ceiling 0) and "
+                         f"test split {args.test_split}; found {sorted(summary['splits'])}")
+    paths = {name: out / "splits" / f"{name}.parquet" for name in summary["splits"]}
+    train, _ = io.read_triplets(paths["train"], n)
+    test, _ = io.read_triplets(paths[test_name], n)
+    ceilings = _ceilings({k: v for k, v in paths.items() if k != "train"}, n)
+    _write_human(out, train, test, ceilings, test_name)
+    io.write_json(summary, out / "summary.json")
+
+
+def cmd_import_arrays(args: argparse.Namespace) -> None:
+    from .importers import read_triplet_array
+
+    n = len(io.read_objects(args.objects))
+    train = read_triplet_array(args.train, n)
+    test = read_triplet_array(args.test, n)
+    out = Path(args.out_dir)
+    _write_human(out, train, test, _ceilings({"test": Path(args.test)}, n), "test")
+    io.write_json({"train": {"rows": len(train), "file": str(args.train)},
+                   "test": {"rows": len(test), "file": str(args.test)}},
+                  out / "summary.json")
+
+
 def cmd_align(args: argparse.Namespace) -> None:
     from .align import align_to_humans
 
@@ -101,6 +171,18 @@ def cmd_align(args: argparse.Namespace) -> None:
              result.lam, result.human["zero_shot_test_acc"], result.human["probed_test_acc"])
 
 
+def _target(text: str) -> float:
+    """A number, or a ceiling.json written by the importers (``noise_ceiling: auto``)."""
+    try:
+        return float(text)
+    except ValueError:
+        value = io.read_json(text).get("ceiling")
+        if value is None:
+            raise InputError(f"{text}: no noise ceiling could be computed (the human test "
+                             "split has no repeated triplets); set noise_ceiling to a number")
+        return float(value)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from .calibrate import calibrate_temperature
     from .oddoneout import expected_accuracy, pair_logits, similarity
@@ -110,9 +192,17 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     w, _ = io.load_generator(args.aligned)
     meta = io.read_json(args.aligned_json)
     trip, _ = io.read_triplets(args.triplets, n)
+    target = _target(args.target)
     logits = pair_logits(similarity(x, w), trip)
-    temperature = calibrate_temperature(logits, args.target)
-    meta.update({"noise_ceiling_target": args.target,
+    try:
+        temperature = calibrate_temperature(logits, target)
+    except InputError as exc:
+        raise InputError(
+            f"{args.aligned}: model {meta.get('model')!r} cannot be calibrated: {exc}. Its "
+            "aligned transform predicts the humans no better than chance (λ = "
+            f"{meta.get('lambda')}); leave it out of 'generators' or check its features"
+        ) from exc
+    meta.update({"noise_ceiling_target": target,
                  "expected_accuracy": expected_accuracy(logits, temperature),
                  "calibration_triplets": len(trip)})
     io.save_generator(args.out_npz, args.out_json, w, temperature, meta)
@@ -258,6 +348,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_import)
 
+    p = sub.add_parser("import-objects", help="a THINGS-style concept list → objects.parquet")
+    p.add_argument("--names", required=True, help="one object name per line")
+    p.add_argument("--n-objects", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_import_objects)
+
+    p = sub.add_parser("import-features", help="model features (npy, pt, thingsvision, "
+                                               "txt, hdf5, mat, csv, parquet) → Parquet")
+    p.add_argument("--path", required=True)
+    p.add_argument("--objects", required=True)
+    p.add_argument("--format", default="auto")
+    p.add_argument("--center", action="store_true")
+    p.add_argument("--unit-norm", action="store_true")
+    p.add_argument("--pca", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_import_features)
+
+    p = sub.add_parser("import-things", help="the THINGS odd-one-out file → human triplets")
+    p.add_argument("--triplets", required=True)
+    p.add_argument("--objects", required=True)
+    p.add_argument("--test-split", type=int, default=2, choices=[1, 2, 3])
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_import_things)
+
+    p = sub.add_parser("import-arrays", help="older THINGS trainset/testset arrays")
+    for name in ("train", "test", "objects", "out_dir"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.set_defaults(func=cmd_import_arrays)
+
     p = sub.add_parser("align", parents=[fit], help="fit a model to human triplets (CV λ)")
     for name in ("objects", "features", "train", "test", "model", "experiment",
                  "out_weights", "out_json", "out_cv"):
@@ -270,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("objects", "features", "aligned", "aligned_json", "triplets", "out_npz",
                  "out_json"):
         p.add_argument("--" + name.replace("_", "-"), required=True)
-    p.add_argument("--target", type=float, required=True)
+    p.add_argument("--target", required=True,
+                   help="expected accuracy to reach, or a ceiling.json (noise_ceiling: auto)")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("simulate", help="simulate one dataset from a calibrated generator")

@@ -57,8 +57,9 @@ class MemoryLimitError(RuntimeError):
 class Method:
     """An alignment method: how a problem's parameters θ (P,) make its transform W (D, K).
 
-    ``zero_shot``: W = s·I (one parameter, the inverse temperature's square root; no
-    penalty); ``diagonal``: W = diag(θ); ``low_rank:k``: W ∈ R^{D×k}; ``full``: W ∈ R^{D×D}.
+    ``zero_shot``: W = s·I with s = e^θ (one parameter, the inverse temperature's square
+    root; no penalty; s > 0 always, so the raw features' ranking, and hence accuracy, is
+    kept exactly even for features that predict nothing, where s would shrink to 0); ``diagonal``: W = diag(θ); ``low_rank:k``: W ∈ R^{D×k}; ``full``: W ∈ R^{D×D}.
     Every W starts at the (scaled, truncated) identity, restricted to the problem's own d.
     """
 
@@ -95,7 +96,7 @@ class Method:
         ar = torch.arange(dmax, device=dims.device)
         inside = (ar[None, :] < dims[:, None]).to(dtype)
         if self.kind == "zero_shot":
-            return torch.ones(b, 1, dtype=dtype, device=dims.device)
+            return torch.zeros(b, 1, dtype=dtype, device=dims.device)  # s = e^0 = 1
         if self.kind == "diagonal":
             return inside
         k = self.out_dim(dmax)
@@ -109,7 +110,7 @@ class Method:
         a = theta.shape[0]
         if self.kind == "zero_shot":
             eye = torch.eye(dmax, dtype=theta.dtype, device=theta.device)
-            return theta.reshape(a, 1, 1) * eye
+            return theta.exp().reshape(a, 1, 1) * eye
         if self.kind == "diagonal":
             return torch.diag_embed(theta)
         return theta.reshape(a, dmax, self.out_dim(dmax))
@@ -118,7 +119,7 @@ class Method:
         """Z = X W for features x (A, m, D) and θ (A, P) → (A, m, K), without forming W
         where W is diagonal or scalar."""
         if self.kind == "zero_shot":
-            return x * theta[:, :, None]
+            return x * theta.exp()[:, :, None]
         if self.kind == "diagonal":
             return x * theta[:, None, :]
         return x @ self.weights(theta, x.shape[-1])
@@ -451,6 +452,18 @@ def _bytes_per_problem(mode: str, n_obj: int, n_trip: int, dim: int, history: in
     return int(work + state)
 
 
+def _as_list(features) -> list:
+    return [features] if isinstance(features, (np.ndarray, torch.Tensor)) else list(features)
+
+
+def _padded(xs: list[torch.Tensor], dmax: int) -> torch.Tensor:
+    """Stack C feature arrays (n, d_c) into (C, n, D), zero beyond each d_c."""
+    gx = torch.zeros(len(xs), xs[0].shape[0], dmax, dtype=xs[0].dtype, device=xs[0].device)
+    for c, x in enumerate(xs):
+        gx[c, :, : x.shape[1]] = x
+    return gx
+
+
 def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.Tensor,
              set_of: torch.Tensor, lambdas: torch.Tensor, options: FitOptions,
              device: torch.device, dtype: torch.dtype) -> tuple[_Batch, int]:
@@ -458,9 +471,7 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
     dims_c = [int(x.shape[1]) for x in features]
     dmax = max(dims_c)
     n = int(features[0].shape[0])
-    gx = torch.zeros(len(features), n, dmax, dtype=dtype, device=device)
-    for c, x in enumerate(features):
-        gx[c, :, : x.shape[1]] = x
+    gx = _padded(features, dmax)
     dims = torch.as_tensor(dims_c, device=device)[feature_of]
     n_trip = int(data.triplets.shape[1])
     # Objects each set touches (the fold's training objects), for the local S.
@@ -749,8 +760,8 @@ def objective(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.
 
 
 def _tensors(features, data, problem_set, lambdas, problem_features, device, dtype):
-    feats = [features] if isinstance(features, (np.ndarray, torch.Tensor)) else list(features)
-    xs = [torch.as_tensor(np.asarray(x), dtype=dtype, device=device) for x in feats]
+    xs = [torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+          for x in _as_list(features)]
     b = len(problem_set)
     pf = np.zeros(b, dtype=np.int64) if problem_features is None else np.asarray(
         problem_features, dtype=np.int64)
@@ -778,7 +789,8 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
     features: one (n, d) array, or a list of C arrays (n, d_c) (candidates; same n);
     data: F triplet sets; problem_set (B,) the set each problem fits; lambdas (B,);
     problem_features (B,) which feature array each problem uses (default 0);
-    init (B, D, D) or None for W = I (ignored for warm-started stages but the first).
+    init: parameters (B, P) (for ``full``: W as (B, D, D)), or None for the identity;
+    warm-started stages after the first start from the previous λ instead.
     """
     device = resolve_device(options.device)
     dtype = options.torch_dtype
@@ -881,16 +893,12 @@ def evaluate(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.T
              ) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy (ties split) and mean NLL at T = 1 of each problem on its set.
 
-    features as in :func:`fit`; weights (B, D, D); data: F sets; problem_set (B,)
-    → two float64 arrays (B,).
+    features as in :func:`fit`; weights (B, D, K) as in :class:`FitResult`; data: F sets;
+    problem_set (B,) → two float64 arrays (B,).
     """
-    feats = [features] if isinstance(features, (np.ndarray, torch.Tensor)) else list(features)
-    dmax = weights.shape[-2]  # W is (B, D, K): features are padded to its rows
-    n = np.asarray(feats[0]).shape[0]
-    gx = torch.zeros(len(feats), n, dmax, dtype=weights.dtype, device=weights.device)
-    for c, x in enumerate(feats):
-        xt = torch.as_tensor(np.asarray(x), dtype=weights.dtype, device=weights.device)
-        gx[c, :, : xt.shape[1]] = xt
+    xs_list = [torch.as_tensor(np.asarray(x), dtype=weights.dtype, device=weights.device)
+               for x in _as_list(features)]
+    gx = _padded(xs_list, weights.shape[-2])  # W is (B, D, K): pad features to its rows
     b = len(problem_set)
     pf = np.zeros(b, dtype=np.int64) if problem_features is None else np.asarray(
         problem_features)

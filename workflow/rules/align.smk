@@ -41,11 +41,12 @@ rule calibrate:
         weights=exp_path("aligned", "{model}.npz"),
         meta=exp_path("aligned", "{model}.json"),
         triplets=f"{WORLD}/human/train.parquet",
+        ceiling=[f"{WORLD}/human/ceiling.json"] if config["noise_ceiling"] == "auto" else [],
     output:
         weights=exp_path("generators", "{model}.npz"),
         meta=exp_path("generators", "{model}.json"),
     params:
-        target=config["noise_ceiling"],
+        target=get_calibration_target,
     log:
         log_path("calibrate", "{model}"),
     conda:

@@ -5,9 +5,16 @@ import os
 
 RESULTS = config.get("results", "results")
 WORLD = f"{RESULTS}/world"
-MODELS = [m["name"] for m in config["world"]["synthetic"]["models"]] if config["world"][
-    "source"
-] == "synthetic" else list(config["world"]["files"]["features"])
+SOURCE = config["world"]["source"]
+if SOURCE == "synthetic":
+    MODELS = [m["name"] for m in config["world"]["synthetic"]["models"]]
+else:
+    MODELS = list(config["world"][SOURCE]["features"])
+if config["noise_ceiling"] == "auto" and SOURCE != "things":
+    raise ValueError(
+        "config key 'noise_ceiling': 'auto' needs world.source: things (the ceiling is "
+        "computed from THINGS' repeated test triplets); give a number instead"
+    )
 EXPERIMENTS = list(config["experiments"])
 SIZES = sorted(int(n) for n in config["simulation"]["training_sizes"])
 SEEDS = list(range(int(config["simulation"]["seeds"])))
@@ -82,12 +89,32 @@ def fit_args(experiment):
     return " ".join(flags)
 
 
+def get_preprocess_flags(wildcards):
+    """import-features flags from world.things.features.<model> (format, preprocessing)."""
+    spec = config["world"]["things"]["features"][wildcards.model]
+    flags = [f"--format {spec.get('format', 'auto')}"]
+    if spec.get("center"):
+        flags.append("--center")
+    if spec.get("unit_norm"):
+        flags.append("--unit-norm")
+    if spec.get("pca"):
+        flags.append(f"--pca {int(spec['pca'])}")
+    return " ".join(flags)
+
+
 def get_fit_args(wildcards):
     return fit_args(wildcards.experiment)
 
 
 def get_candidate_args(wildcards, input):
     return " ".join(f"{name}={path}" for name, path in zip(CANDIDATES, input.candidates))
+
+
+def get_calibration_target(wildcards, input):
+    """The noise ceiling: the config's number, or the imported ceiling.json for 'auto'."""
+    if config["noise_ceiling"] == "auto":
+        return input.ceiling
+    return config["noise_ceiling"]
 
 
 def get_recovery_rows(wildcards):
