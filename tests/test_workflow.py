@@ -23,7 +23,8 @@ CONTRACT = ["experiment", "generator", "candidate", "n_train", "seed", "fold", "
             "train_nll", "val_acc", "test_acc", "test_nll", "iterations", "converged",
             "seconds"]
 TABLES = ["scores", "outcomes", "recovery_curve", "generator_curves", "confusion",
-          "summary", "alignment"]
+          "summary", "alignment", "geometry", "rsa", "mds", "rsa_human", "ranks",
+          "precision_recall", "misidentification"]
 
 
 def run_ok(workdir: Path, *args: str) -> None:
@@ -322,3 +323,24 @@ def test_several_alignment_methods_run_into_their_own_folders(tmp_path):
             assert np.allclose(align["zero_shot_test_acc"], align["probed_test_acc"])
         if spec["method"] == "diagonal":
             assert np.count_nonzero(w - np.diag(np.diag(w))) == 0
+
+
+def test_misidentification_analyses(tiny):
+    workdir, cfg = tiny
+    tables = exp_dir(workdir, cfg) / "tables"
+    geom = pd.read_csv(tables / "geometry.csv")
+    assert set(geom["model"]) == {"lin", "rel", "unr"}
+    assert geom["geometry_shift"].between(0, 2).all() and (geom["pr_raw"] >= 1).all()
+    ranks = pd.read_csv(tables / "ranks.csv")
+    assert ranks["mrr"].between(0, 1).all() and (ranks["mean_rank"] >= 1).all()
+    prf = pd.read_csv(tables / "precision_recall.csv")
+    assert prf["f1"].between(0, 1).all()
+    # recall is each generator's recovery rate (ties split), from the same outcomes
+    gen = pd.read_csv(tables / "generator_curves.csv")
+    merged = prf.merge(gen, left_on=["n_train", "model"], right_on=["n_train", "generator"])
+    np.testing.assert_allclose(merged["recall"], merged["recovery"])
+    comparison = workdir / cfg["results"] / "comparison"
+    agreement = pd.read_csv(comparison / "tables" / "metric_agreement.csv")
+    assert agreement.shape[0] == agreement.shape[1] - 1  # square, plus the label column
+    for fig in ("accuracy_vs_identifiability", "metric_agreement"):
+        assert (comparison / "figures" / f"{fig}.png").stat().st_size > 0

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from . import io
 from .errors import InputError
@@ -301,6 +302,84 @@ def cmd_plot(args: argparse.Namespace) -> None:
                       args.out_confusion)
 
 
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise InputError(f"{flag}: expected NAME=PATH, got {item!r}")
+        out[name] = path
+    return out
+
+
+def _write_tables(tables: dict, out: Path) -> None:
+    for name, frame in tables.items():
+        io.write_parquet(frame, out / f"{name}.parquet")
+        io.write_csv(frame, out / f"{name}.csv")
+
+
+def cmd_analyse_geometry(args: argparse.Namespace) -> None:
+    from . import plots, study_analyses
+
+    n = len(io.read_objects(args.objects))
+    feats = {m: io.read_features(p, n) for m, p in _pairs(args.features, "--features").items()}
+    weights = {m: io.load_generator(p)[0]
+               for m, p in _pairs(args.generators, "--generators").items()}
+    geom, rsa, mds = study_analyses.model_geometry(feats, weights, args.metric)
+    human = study_analyses.human_similarity(io.read_triplets(args.human_train, n)[0], n)
+    rsa_h = pd.DataFrame({"model": list(feats), "experiment": args.experiment,
+                          "rsa_human": [study_analyses.rsa_with_humans(feats[m], weights[m],
+                                                                       human)
+                                        for m in feats]})
+    out = Path(args.out_dir)
+    _write_tables({"geometry": geom.assign(experiment=args.experiment),
+                   "rsa": rsa.assign(experiment=args.experiment),
+                   "mds": mds.assign(experiment=args.experiment), "rsa_human": rsa_h}, out)
+    plots.save_figure(plots.mds_figure(mds, geom, f"Aligned geometry: {args.experiment}"),
+                      Path(args.figures) / "geometry")
+
+
+def cmd_analyse_identifiability(args: argparse.Namespace) -> None:
+    from . import identifiability, plots, study_analyses
+
+    outcomes = pd.read_parquet(args.outcomes)
+    confusion = pd.read_parquet(args.confusion)
+    geom = pd.read_parquet(args.geometry)
+    rng = rng_for(args.study_seed, "misidentification", args.experiment)
+    tables = {"ranks": identifiability.rank_table(outcomes),
+              "precision_recall": identifiability.precision_recall_f1(confusion),
+              "misidentification": study_analyses.misidentification(
+                  outcomes, geom[["model", "geometry_shift", "pr_aligned"]], args.n_boot, rng)}
+    _write_tables(tables, Path(args.out_dir))
+    plots.save_figure(plots.misidentification_figure(
+        tables["misidentification"], f"Why models are misidentified: {args.experiment}"),
+        Path(args.figures) / "misidentification")
+
+
+def cmd_compare_methods(args: argparse.Namespace) -> None:
+    from . import identifiability, plots, study_analyses
+
+    def stack(paths: list[str], experiments: list[str]) -> pd.DataFrame:
+        return pd.concat([pd.read_parquet(p).assign(experiment=e)
+                          for p, e in zip(paths, experiments)], ignore_index=True)
+
+    exps = args.experiments
+    alignment = stack(args.alignment, exps)
+    curves = pd.concat([pd.read_parquet(p) for p in args.curves], ignore_index=True)
+    gen_curves = pd.concat([pd.read_parquet(p) for p in args.generator_curves],
+                           ignore_index=True)
+    rsa_h = pd.concat([pd.read_parquet(p) for p in args.rsa_human], ignore_index=True)
+    tradeoff = identifiability.accuracy_vs_identifiability(alignment, curves)
+    table = study_analyses.metric_table(alignment, gen_curves, rsa_h)
+    _, rho = identifiability.metric_agreement(table, model="model")
+    out = Path(args.out_dir)
+    _write_tables({"accuracy_vs_identifiability": tradeoff, "metrics_by_model": table,
+                   "metric_agreement": rho.reset_index()}, out)
+    fig = Path(args.figures)
+    plots.save_figure(plots.tradeoff_figure(tradeoff), fig / "accuracy_vs_identifiability")
+    plots.save_figure(plots.agreement_figure(rho), fig / "metric_agreement")
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -419,6 +498,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generators", nargs="*", default=[], help="generator JSON sidecars")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("analyse-geometry", help="geometry shift, dimensionality, RSA, MDS")
+    for name in ("objects", "human_train", "experiment", "out_dir", "figures"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--generators", nargs="+", required=True, metavar="NAME=NPZ")
+    p.add_argument("--metric", default="correlation", choices=["correlation", "euclidean"])
+    p.set_defaults(func=cmd_analyse_geometry)
+
+    p = sub.add_parser("analyse-identifiability",
+                       help="ranks, precision/recall/F1, misidentification regression")
+    for name in ("outcomes", "confusion", "geometry", "experiment", "out_dir", "figures"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--study-seed", type=int, required=True)
+    p.set_defaults(func=cmd_analyse_identifiability)
+
+    p = sub.add_parser("compare-methods",
+                       help="accuracy vs identifiability and metric agreement across runs")
+    for name in ("experiments", "alignment", "curves", "generator_curves", "rsa_human"):
+        p.add_argument("--" + name.replace("_", "-"), nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--figures", required=True)
+    p.set_defaults(func=cmd_compare_methods)
 
     p = sub.add_parser("plot", help="recovery curve and confusion figures (PNG + SVG)")
     for name in ("curve", "generator_curves", "confusion", "experiment", "out_curve",

@@ -83,3 +83,79 @@ def confusion_figure(conf: pd.DataFrame, title: str) -> plt.Figure:
         fig.colorbar(image, ax=axes, shrink=0.6, label="share of datasets won")
     fig.suptitle(title)
     return fig
+
+
+def mds_figure(mds: pd.DataFrame, geometry: pd.DataFrame, title: str) -> plt.Figure:
+    """Models placed by 2-D classical MDS of 1 − RSA of their aligned geometries; marker
+    size grows with the geometry shift the alignment induced."""
+    merged = mds.merge(geometry[["model", "geometry_shift"]], on="model")
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    sizes = 40 + 400 * merged["geometry_shift"].clip(lower=0).to_numpy()
+    ax.scatter(merged["mds1"], merged["mds2"], s=sizes, alpha=0.6)
+    # Confusable models sit on top of each other: stagger their labels so all stay legible.
+    for k, (_, r) in enumerate(merged.sort_values(["mds1", "mds2"]).iterrows()):
+        ax.annotate(f"{r['model']} (shift {r['geometry_shift']:.2f})", (r["mds1"], r["mds2"]),
+                    fontsize=7, xytext=(6, 4 - 10 * (k % 3)), textcoords="offset points")
+    ax.set_xlabel("MDS 1")
+    ax.set_ylabel("MDS 2")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def misidentification_figure(reg: pd.DataFrame, title: str) -> plt.Figure:
+    """Standardised coefficients with bootstrap 95% intervals per training size."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    ok = reg.dropna(subset=["std_coef"]) if "std_coef" in reg else reg.iloc[0:0]
+    for k, (pred, grp) in enumerate(ok.groupby("term", sort=True)):
+        x = np.log10(grp["n_train"].to_numpy(dtype=float)) + 0.03 * (k - 0.5)
+        lo = (grp["std_coef"] - grp["std_ci_low"]).fillna(0)
+        hi = (grp["std_ci_high"] - grp["std_coef"]).fillna(0)
+        ax.errorbar(x, grp["std_coef"], yerr=[lo, hi], marker="o", capsize=3, label=pred)
+    ax.axhline(0, color="grey", lw=1)
+    ax.set_xlabel("log10 training triplets per fold")
+    ax.set_ylabel("standardised coefficient")
+    ax.set_title(title)
+    if len(ok):
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "every generator was recovered: nothing to explain",
+                ha="center", va="center", transform=ax.transAxes)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def tradeoff_figure(tradeoff: pd.DataFrame) -> plt.Figure:
+    """Human-data test accuracy (x) against recovery accuracy (y), one point per method."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    for _, r in tradeoff.iterrows():
+        xerr = np.nan_to_num([[r["human_acc"] - r["human_ci_low"]],
+                              [r["human_ci_high"] - r["human_acc"]]])
+        yerr = np.nan_to_num([[r["recovery"] - r["recovery_ci_low"]],
+                              [r["recovery_ci_high"] - r["recovery"]]])
+        ax.errorbar(r["human_acc"], r["recovery"], xerr=xerr, yerr=yerr, marker="o",
+                    capsize=3)
+        ax.annotate(str(r["experiment"]), (r["human_acc"], r["recovery"]), fontsize=8,
+                    xytext=(5, 5), textcoords="offset points")
+    ax.set_xlabel("human test accuracy (mean over models)")
+    ax.set_ylabel("recovery accuracy at the largest N")
+    ax.set_title("Accuracy vs identifiability")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def agreement_figure(rho: pd.DataFrame) -> plt.Figure:
+    """Spearman rank correlations across models between alignment metrics."""
+    m = rho.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(rho), 0.8 + 0.6 * len(rho)),
+                           layout="constrained")
+    image = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
+    for (r, c), v in np.ndenumerate(m):
+        ax.text(c, r, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
+                fontsize=7)
+    labels = list(rho.index)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    fig.colorbar(image, ax=ax, shrink=0.7, label="Spearman ρ across models")
+    ax.set_title("How aligned are alignment metrics?")
+    return fig

@@ -35,3 +35,113 @@ rule aggregate:
     shell:
         "modelrecovery aggregate --fits {input.fits} --generators {input.generators}"
         " --out-dir {params.outdir} 2> {log}"
+
+
+# Why models are misidentified (per experiment) and how methods compare (across them).
+
+
+rule analyse_geometry:
+    input:
+        objects=f"{WORLD}/objects.parquet",
+        human=f"{WORLD}/human/train.parquet",
+        features=[features_path(m) for m in MODELS],
+        aligned=expand(exp_path("aligned", "{model}.npz"), model=MODELS, allow_missing=True),
+    output:
+        **table_outputs(["geometry", "rsa", "mds", "rsa_human"]),
+        figure=report(
+            exp_path("figures", "geometry.png"),
+            caption="../report/geometry_figure.rst",
+            category="{experiment}",
+            subcategory="Why models are misidentified",
+        ),
+        figure_svg=exp_path("figures", "geometry.svg"),
+    params:
+        features=lambda wildcards, input: " ".join(
+            f"{m}={p}" for m, p in zip(MODELS, input.features)
+        ),
+        aligned=lambda wildcards, input: " ".join(
+            f"{m}={p}" for m, p in zip(MODELS, input.aligned)
+        ),
+        metric=ANALYSIS.get("metric", "correlation"),
+        outdir=output_dir("geometry_parquet"),
+        figures=output_dir("figure"),
+    log:
+        log_path("analyse", "geometry"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    shell:
+        "modelrecovery analyse-geometry --objects {input.objects} --human-train {input.human}"
+        " --features {params.features} --generators {params.aligned} --metric {params.metric}"
+        " --experiment {wildcards.experiment} --out-dir {params.outdir}"
+        " --figures {params.figures} 2> {log}"
+
+
+rule analyse_identifiability:
+    input:
+        outcomes=exp_path("tables", "outcomes.parquet"),
+        confusion=exp_path("tables", "confusion.parquet"),
+        geometry=exp_path("tables", "geometry.parquet"),
+    output:
+        **table_outputs(["ranks", "precision_recall", "misidentification"]),
+        figure=report(
+            exp_path("figures", "misidentification.png"),
+            caption="../report/misidentification_figure.rst",
+            category="{experiment}",
+            subcategory="Why models are misidentified",
+        ),
+        figure_svg=exp_path("figures", "misidentification.svg"),
+    params:
+        n_boot=ANALYSIS.get("n_boot", 1000),
+        seed=config["study_seed"],
+        outdir=output_dir("ranks_parquet"),
+        figures=output_dir("figure"),
+    log:
+        log_path("analyse", "identifiability"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    shell:
+        "modelrecovery analyse-identifiability --outcomes {input.outcomes}"
+        " --confusion {input.confusion} --geometry {input.geometry}"
+        " --experiment {wildcards.experiment} --n-boot {params.n_boot}"
+        " --study-seed {params.seed} --out-dir {params.outdir} --figures {params.figures}"
+        " 2> {log}"
+
+
+rule compare_methods:
+    input:
+        alignment=expand(exp_path("tables", "alignment.parquet"), experiment=EXPERIMENTS),
+        curves=expand(exp_path("tables", "recovery_curve.parquet"), experiment=EXPERIMENTS),
+        generator_curves=expand(
+            exp_path("tables", "generator_curves.parquet"), experiment=EXPERIMENTS
+        ),
+        rsa_human=expand(exp_path("tables", "rsa_human.parquet"), experiment=EXPERIMENTS),
+    output:
+        **table_outputs(
+            ["accuracy_vs_identifiability", "metrics_by_model", "metric_agreement"],
+            experiment=None,
+        ),
+        tradeoff=report(
+            f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.png",
+            caption="../report/tradeoff_figure.rst",
+            category="Across experiments",
+        ),
+        tradeoff_svg=f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.svg",
+        agreement=report(
+            f"{RESULTS}/comparison/figures/metric_agreement.png",
+            caption="../report/agreement_figure.rst",
+            category="Across experiments",
+        ),
+        agreement_svg=f"{RESULTS}/comparison/figures/metric_agreement.svg",
+    params:
+        experiments=EXPERIMENTS,
+        outdir=output_dir("accuracy_vs_identifiability_parquet"),
+        figures=output_dir("tradeoff"),
+    log:
+        "logs/comparison/compare_methods.log",
+    conda:
+        "../../envs/modelrecovery.yaml"
+    shell:
+        "modelrecovery compare-methods --experiments {params.experiments}"
+        " --alignment {input.alignment} --curves {input.curves}"
+        " --generator-curves {input.generator_curves} --rsa-human {input.rsa_human}"
+        " --out-dir {params.outdir} --figures {params.figures} 2> {log}"

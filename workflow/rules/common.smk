@@ -135,12 +135,28 @@ def get_generator_sidecars(wildcards):
     )
 
 
+ANALYSIS = config.get("analysis", {})
+
+
+def table_outputs(names, experiment="{experiment}"):
+    """Parquet + CSV outputs named <table>_<ext>, per experiment or for the comparison."""
+    base = exp_path("tables") if experiment else f"{RESULTS}/comparison/tables"
+    return {
+        f"{name}_{ext}": f"{base}/{name}.{ext}" for name in names for ext in ("parquet", "csv")
+    }
+
+
 def get_final_output():
     return expand(
         [
             exp_path("tables", "summary.csv"),
             exp_path("figures", "recovery_curve.png"),
             exp_path("figures", "confusion.png"),
+            exp_path("figures", "geometry.png"),
+            exp_path("figures", "misidentification.png"),
         ],
         experiment=EXPERIMENTS,
-    )
+    ) + [
+        f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.png",
+        f"{RESULTS}/comparison/figures/metric_agreement.png",
+    ]
