@@ -139,11 +139,20 @@ ANALYSIS = config.get("analysis", {})
 
 
 def table_outputs(names, experiment="{experiment}"):
-    """Parquet + CSV outputs named <table>_<ext>, per experiment or for the comparison."""
+    """Parquet + CSV outputs named <table>_<ext>, per experiment or for the comparison;
+    the CSVs go into the report with the caption workflow/report/<table>.rst."""
     base = exp_path("tables") if experiment else f"{RESULTS}/comparison/tables"
-    return {
-        f"{name}_{ext}": f"{base}/{name}.{ext}" for name in names for ext in ("parquet", "csv")
-    }
+    category = "{experiment}" if experiment else "Across experiments"
+    out = {}
+    for name in names:
+        out[f"{name}_parquet"] = f"{base}/{name}.parquet"
+        out[f"{name}_csv"] = report(
+            f"{base}/{name}.csv",
+            caption=f"../report/{name}.rst",
+            category=category,
+            subcategory="Tables",
+        )
+    return out
 
 
 def get_final_output():
