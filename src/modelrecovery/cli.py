@@ -277,10 +277,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     tables = {"scores": scores, "outcomes": outcomes, "recovery_curve": curve,
               "generator_curves": gen, "confusion": conf, "summary": summ,
               "alignment": pd.DataFrame(align_rows)}
-    out = Path(args.out_dir)
-    for name, frame in tables.items():
-        io.write_parquet(frame, out / f"{name}.parquet")
-        io.write_csv(frame, out / f"{name}.csv")
+    _write_tables(tables, Path(args.out_dir))
     for _, r in summ.iterrows():
         log.info("N = %6d  recovery %.3f [%.3f, %.3f]  ties %.2f", r["n_train"],
                  r["recovery"], r["ci_low"], r["ci_high"], r["tie_rate"])
