@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelrecovery import oddoneout, probe
+from modelrecovery import lbfgs, oddoneout, probe
 from modelrecovery.simulate import sample_choices
 
 F64 = torch.float64
@@ -90,6 +90,41 @@ def test_fold_local_similarity_equals_plain_computation(regulariser):
                                    atol=1e-13)
 
 
+@pytest.mark.parametrize("gather", ["similarity", "rows"])
+@pytest.mark.parametrize("regulariser", ["eye_distance", "l2", "l1"])
+@pytest.mark.parametrize("method", ["full", "low_rank:3", "diagonal", "zero_shot"])
+def test_hand_written_gradient_equals_autograd(method, regulariser, gather):
+    # Candidates of different d (padded), sets of different lengths (padded rows), and a
+    # fold whose features are rank-deficient (reduced for full): the optimiser's gradient
+    # must be autograd's on the plain computation, everywhere.
+    feats, sets = world(11, 30, [4, 6, 3], 90, n_sets=3, objects_per_set=12)
+    sets[1] = sets[1][:60]
+    feats[1] = feats[1] @ np.diag([1, 1, 1, 1, 0, 0]) + 0.0
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    pf = np.array([0, 1, 2, 1, 0])
+    ps = np.array([0, 1, 2, 0, 1])
+    lam = np.array([0.3, 0.05, 1.0, 0.2, 0.0])
+    fun = probe.objective(feats, data, ps, lam, probe.FitOptions(
+        method=method, regulariser=regulariser, dtype="float64", gather=gather),
+        problem_features=pf)
+    assert fun.batch.mode == gather
+    rng = np.random.default_rng(12)
+    p = probe.Method.parse(method).n_params(6)
+    theta = torch.as_tensor(0.5 * rng.standard_normal((5, p)) + 0.3)
+    idx = torch.arange(5)
+    obj, grad = fun(theta, idx)
+    th = theta.clone().requires_grad_(True)
+    plain, _ = fun.parts(th, idx)
+    (g_plain,) = torch.autograd.grad(plain.sum(), th)
+    np.testing.assert_allclose(obj.numpy(), plain.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), g_plain.numpy(), rtol=1e-10, atol=1e-13)
+    # A narrowed view (the line search's retries) evaluates just its problems.
+    sub = fun.view(idx).select(torch.tensor([3, 1]))
+    f_sub, g_sub = sub(theta[[3, 1]])
+    np.testing.assert_allclose(f_sub.numpy(), obj.numpy()[[3, 1]], rtol=1e-13)
+    np.testing.assert_allclose(g_sub.numpy(), grad.numpy()[[3, 1]], rtol=1e-12, atol=1e-15)
+
+
 def two_loop(g, pairs):
     """Textbook L-BFGS two-loop recursion (Nocedal & Wright, Alg. 7.4), oldest pair first."""
     q = g.copy()
@@ -109,23 +144,36 @@ def two_loop(g, pairs):
 def test_compact_lbfgs_direction_equals_two_loop_recursion():
     rng = np.random.default_rng(3)
     p, m = 9, 4
-    hist = probe._History(3, m, p, torch.device("cpu"), F64)
+    hist = lbfgs.History(3, m, p, torch.device("cpu"), F64)
     pairs: list[list] = [[], [], []]
-    # Problem 0 wraps its ring buffer, 1 stays partly empty, 2 gets a single pair.
+    # Problem 0 wraps its ring buffer, 1 stays partly empty, 2 gets a single pair; pairs
+    # that are not kept leave the history unchanged.
     for step in range(7):
-        idx = [0] + ([1] if step < 3 else []) + ([2] if step == 0 else [])
-        s = rng.standard_normal((len(idx), p))
-        y = s + 0.4 * rng.standard_normal((len(idx), p))
-        hist.push(torch.as_tensor(idx), torch.as_tensor(s), torch.as_tensor(y))
-        for row, b in enumerate(idx):
-            pairs[b] = (pairs[b] + [(s[row], y[row])])[-m:]
+        keep = np.array([True, step < 3, step == 0])
+        s = rng.standard_normal((3, p))
+        y = s + 0.4 * rng.standard_normal((3, p))
+        hist.push(torch.as_tensor(keep), torch.as_tensor(s), torch.as_tensor(y))
+        for b in np.flatnonzero(keep):
+            pairs[b] = (pairs[b] + [(s[b], y[b])])[-m:]
     g = rng.standard_normal((3, p))
-    d = hist.direction(torch.arange(3), torch.as_tensor(g)).numpy()
+    d = hist.direction(torch.as_tensor(g)).numpy()
     for b in range(3):
         np.testing.assert_allclose(d[b], two_loop(g[b], pairs[b]), rtol=1e-10, atol=1e-12)
+    # A narrowed history carries its problems' pairs along.
+    sub = hist.select(torch.tensor([2, 0]))
+    np.testing.assert_allclose(sub.direction(torch.as_tensor(g[[2, 0]])).numpy(), d[[2, 0]],
+                               rtol=1e-12)
     hist.reset(torch.tensor([1]))
-    np.testing.assert_allclose(hist.direction(torch.tensor([1]), torch.as_tensor(g[1:2])),
-                               -g[1:2])
+    np.testing.assert_allclose(hist.direction(torch.as_tensor(g))[1], -g[1])
+    # After a reset the buffer refills from wherever its ring stopped.
+    pairs[1] = []
+    for _ in range(2):
+        s = rng.standard_normal((3, p))
+        y = s + 0.4 * rng.standard_normal((3, p))
+        hist.push(torch.tensor([False, True, False]), torch.as_tensor(s), torch.as_tensor(y))
+        pairs[1].append((s[1], y[1]))
+    np.testing.assert_allclose(hist.direction(torch.as_tensor(g))[1].numpy(),
+                               two_loop(g[1], pairs[1]), rtol=1e-10, atol=1e-12)
 
 
 def test_warm_start_reaches_the_cold_optimum_with_less_work():

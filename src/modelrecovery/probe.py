@@ -36,13 +36,14 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .lbfgs import STATUS, Settings, minimise
+
 log = logging.getLogger(__name__)
 
 Regulariser = Literal["eye_distance", "l2", "l1"]
 REGULARISERS: tuple[str, ...] = ("eye_distance", "l2", "l1")
 METHODS: tuple[str, ...] = ("zero_shot", "diagonal", "low_rank:k", "full")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-STATUS: tuple[str, ...] = ("running", "gradient", "loss", "line_search", "max_iter")
 _LOG3 = math.log(3.0)
 # A warm start needs a previous solution that predicts better than chance by this much
 # (nats per triplet); a collapsed W ≈ 0 sits at log 3 and would trap the next λ.
@@ -142,6 +143,43 @@ class Method:
             w = theta.reshape(theta.shape[0], -1, self._k(theta))
             tr, n = _masked_trace(w, dims)
         return sq - tr.square() / n
+
+    def backward(self, x: torch.Tensor, theta: torch.Tensor, dz: torch.Tensor
+                 ) -> torch.Tensor:
+        """∂/∂θ (A, P) from ∂/∂Z (A, m, K) for Z = :meth:`transform` (x (A, m, D), θ)."""
+        if self.kind == "zero_shot":
+            return (x * dz).sum((1, 2))[:, None] * theta.exp()
+        if self.kind == "diagonal":
+            return (x * dz).sum(1)
+        return torch.bmm(x.transpose(1, 2), dz).reshape(theta.shape)
+
+    def trace_mask(self, dims: torch.Tensor, dmax: int, dtype: torch.dtype
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The diagonal entries of θ that eye_distance's c·I covers, (A, min(D, K)) as 0/1,
+        and their number (A,), for problems of dims (A,)."""
+        k = dmax if self.kind in ("diagonal", "zero_shot") else min(dmax, self.out_dim(dmax))
+        mask = (torch.arange(k, device=dims.device) < dims[:, None]).to(dtype)
+        return mask, mask.sum(-1).clamp_min(1.0)
+
+    def penalty_and_grad(self, theta: torch.Tensor, regulariser: str, mask: torch.Tensor,
+                         n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`penalty` (A,) and its gradient (A, P) (for l1 the subgradient sign(θ)),
+        with ``mask`` and ``n`` from :meth:`trace_mask`."""
+        if self.kind == "zero_shot":
+            return torch.zeros_like(theta[:, 0]), torch.zeros_like(theta)
+        if regulariser == "l1":
+            return theta.abs().sum(-1), theta.sign()
+        sq = (theta * theta).sum(-1)
+        if regulariser == "l2":
+            return sq, 2.0 * theta
+        if self.kind == "diagonal":
+            c = (theta * mask).sum(-1) / n
+            return sq - c * c * n, 2.0 * (theta - c[:, None] * mask)
+        grad = 2.0 * theta
+        diag = grad.view(theta.shape[0], -1, self._k(theta)).diagonal(dim1=1, dim2=2)
+        c = (diag * mask).sum(-1) / (2.0 * n)
+        diag.sub_(2.0 * c[:, None] * mask)  # in place on grad's diagonal
+        return sq - c * c * n, grad
 
     def _k(self, theta: torch.Tensor) -> int:
         if self.kind == "low_rank":
@@ -368,16 +406,16 @@ def tie_aware_accuracy(logits: torch.Tensor, weights: torch.Tensor) -> torch.Ten
 class _Batch:
     """Everything one kernel run needs, on the device.
 
-    For the similarity path, each (feature block, set) pair has its objects re-indexed
-    locally: ``local_x`` (K, m, D) and ``local_t`` (K, N, 3), with problem b using
-    block ``block[b]``. For the rows path ``global_x`` (C, n, D) and the set triplets.
+    Each (features, set) pair is a block with its objects re-indexed locally (the m
+    objects the set touches): ``local_x`` (U, m, D) and ``local_t`` (U, N, 3), problem b
+    using block ``block[b]``. ``mode`` says how pair logits are formed: ``similarity``
+    (S over the m objects, then gathered) or ``rows`` (rows of Z gathered per triplet).
     """
 
     mode: str
     block: torch.Tensor
-    local_x: torch.Tensor | None
-    local_t: torch.Tensor | None
-    global_x: torch.Tensor | None
+    local_x: torch.Tensor
+    local_t: torch.Tensor
     feature_of: torch.Tensor
     set_of: torch.Tensor
     triplets: torch.Tensor
@@ -411,18 +449,17 @@ class _Batch:
         also accepted as W (A, D, D))."""
         theta = theta.reshape(len(idx), -1)
         sets = self.set_of[idx]
+        blk = self.block[idx]
+        z = self.method.transform(self.local_x[blk], theta)
+        t = self.local_t[blk]
         if self.mode == "similarity":
-            blk = self.block[idx]
-            z = self.method.transform(self.local_x[blk], theta)
             m = z.shape[1]
-            t = self.local_t[blk]
             i, j, k = t.unbind(-1)
             flat = (z @ z.transpose(1, 2)).reshape(len(idx), m * m)
             pidx = torch.stack([i * m + j, i * m + k, j * m + k], dim=-1)
             logits = flat.gather(1, pidx.reshape(len(idx), -1)).reshape(pidx.shape)
         else:
-            z = self.method.transform(self.global_x[self.feature_of[idx]], theta)
-            logits = _row_logits(z, self.triplets[sets])
+            logits = _row_logits(z, t)
         nll = data_nll(logits, self.weights[sets])
         pen = self.method.penalty(theta, self.regulariser, self.dims[idx])
         return nll + self.lambdas[idx] * pen, nll
@@ -470,7 +507,6 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
     """Pad features to a common D, choose the gather mode, build local indices."""
     dims_c = [int(x.shape[1]) for x in features]
     dmax = max(dims_c)
-    n = int(features[0].shape[0])
     gx = _padded(features, dmax)
     dims = torch.as_tensor(dims_c, device=device)[feature_of]
     n_trip = int(data.triplets.shape[1])
@@ -486,49 +522,41 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
         if (mode == "similarity" and _bytes_per_problem("similarity", m, n_trip, dmax,
                                                         options.history, itemsize) > limit):
             mode = "rows"
-    if mode == "similarity":
-        pairs = torch.stack([feature_of, set_of], 1).cpu()
-        uniq, block = torch.unique(pairs, dim=0, return_inverse=True)
-        lx = torch.zeros(len(uniq), m, dmax, dtype=dtype, device=device)
-        lt = torch.zeros(len(uniq), n_trip, 3, dtype=torch.long, device=device)
-        bases: dict[int, torch.Tensor] = {}
-        block_dim = torch.as_tensor(dims_c, device=device)[uniq[:, 0].to(device)]
-        for u, (c, f) in enumerate(uniq.tolist()):
-            objs = local_objs[f]
-            xl = gx[c, objs.to(device), : dims_c[c]]
-            lt[u] = torch.searchsorted(objs, trip_cpu[f]).to(device)
-            if (options.reduce_rank and options.parsed_method.kind == "full"
-                    and options.regulariser in ("eye_distance", "l2")):
-                # Exact (see DESIGN notes): in the basis (V_r, V_⊥) of xl's row space the
-                # cross blocks of W have zero gradient from W = I on, the null block stays
-                # b·I and is profiled out (b = 0 for l2, tr(W11)/r for eye_distance).
-                u_, sv, vh = torch.linalg.svd(xl, full_matrices=False)
-                r = int((sv > sv.max() * max(xl.shape) * torch.finfo(dtype).eps).sum())
-                if r < dims_c[c]:
-                    lx[u, : len(objs), :r] = u_[:, :r] * sv[:r]
-                    bases[u] = vh[:r].T
-                    block_dim[u] = r
-                    continue
-            lx[u, : len(objs), : dims_c[c]] = xl
-        block = block.to(device)
-        dims = block_dim[block]
-        batch = _Batch("similarity", block, lx, lt, None, feature_of, set_of,
-                       data.triplets, data.weights, lambdas, dims, options.regulariser,
-                       options.parsed_method, bases)
-        n_obj = m
-    else:
-        batch = _Batch("rows", torch.zeros_like(feature_of), None, None, gx, feature_of,
-                       set_of, data.triplets, data.weights, lambdas, dims, options.regulariser,
-                       options.parsed_method)
-        n_obj = n
-    return batch, _bytes_per_problem(mode, n_obj, n_trip, dmax, options.history, itemsize)
+    pairs = torch.stack([feature_of, set_of], 1).cpu()
+    uniq, block = torch.unique(pairs, dim=0, return_inverse=True)
+    lx = torch.zeros(len(uniq), m, dmax, dtype=dtype, device=device)
+    lt = torch.zeros(len(uniq), n_trip, 3, dtype=torch.long, device=device)
+    bases: dict[int, torch.Tensor] = {}
+    block_dim = torch.as_tensor(dims_c, device=device)[uniq[:, 0].to(device)]
+    for u, (c, f) in enumerate(uniq.tolist()):
+        objs = local_objs[f]
+        xl = gx[c, objs.to(device), : dims_c[c]]
+        lt[u] = torch.searchsorted(objs, trip_cpu[f]).to(device)
+        if (options.reduce_rank and options.parsed_method.kind == "full"
+                and options.regulariser in ("eye_distance", "l2")):
+            # Exact (see DESIGN notes): in the basis (V_r, V_⊥) of xl's row space the
+            # cross blocks of W have zero gradient from W = I on, the null block stays
+            # b·I and is profiled out (b = 0 for l2, tr(W11)/r for eye_distance).
+            u_, sv, vh = torch.linalg.svd(xl, full_matrices=False)
+            r = int((sv > sv.max() * max(xl.shape) * torch.finfo(dtype).eps).sum())
+            if r < dims_c[c]:
+                lx[u, : len(objs), :r] = u_[:, :r] * sv[:r]
+                bases[u] = vh[:r].T
+                block_dim[u] = r
+                continue
+        lx[u, : len(objs), : dims_c[c]] = xl
+    block = block.to(device)
+    dims = block_dim[block]
+    batch = _Batch(mode, block, lx, lt, feature_of, set_of, data.triplets, data.weights,
+                   lambdas, dims, options.regulariser, options.parsed_method, bases)
+    return batch, _bytes_per_problem(mode, m, n_trip, dmax, options.history, itemsize)
 
 
-# ----------------------------------------------------------------------------- L-BFGS
+# ----------------------------------------------------------------------------- objective
 
 
 class _Objective:
-    """Objective and gradient for any subset of a batch's problems."""
+    """The kernel's objective over a batch's problems, and its evaluation counts."""
 
     def __init__(self, batch: _Batch, dim: int) -> None:
         self.batch = batch
@@ -537,180 +565,104 @@ class _Objective:
         self.problem_evaluations = 0
 
     def parts(self, w: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Objective and data NLL (both (A,)) of problems ``idx`` at weights w (A, D, D)."""
+        """Objective and data NLL (both (A,)) of problems ``idx`` at weights w (A, D, D),
+        by the plain computation (differentiable)."""
         return self.batch.parts(w, idx)
+
+    def view(self, idx: torch.Tensor) -> _Problems:
+        """Problems ``idx`` (A,) with their data gathered for repeated evaluation."""
+        return _Problems(self, idx)
 
     def __call__(self, flat: torch.Tensor, idx: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        self.evaluations += 1
-        self.problem_evaluations += int(idx.numel())
-        theta = flat.detach().requires_grad_(True)
-        with torch.enable_grad():
-            obj, _ = self.batch.parts(theta, idx)
-            (grad,) = torch.autograd.grad(obj.sum(), theta)
-        return obj.detach(), grad
+        """Objective (A,) and analytic gradient (A, P) of problems ``idx`` at θ (A, P)."""
+        return self.view(idx)(flat)
 
 
-class _History:
-    """Per-problem L-BFGS curvature pairs in ring buffers, with their inner products.
+class _Problems:
+    """Problems of a batch with their data gathered once: the solver's view
+    (:class:`lbfgs.Problems`), evaluated with a hand-written gradient.
 
-    Directions use the compact representation (Byrd, Nocedal & Schnabel 1994): the same
-    H·g as the two-loop recursion in a fixed number of batched ops, whatever the history
-    length. ``sy[b, i, j] = s_iᵀ y_j`` and ``yy[b, i, j] = y_iᵀ y_j`` in slot order are kept
-    up to date as pairs arrive, so no step costs more than O(history · D²) per problem.
+    Both gather modes work on each problem's local objects (m of them). ``index`` (A, 3N)
+    holds the pairs (ij, ik, jk planes) as flat positions in S (similarity) or as local
+    object numbers (rows). The gradient: with G = ∂NLL/∂logits, scattered into the m × m
+    pair matrix (or onto the rows), ∂NLL/∂Z = (G + Gᵀ) Z and ∂NLL/∂W = Xᵀ ∂NLL/∂Z; the
+    tests hold it to autograd on :meth:`_Batch.parts`.
     """
 
-    def __init__(self, b: int, m: int, p: int, device: torch.device, dtype: torch.dtype):
-        self.m = m
-        self.s = torch.zeros(b, m, p, device=device, dtype=dtype)
-        self.y = torch.zeros(b, m, p, device=device, dtype=dtype)
-        self.sy = torch.zeros(b, m, m, device=device, dtype=dtype)
-        self.yy = torch.zeros(b, m, m, device=device, dtype=dtype)
-        self.count = torch.zeros(b, dtype=torch.long, device=device)
-        self.head = torch.zeros(b, dtype=torch.long, device=device)
+    def __init__(self, objective: _Objective, idx: torch.Tensor, *,
+                 parent: _Problems | None = None) -> None:
+        self.objective, self.idx = objective, idx
+        batch = objective.batch
+        if parent is not None:  # a subset of a view: gather from it, not from the batch
+            self.x, self.index, self.w = parent.x[idx], parent.index[idx], parent.w[idx]
+            self.lam, self.dims = parent.lam[idx], parent.dims[idx]
+            self.mask, self.n_diag = parent.mask[idx], parent.n_diag[idx]
+            self.idx = parent.idx[idx]
+        else:
+            blk = batch.block[idx]
+            self.x = batch.local_x[blk]
+            i, j, k = batch.local_t[blk].unbind(-1)
+            if batch.mode == "similarity":
+                m = self.x.shape[1]
+                self.index = torch.cat([i * m + j, i * m + k, j * m + k], 1)
+            else:
+                self.index = torch.cat([i, j, k], 1)
+            w = batch.weights[batch.set_of[idx]]
+            self.w = w / w.sum(1, keepdim=True)
+            self.lam, self.dims = batch.lambdas[idx], batch.dims[idx]
+            self.mask, self.n_diag = batch.method.trace_mask(self.dims, self.x.shape[-1],
+                                                             self.x.dtype)
+        self.offset = (torch.arange(len(idx), device=idx.device) * self.x.shape[1])[:, None]
 
-    def reset(self, idx: torch.Tensor) -> None:
-        self.count[idx] = 0
+    def select(self, sub: torch.Tensor) -> _Problems:
+        return _Problems(self.objective, sub, parent=self)
 
-    def _rows(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        # idx holds distinct problem numbers: all of them means a view, not a copy of the
-        # whole history (2·history·D² values per problem).
-        return t if idx.numel() == t.shape[0] else t[idx]
+    def replace(self, slots: torch.Tensor, ids: torch.Tensor) -> _Problems:
+        """Slots ``slots`` now hold the batch's problems ``ids`` (in place)."""
+        new = _Problems(self.objective, ids)
+        for name in ("idx", "x", "index", "w", "lam", "dims", "mask", "n_diag"):
+            getattr(self, name)[slots] = getattr(new, name)
+        return self
 
-    def push(self, idx: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
-        slot = self.head[idx]
-        self.s[idx, slot] = s
-        self.y[idx, slot] = y
-        s_all, y_all = self._rows(self.s, idx), self._rows(self.y, idx)
-        sy_col = torch.bmm(s_all, y[:, :, None]).squeeze(-1)  # s_iᵀ y_new
-        sy_row = torch.bmm(y_all, s[:, :, None]).squeeze(-1)  # s_newᵀ y_j
-        yy_col = torch.bmm(y_all, y[:, :, None]).squeeze(-1)
-        sy, yy = self.sy[idx], self.yy[idx]
-        rows = torch.arange(len(idx), device=s.device)
-        sy[rows, :, slot] = sy_col
-        sy[rows, slot, :] = sy_row
-        yy[rows, :, slot] = yy_col
-        yy[rows, slot, :] = yy_col
-        self.sy[idx], self.yy[idx] = sy, yy
-        self.head[idx] = (slot + 1) % self.m
-        self.count[idx] = torch.clamp(self.count[idx] + 1, max=self.m)
+    def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        obj = self.objective
+        obj.evaluations += 1
+        obj.problem_evaluations += int(theta.shape[0])
+        batch, x = obj.batch, self.x
+        method = batch.method
+        a, m = theta.shape[0], x.shape[1]
+        n = self.w.shape[1]
+        theta = theta.detach()
+        z = method.transform(x, theta)  # (A, m, K)
+        kdim = z.shape[-1]
+        if batch.mode == "similarity":
+            sim = torch.bmm(z, z.transpose(1, 2)).reshape(a, m * m)
+            logits = sim.gather(1, self.index).view(a, 3, n)
+        else:
+            flat = (self.index + self.offset).reshape(-1)
+            zi, zj, zk = z.reshape(a * m, kdim).index_select(0, flat).view(a, 3, n, kdim).unbind(1)
+            logits = torch.stack([(zi * zj).sum(-1), (zi * zk).sum(-1), (zj * zk).sum(-1)], 1)
+        # NLL of choice 0 = softplus(logaddexp(d₁, d₂)) with d = logits − logit₀; its
+        # gradient is the choice probabilities e^(d − NLL) (minus 1 for choice 0).
+        d = logits[:, 1:] - logits[:, :1]
+        per = torch.nn.functional.softplus(torch.logaddexp(d[:, 0], d[:, 1]))
+        nll = (per * self.w).sum(1)
+        q = torch.exp(d - per[:, None]) * self.w[:, None]
+        g = torch.cat([-(q[:, :1] + q[:, 1:2]), q], 1)  # ∂NLL/∂logits (A, 3, N)
+        if batch.mode == "similarity":
+            gs = torch.zeros_like(sim).scatter_add_(1, self.index, g.reshape(a, 3 * n))
+            gs = gs.view(a, m, m)
+            dz = torch.bmm(gs + gs.transpose(1, 2), z)
+        else:
+            gij, gik, gjk = (g[:, c, :, None] for c in range(3))
+            dzt = torch.stack([gij * zj + gik * zk, gij * zi + gjk * zk, gik * zi + gjk * zj], 1)
+            dz = torch.zeros(a * m, kdim, dtype=z.dtype, device=z.device).index_add_(
+                0, flat, dzt.reshape(-1, kdim)).view(a, m, kdim)
+        pen, dpen = method.penalty_and_grad(theta, batch.regulariser, self.mask, self.n_diag)
+        grad = torch.addcmul(method.backward(x, theta, dz), self.lam[:, None], dpen)
+        return torch.addcmul(nll, self.lam, pen), grad
 
-    def direction(self, idx: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """−H g for problems ``idx`` with gradients g (A, P)."""
-        count = self.count[idx]
-        if int(count.max()) == 0:
-            return -g
-        m = self.m
-        a_n = len(idx)
-        ks = torch.arange(m, device=g.device)
-        # Chronological order: position k holds slot (head − count + k) mod m; the slots
-        # past ``count`` are masked out.
-        order = (self.head[idx, None] - count[:, None] + ks[None, :]) % m
-        valid = ks[None, :] < count[:, None]
-        vf = valid.to(g.dtype)
-        s = self._rows(self.s, idx)
-        y = self._rows(self.y, idx)
-        a = torch.bmm(s, g[:, :, None]).squeeze(-1).gather(1, order) * vf  # Sᵀg
-        b = torch.bmm(y, g[:, :, None]).squeeze(-1).gather(1, order) * vf  # Yᵀg
-        sy = self.sy[idx].gather(1, order[:, :, None].expand(-1, -1, m)).gather(
-            2, order[:, None, :].expand(-1, m, -1))
-        yy = self.yy[idx].gather(1, order[:, :, None].expand(-1, -1, m)).gather(
-            2, order[:, None, :].expand(-1, m, -1))
-        mask2 = vf[:, :, None] * vf[:, None, :]
-        sy, yy = sy * mask2, yy * mask2
-        diag = torch.diagonal(sy, dim1=1, dim2=2)
-        r = torch.triu(sy) + torch.diag_embed(1.0 - vf)  # masked slots: identity rows
-        newest = (count - 1).clamp_min(0)
-        rows = torch.arange(a_n, device=g.device)
-        gamma = diag[rows, newest] / yy[rows, newest, newest]
-        q = torch.linalg.solve_triangular(r, a[:, :, None], upper=True)
-        rhs = (torch.diag_embed(diag) + gamma[:, None, None] * yy) @ q - gamma[:, None, None] * b[:, :, None]
-        u = torch.linalg.solve_triangular(r.transpose(1, 2), rhs, upper=False)
-        # Back to slot order for the products with the stored S and Y.
-        u_slot = torch.zeros_like(a).scatter(1, order, u.squeeze(-1) * vf)
-        q_slot = torch.zeros_like(a).scatter(1, order, q.squeeze(-1) * vf)
-        hg = (gamma[:, None] * g + torch.bmm(u_slot[:, None, :], s).squeeze(1)
-              - gamma[:, None] * torch.bmm(q_slot[:, None, :], y).squeeze(1))
-        return -hg
-
-
-def lbfgs(fun: _Objective, x0: torch.Tensor, options: FitOptions
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Minimise B independent problems with per-problem L-BFGS.
-
-    ``fun(x_sub, idx)`` returns objective (A,) and gradient (A, P) for problems ``idx``.
-    Line search: per-problem backtracking with safeguarded quadratic interpolation under
-    the Armijo condition. Returns x (B, P), f (B,), iterations (B,), status codes (B,)
-    indexing :data:`STATUS`.
-    """
-    dev, dt = x0.device, x0.dtype
-    b, p = x0.shape
-    x = x0.clone()
-    f, g = fun(x, torch.arange(b, device=dev))
-    hist = _History(b, options.history, p, dev, dt)
-    iters = torch.zeros(b, dtype=torch.long, device=dev)
-    status = torch.zeros(b, dtype=torch.long, device=dev)
-    status[g.abs().amax(1) <= options.grad_tol] = 1
-    c1 = 1e-4
-    for _ in range(options.max_iter):
-        act = torch.nonzero(status == 0).flatten()
-        if act.numel() == 0:
-            break
-        xa, fa, ga = x[act], f[act], g[act]
-        d = hist.direction(act, ga)
-        gtd = (ga * d).sum(1)
-        bad = ~(gtd < 0)
-        if bad.any():  # stale curvature: restart from steepest descent
-            d[bad] = -ga[bad]
-            gtd = (ga * d).sum(1)
-            hist.reset(act[bad])
-        first = hist.count[act] == 0
-        step = torch.where(first, torch.clamp(1.0 / ga.abs().sum(1), max=1.0),
-                           torch.ones_like(fa))
-        x_new, f_new, g_new = xa.clone(), fa.clone(), ga.clone()
-        searching = torch.ones_like(fa, dtype=torch.bool)
-        f_last = fa.clone()
-        for _ls in range(options.max_line_search):
-            sidx = torch.nonzero(searching).flatten()
-            if sidx.numel() == 0:
-                break
-            xt = xa[sidx] + step[sidx, None] * d[sidx]
-            ft, gt = fun(xt, act[sidx])
-            f_last[sidx] = ft
-            ok = torch.isfinite(ft) & (ft <= fa[sidx] + c1 * step[sidx] * gtd[sidx])
-            acc = sidx[ok]
-            x_new[acc], f_new[acc], g_new[acc] = xt[ok], ft[ok], gt[ok]
-            searching[acc] = False
-            rej = sidx[~ok]
-            if rej.numel():
-                t, f0, slope, fr = step[rej], fa[rej], gtd[rej], ft[~ok]
-                denom = 2.0 * (fr - f0 - slope * t)
-                t_quad = torch.where(torch.isfinite(fr) & (denom > 0), -slope * t * t / denom,
-                                     0.5 * t)
-                step[rej] = torch.minimum(torch.maximum(t_quad, 0.1 * t), 0.5 * t)
-        failed = searching
-        s = x_new - xa
-        y = g_new - ga
-        sy = (s * y).sum(1)
-        good = (~failed) & (sy > 1e-10 * y.square().sum(1).clamp_min(1e-30))
-        if good.any():
-            hist.push(act[good], s[good], y[good])
-        iters[act] += 1
-        x[act], f[act], g[act] = x_new, f_new, g_new
-        scale = torch.maximum(fa.abs(), f_new.abs()).clamp_min(1e-12)
-        conv_grad = g_new.abs().amax(1) <= options.grad_tol
-        conv_loss = (fa - f_new).abs() <= options.loss_tol * scale
-        # A failed search whose trial points did not measurably change the loss has hit
-        # the resolution of the dtype: the loss criterion, not a solver failure.
-        stalled = failed & ((f_last - fa).abs() <= options.loss_tol * scale)
-        new = torch.zeros_like(act)
-        new = torch.where(iters[act] >= options.max_iter, torch.full_like(new, 4), new)
-        new = torch.where(failed, torch.full_like(new, 3), new)
-        new = torch.where(stalled | (conv_loss & ~failed), torch.full_like(new, 2), new)
-        new = torch.where(conv_grad, torch.full_like(new, 1), new)
-        status[act] = new
-    status[status == 0] = 4
-    return x, f, iters, status
 
 
 # ----------------------------------------------------------------------------- API
@@ -821,43 +773,52 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
             raise ValueError("an explicit init is in the features' coordinates; it cannot "
                              "be combined with reduce_rank (set reduce_rank=False)")
         w0 = init.to(device=device, dtype=dtype).reshape(b, p)
-    # Stages: all problems at once, or one λ value at a time from the largest down, each
-    # problem starting from the solution of its own (features, set) at the previous λ.
-    if options.warm_start and len(np.unique(lam_np)) > 1:
-        stages = [np.flatnonzero(lam_np == v) for v in sorted(np.unique(lam_np), reverse=True)]
-    else:
-        stages = [np.arange(b)]
-    x_out = w0.clone()
-    f_out = torch.zeros(b, dtype=dtype, device=device)
-    it_out = torch.zeros(b, dtype=torch.long, device=device)
-    st_out = torch.zeros(b, dtype=torch.long, device=device)
+    # Chains: each problem alone, or under warm starts one chain per (features, set)
+    # running its λ values from the largest down, each from the previous solution. A
+    # chain holds one slot of the working batch (at most ``chunk`` slots, by memory);
+    # when it ends, the next waiting chain takes the slot.
+    chains: dict[tuple[int, int], list[int]] = {}
+    for pb in range(b):
+        key = (int(pf[pb]), int(problem_set[pb])) if options.warm_start else (pb, 0)
+        chains.setdefault(key, []).append(pb)
+    after = np.full(b, -1)
+    for chain in chains.values():
+        chain.sort(key=lambda pb: -lam_np[pb])
+        after[chain[:-1]] = chain[1:]
+    waiting = [chain[0] for chain in chains.values()]
     fun = _Objective(batch, dmax)
-    prev: dict[tuple[int, int], int] = {}
-    for stage in stages:
-        for lo in range(0, len(stage), chunk):
-            ids_np = stage[lo: lo + chunk]
-            ids = torch.as_tensor(ids_np, device=device)
-            x0 = w0[ids].clone()
-            for row, pb in enumerate(ids_np.tolist()):
-                key = (int(pf[pb]), int(problem_set[pb]))
-                if key in prev:
-                    x0[row] = x_out[prev[key]]
-            sub = _Subset(fun, ids)
-            x, f, it, st = lbfgs(sub, x0, options)
-            x_out[ids], f_out[ids], it_out[ids], st_out[ids] = x, f, it, st
+    settings = Settings(max_iter=options.max_iter, history=options.history,
+                        grad_tol=options.grad_tol, loss_tol=options.loss_tol,
+                        max_line_search=options.max_line_search)
+
+    def refill(done: torch.Tensor, x_done: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # A larger λ can collapse W towards 0 (uniform predictions, NLL = log 3). W = 0 is
         # stationary for every λ under both regularisers (zero data gradient, and c = 0),
         # so only solutions that fit better than chance seed the next λ; others restart
         # from the identity like a cold fit.
         with torch.no_grad():
-            stage_t = torch.as_tensor(stage, device=device)
-            _, stage_nll = batch.parts(x_out[stage_t], stage_t)
-        for pb, nll_pb in zip(stage.tolist(), stage_nll.tolist()):
-            key = (int(pf[pb]), int(problem_set[pb]))
-            if nll_pb < _LOG3 - _WARM_MARGIN:
-                prev[key] = pb
-            else:
-                prev.pop(key, None)
+            _, nll_done = batch.parts(x_done, done)
+        cont, nxt, starts = [], [], []
+        for r, (pb, nll_pb) in enumerate(zip(done.tolist(), nll_done.tolist())):
+            if after[pb] >= 0:
+                cont.append(r)
+                nxt.append(int(after[pb]))
+                starts.append(x_done[r] if nll_pb < _LOG3 - _WARM_MARGIN else w0[after[pb]])
+            elif waiting:
+                cont.append(r)
+                nxt.append(waiting.pop(0))
+                starts.append(w0[nxt[-1]])
+        if not cont:
+            empty = torch.zeros(0, dtype=torch.long, device=device)
+            return empty, empty, x_done[:0]
+        return (torch.as_tensor(cont, device=device), torch.as_tensor(nxt, device=device),
+                torch.stack(starts))
+
+    first = torch.as_tensor(waiting[:chunk], device=device)
+    del waiting[:chunk]
+    x_out, f_out, it_out, st_out = minimise(fun.view(first), w0[first], settings, ids=first,
+                                            n_total=b, refill=refill)
     with torch.no_grad():
         nll = torch.cat([batch.parts(x_out[lo: lo + chunk],
                                      torch.arange(lo, min(b, lo + chunk), device=device))[1]
@@ -873,17 +834,6 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
                      seconds=time.perf_counter() - start, evaluations=fun.evaluations,
                      problem_evaluations=fun.problem_evaluations, mode=batch.mode,
                      options=options)
-
-
-class _Subset:
-    """Maps a stage's local problem numbers to the batch's global ones."""
-
-    def __init__(self, fun: _Objective, ids: torch.Tensor) -> None:
-        self.fun, self.ids = fun, ids
-
-    def __call__(self, flat: torch.Tensor, idx: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fun(flat, self.ids[idx])
 
 
 @torch.no_grad()

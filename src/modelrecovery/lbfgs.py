@@ -1,0 +1,308 @@
+"""Batched L-BFGS: many independent problems, each with its own curvature history, step
+length, line search and convergence, advanced together in fixed-shape tensor operations.
+
+The solver knows nothing of the probe: it minimises any :class:`Problems`, a batch of
+objectives that returns values (A,) and gradients (A, P) for parameters (A, P), and can be
+narrowed to a subset of its problems. It is written for batches of small problems, where
+the cost of one iteration is the number of tensor operations rather than the arithmetic:
+every step is a fixed number of batched operations, whatever the history length, and the
+batch is compacted only when a problem finishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+STATUS: tuple[str, ...] = ("running", "gradient", "loss", "line_search", "max_iter")
+_ARMIJO = 1e-4
+
+
+class Problems(Protocol):
+    """A batch of A objectives (the working batch's slots)."""
+
+    def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Objective (A,) and its gradient (A, P) at parameters θ (A, P)."""
+        ...
+
+    def select(self, idx: torch.Tensor) -> Problems:
+        """The slots ``idx`` (A',) of this batch, in that order."""
+        ...
+
+    def replace(self, slots: torch.Tensor, ids: torch.Tensor) -> Problems:
+        """This batch with problems ``ids`` (R,) in slots ``slots`` (R,)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Stopping rules: ``grad_tol`` on the largest gradient entry, ``loss_tol`` on the
+    relative change of the objective in one iteration; ``history`` curvature pairs."""
+
+    max_iter: int = 500
+    history: int = 20
+    grad_tol: float = 1e-6
+    loss_tol: float = 1e-7
+    max_line_search: int = 25
+
+
+class History:
+    """Per-problem curvature pairs (s, y) for the compact L-BFGS form.
+
+    Directions use the compact representation (Byrd, Nocedal & Schnabel 1994), which gives
+    the same H·g as the two-loop recursion in a fixed number of batched operations. The
+    vectors live in ring buffers of m + 1 slots (``pairs`` (B, 2(m+1), P): s first, then
+    y) written in place; slot ``head`` is always free, so a pair can be written before it
+    is known whether it will be kept. The small inner-product matrices
+    ``sy[b, i, j] = s_iᵀ y_j`` and ``yy`` are kept in chronological order (oldest first,
+    newest last), so the triangular solves need no reordering; positions older than a
+    problem's ``count`` are empty and masked.
+    """
+
+    def __init__(self, b: int, m: int, p: int, device: torch.device, dtype: torch.dtype):
+        self.m = m
+        self.pairs = torch.zeros(b, 2 * (m + 1), p, device=device, dtype=dtype)
+        self.sy = torch.zeros(b, m, m, device=device, dtype=dtype)
+        self.yy = torch.zeros(b, m, m, device=device, dtype=dtype)
+        self.head = torch.zeros(b, dtype=torch.long, device=device)
+        self.count = torch.zeros(b, dtype=torch.long, device=device)
+        self.gamma = torch.ones(b, device=device, dtype=dtype)  # sᵀy / yᵀy of the newest
+        self._tables = _tables(m, device, dtype)
+        self._maps()
+
+    _FIELDS = ("pairs", "sy", "yy", "head", "count", "gamma", "slot", "pos", "valid")
+
+    def select(self, idx: torch.Tensor) -> History:
+        """The histories of problems ``idx``, in that order."""
+        new = History.__new__(History)
+        new.m, new._tables = self.m, self._tables
+        for name in self._FIELDS:
+            setattr(new, name, getattr(self, name)[idx])
+        return new
+
+    def _maps(self) -> None:
+        """Look up, for each problem's head and count, the slot of each chronological
+        position (B, 2m), the position of each slot (B, 2(m+1)) and the occupied
+        positions (B, 2m) (see :func:`_tables`)."""
+        slot, pos, valid = self._tables
+        self.slot, self.pos, self.valid = slot[self.head], pos[self.head], valid[self.count]
+
+    def reset(self, idx: torch.Tensor) -> None:
+        """Forget the pairs of problems ``idx`` (steepest descent next)."""
+        self.count[idx] = 0
+        self.sy[idx] = 0.0
+        self.yy[idx] = 0.0
+        self.gamma[idx] = 1.0
+        self.valid[idx] = 0.0
+
+    def push(self, keep: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
+        """Append the pairs s, y (B, P) of the problems where ``keep`` (B,) is true,
+        dropping their oldest; the others are unchanged."""
+        m, k = self.m, self.m + 1
+        rows = torch.arange(len(keep), device=keep.device)
+        self.pairs[rows, self.head] = s
+        self.pairs[rows, self.head + k] = y
+        self.head = torch.where(keep, (self.head + 1) % k, self.head)
+        self.count = torch.where(keep, torch.clamp(self.count + 1, max=m), self.count)
+        self._maps()
+        # Inner products of the new y with every kept s and y, in chronological order.
+        prod = torch.bmm(self.pairs, y[:, :, None]).squeeze(-1).gather(1, self.slot)
+        prod = prod * self.valid
+        sy = torch.roll(self.sy, shifts=(-1, -1), dims=(1, 2))
+        yy = torch.roll(self.yy, shifts=(-1, -1), dims=(1, 2))
+        sy[:, -1, :] = 0.0  # only the upper triangle and the diagonal are used
+        sy[:, :, -1] = prod[:, :m]
+        yy[:, -1, :] = prod[:, m:]
+        yy[:, :, -1] = prod[:, m:]
+        keep3 = keep[:, None, None]
+        self.sy = torch.where(keep3, sy, self.sy)
+        self.yy = torch.where(keep3, yy, self.yy)
+        self.gamma = torch.where(keep, prod[:, m - 1] / prod[:, -1], self.gamma)
+
+    def direction(self, g: torch.Tensor) -> torch.Tensor:
+        """−H·g for every problem: g (B, P) → (B, P)."""
+        m = self.m
+        vg = torch.bmm(self.pairs, g[:, :, None]).squeeze(-1).gather(1, self.slot)
+        vg = vg * self.valid
+        valid = self.valid[:, :m]
+        diag = torch.diagonal(self.sy, dim1=1, dim2=2)
+        r = torch.triu(self.sy) + torch.diag_embed(1.0 - valid)  # empty positions: identity
+        gam = self.gamma[:, None, None]
+        q = torch.linalg.solve_triangular(r, vg[:, :m, None], upper=True)
+        rhs = diag[:, :, None] * q + gam * (torch.bmm(self.yy, q) - vg[:, m:, None])
+        u = torch.linalg.solve_triangular(r.transpose(1, 2), rhs, upper=False)
+        zero = torch.zeros_like(self.gamma)[:, None]
+        coef = torch.cat([u.squeeze(-1) * valid, -gam[:, :, 0] * q.squeeze(-1), zero], 1)
+        return -(gam[:, :, 0] * g + torch.bmm(coef.gather(1, self.pos)[:, None, :],
+                                             self.pairs).squeeze(1))
+
+
+def _tables(m: int, device: torch.device, dtype: torch.dtype
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Index tables of the ring of m + 1 slots, by head h (the free slot) and count c.
+
+    ``slot[h]`` (2m,): the slots of chronological positions 0..m−1 (oldest first) for s,
+    then for y; ``pos[h]`` (2(m+1),): the position of each slot in the coefficient vector
+    [u (m), −γq (m), 0], the free slot pointing at the 0; ``valid[c]`` (2m,): 1 where a
+    position holds one of the c newest pairs.
+    """
+    k = m + 1
+    ar = torch.arange(k, device=device)
+    heads = ar[:, None]
+    slot = (heads + 1 + ar[:m]) % k
+    pos = (ar - heads - 1) % k
+    free = pos == m
+    slot2 = torch.cat([slot, slot + k], 1)
+    pos2 = torch.cat([torch.where(free, 2 * m, pos), torch.where(free, 2 * m, pos + m)], 1)
+    valid = (ar[:m] >= m - ar[:, None]).to(dtype).repeat(1, 2)
+    return slot2, pos2, valid
+
+
+class Refill(Protocol):
+    """What follows finished problems in their slots of the working batch."""
+
+    def __call__(self, done: torch.Tensor, x: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For finished problems ``done`` (R,) with solutions x (R, P): the positions
+        (R',) into ``done`` whose slots continue, the problems that take them (R',) and
+        their starting points (R', P)."""
+        ...
+
+
+def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
+             ids: torch.Tensor | None = None, n_total: int | None = None,
+             refill: Refill | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Minimise independent problems with per-problem L-BFGS.
+
+    ``problems`` holds the first working batch, problems ``ids`` (B,) (default 0..B−1) of
+    ``n_total`` (default B), starting at x0 (B, P). When a problem finishes, ``refill``
+    may put another problem in its slot (a warm start along a λ path, or the next problem
+    waiting for memory), so the batch stays full; otherwise the batch shrinks.
+
+    Line search: per-problem backtracking with safeguarded quadratic interpolation under
+    the Armijo condition; the first trial of every problem is evaluated in one batched
+    call, retries only for the problems that need them. Returns x (n_total, P), f, the
+    iterations and status codes (indexing :data:`STATUS`), all (n_total,).
+    """
+    dev, dt = x0.device, x0.dtype
+    b, p = x0.shape
+    ids = torch.arange(b, device=dev) if ids is None else ids.clone()
+    n_total = b if n_total is None else n_total
+    x = x0.clone()
+    f, g = problems(x)
+    x_out = torch.zeros(n_total, p, device=dev, dtype=dt)
+    f_out = torch.zeros(n_total, device=dev, dtype=dt)
+    it_out = torch.zeros(n_total, dtype=torch.long, device=dev)
+    st_out = torch.zeros(n_total, dtype=torch.long, device=dev)
+    iters = torch.zeros(b, dtype=torch.long, device=dev)
+    capped = 0 if settings.max_iter > 0 else 4
+
+    def start(grad: torch.Tensor) -> torch.Tensor:
+        return torch.where(grad.abs().amax(1) <= settings.grad_tol, 1, capped)
+
+    status = start(g)
+    hist = History(b, settings.history, p, dev, dt)
+    # Every loop is one batched evaluation. A problem either tries a new direction or,
+    # when its last trial failed the Armijo test, the backtracked step of its current
+    # line search: trials of different problems share a call instead of waiting.
+    # Slots just refilled are "fresh": their first evaluation rides along (at step 0).
+    fresh = torch.zeros(b, dtype=torch.bool, device=dev)
+    searching = torch.zeros(b, dtype=torch.bool, device=dev)
+    trials = torch.zeros(b, dtype=torch.long, device=dev)
+    d, gtd, step = torch.zeros_like(x), torch.zeros_like(f), torch.zeros_like(f)
+    any_fresh = any_searching = False
+    while True:
+        fin = torch.nonzero(status).flatten()
+        if fin.numel():
+            x_out[ids[fin]], f_out[ids[fin]] = x[fin], f[fin]
+            it_out[ids[fin]], st_out[ids[fin]] = iters[fin], status[fin]
+            if refill is not None:
+                cont, new_ids, new_x = refill(ids[fin], x[fin])
+                if cont.numel():
+                    slots = fin[cont]
+                    ids[slots], x[slots] = new_ids, new_x
+                    problems = problems.replace(slots, new_ids)
+                    hist.reset(slots)
+                    iters[slots], status[slots], fresh[slots] = 0, 0, True
+                    any_fresh = True
+            keep = torch.nonzero(status == 0).flatten()
+            if keep.numel() == 0:
+                return x_out, f_out, it_out, st_out
+            if keep.numel() < len(ids):
+                ids, x, f, g, iters, status, fresh, searching, trials, d, gtd, step = (
+                    v[keep] for v in (ids, x, f, g, iters, status, fresh, searching, trials,
+                                      d, gtd, step))
+                hist = hist.select(keep)
+                problems = problems.select(keep)
+        # New directions (kept only where no line search is under way).
+        dn = hist.direction(g)
+        gtdn = (g * dn).sum(1)
+        if bool((gtdn >= 0).any()):  # stale curvature: restart from steepest descent
+            bad = ~(gtdn < 0)
+            dn = torch.where(bad[:, None], -g, dn)
+            gtdn = (g * dn).sum(1)
+            hist.reset(torch.nonzero(bad & ~searching).flatten())
+        empty = hist.count == 0
+        if bool(empty.any()):
+            stepn = torch.where(empty, torch.clamp(1.0 / g.abs().sum(1), max=1.0),
+                                torch.ones_like(f))
+        else:
+            stepn = torch.ones_like(f)
+        if any_searching:
+            d = torch.where(searching[:, None], d, dn)
+            gtd = torch.where(searching, gtd, gtdn)
+            step = torch.where(searching, step, stepn)
+        else:
+            d, gtd, step = dn, gtdn, stepn
+        if any_fresh:
+            step = torch.where(fresh, 0.0, step)
+        xt = torch.addcmul(x, step[:, None], d)
+        ft, gt = problems(xt)
+        ok = torch.isfinite(ft) & (ft <= torch.addcmul(f, step, gtd, value=_ARMIJO))
+        if any_fresh:
+            ok = ok | fresh
+        trials += 1
+        if bool(ok.all()):
+            x_new, f_new, g_new = xt, ft, gt
+            failed = searching = torch.zeros_like(ok)
+            any_searching = False
+        else:
+            rejected = ~ok
+            # Backtrack: safeguarded quadratic interpolation of f along d.
+            denom = 2.0 * (ft - f - gtd * step)
+            t_quad = torch.where(torch.isfinite(ft) & (denom > 0),
+                                 -gtd * step * step / denom, 0.5 * step)
+            step = torch.where(rejected, torch.minimum(torch.maximum(t_quad, 0.1 * step),
+                                                       0.5 * step), step)
+            failed = rejected & (trials >= settings.max_line_search)
+            searching = rejected & ~failed
+            any_searching = bool(searching.any())
+            x_new = torch.where(ok[:, None], xt, x)
+            f_new = torch.where(ok, ft, f)
+            g_new = torch.where(ok[:, None], gt, g)
+        s, y = x_new - x, g_new - g
+        keep = ok & ((s * y).sum(1) > 1e-10 * y.square().sum(1).clamp_min(1e-30))
+        hist.push(keep & ~fresh if any_fresh else keep, s, y)
+        ended = ok | failed  # problems whose iteration is complete
+        iters += ended.long()
+        scale = torch.maximum(f.abs(), f_new.abs()).clamp_min(1e-12)
+        conv_grad = g_new.abs().amax(1) <= settings.grad_tol
+        conv_loss = (f - f_new).abs() <= settings.loss_tol * scale
+        # A failed search whose trial points did not measurably change the loss has hit
+        # the resolution of the dtype: the loss criterion, not a solver failure.
+        stalled = failed & ((ft - f).abs() <= settings.loss_tol * scale)
+        new = torch.where(iters >= settings.max_iter, 4, 0)
+        new = torch.where(failed, 3, new)
+        new = torch.where(stalled | (conv_loss & ok), 2, new)
+        new = torch.where(conv_grad, 1, new)
+        status = torch.where(ended, new, status)
+        trials = torch.where(ended, 0, trials)
+        if any_fresh:  # a fresh slot's step was its start: no iteration, no stopping test
+            iters -= fresh.long()
+            status = torch.where(fresh, start(g_new), status)
+            fresh = torch.zeros_like(fresh)
+            any_fresh = False
+        x, f, g = x_new, f_new, g_new
