@@ -416,9 +416,7 @@ class _Batch:
     block: torch.Tensor
     local_x: torch.Tensor
     local_t: torch.Tensor
-    feature_of: torch.Tensor
     set_of: torch.Tensor
-    triplets: torch.Tensor
     weights: torch.Tensor
     lambdas: torch.Tensor
     dims: torch.Tensor
@@ -508,7 +506,6 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
     dims_c = [int(x.shape[1]) for x in features]
     dmax = max(dims_c)
     gx = _padded(features, dmax)
-    dims = torch.as_tensor(dims_c, device=device)[feature_of]
     n_trip = int(data.triplets.shape[1])
     # Objects each set touches (the fold's training objects), for the local S.
     trip_cpu = data.triplets.cpu()
@@ -547,8 +544,8 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
         lx[u, : len(objs), : dims_c[c]] = xl
     block = block.to(device)
     dims = block_dim[block]
-    batch = _Batch(mode, block, lx, lt, feature_of, set_of, data.triplets, data.weights,
-                   lambdas, dims, options.regulariser, options.parsed_method, bases)
+    batch = _Batch(mode, block, lx, lt, set_of, data.weights, lambdas, dims,
+                   options.regulariser, options.parsed_method, bases)
     return batch, _bytes_per_problem(mode, m, n_trip, dmax, options.history, itemsize)
 
 
