@@ -189,6 +189,22 @@ def test_warm_start_reaches_the_cold_optimum_with_less_work():
     assert warm.problem_evaluations < cold.problem_evaluations
 
 
+def test_one_short_step_on_a_flat_objective_does_not_end_the_fit():
+    # 30 objects, 60 triplets and 64 or 36 parameters at λ = 1e-4: nearly flat. Stopping
+    # on the first iteration whose loss change is under loss_tol left these fits up to
+    # 8e-7 above the optimum; the test must hold on consecutive iterations.
+    feats, sets = world(1, 30, [8, 6], 60, n_sets=3)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    pf, ps, lam = np.repeat([0, 1], 3), np.tile([0, 1, 2], 2), np.full(6, 1e-4)
+    ref = probe.fit(feats, data, ps, lam, tight(grad_tol=1e-13, max_iter=20000),
+                    problem_features=pf)
+    res = probe.fit(feats, data, ps, lam, tight(grad_tol=1e-7, loss_tol=1e-9),
+                    problem_features=pf)
+    assert ref.converged.all() and res.converged.all()
+    gap = (res.objective - ref.objective) / ref.objective
+    assert float(gap.min()) > -1e-12 and float(gap.max()) < 2e-7
+
+
 @pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
 def test_a_collapsed_stage_does_not_trap_the_next_lambda(regulariser):
     # Features unrelated to the choices: a large λ collapses the fit towards uniform
