@@ -475,8 +475,9 @@ def _bytes_per_problem(mode: str, n_obj: int, n_trip: int, dim: int, history: in
     """
     p = dim * dim
     # Per triplet: logits and ~11 same-sized temporaries of forward and backward, plus
-    # three int64 index copies (the set, its local re-indexing, the flat pair index).
-    triplet_terms = n_trip * 3 * 12 * itemsize + n_trip * 3 * 8 * 3
+    # int64 indices: the set, its local re-indexing, and the pair index with its flat
+    # copy (both ends of each pair in rows mode: counted for both modes).
+    triplet_terms = n_trip * 3 * 12 * itemsize + n_trip * 3 * 8 * 6
     if mode == "similarity":
         # S, its gradient and two temporaries; Z, dZ, the local features and the SVD
         # workspace of the rank reduction.
@@ -583,9 +584,9 @@ class _Problems:
     """Problems of a batch with their data gathered once: the solver's view
     (:class:`lbfgs.Problems`), evaluated with a hand-written gradient.
 
-    Both gather modes work on each problem's local objects (m of them). ``index`` (A, 3N)
-    holds the pairs (ij, ik, jk planes) as flat positions in S (similarity) or as local
-    object numbers (rows). The gradient: with G = ∂NLL/∂logits, scattered into the m × m
+    Both gather modes work on each problem's local objects (m of them). ``index`` holds
+    the pairs (ij, ik, jk planes): (A, 3N) flat positions in S (similarity), or (A, 6N)
+    local object numbers of both ends of each pair (rows). The gradient: with G = ∂NLL/∂logits, scattered into the m × m
     pair matrix (or onto the rows), ∂NLL/∂Z = (G + Gᵀ) Z and ∂NLL/∂W = Xᵀ ∂NLL/∂Z; the
     tests hold it to autograd on :meth:`_Batch.parts`.
     """
