@@ -102,6 +102,15 @@ def _data_row(r: int) -> str:
     return f"data row {r + 1} (line {r + 2})"
 
 
+def _refuse_rows(path: object, bad: np.ndarray, problem: Callable[[int], str]) -> None:
+    """Raise for the first data row where ``bad`` (n,) holds, naming it, what is wrong with
+    it (``problem(row)``) and how many rows share the fault."""
+    rows = np.flatnonzero(bad)
+    if len(rows):
+        r = int(rows[0])
+        raise InputError(f"{path}: {_data_row(r)}: {problem(r)}{_count(len(rows))}")
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -264,32 +273,25 @@ def read_things_triplets(path: PathLike, n_objects: int = 1854) -> pd.DataFrame:
 
     images = np.stack([cols["image1"], cols["image2"], cols["image3"]], axis=1)
     out_of_range = (images < 1) | (images > n_objects)
-    bad = np.flatnonzero(out_of_range.any(axis=1))
-    if len(bad):
-        r = int(bad[0])
+
+    def outside(r: int) -> str:
         c = int(np.flatnonzero(out_of_range[r])[0])
-        raise InputError(f"{p}: {_data_row(r)}: image{c + 1} = {images[r, c]} is outside "
-                         f"1..{n_objects} (THINGS indices are 1-based){_count(len(bad))}")
-    rep = np.flatnonzero((images[:, 0] == images[:, 1]) | (images[:, 0] == images[:, 2])
-                         | (images[:, 1] == images[:, 2]))
-    if len(rep):
-        r = int(rep[0])
-        raise InputError(f"{p}: {_data_row(r)}: (image1, image2, image3) = "
-                         f"{tuple(images[r].tolist())} repeats an object; a triplet needs "
-                         f"three distinct objects{_count(len(rep))}")
+        return (f"image{c + 1} = {images[r, c]} is outside 1..{n_objects} "
+                "(THINGS indices are 1-based)")
+
+    _refuse_rows(p, out_of_range.any(axis=1), outside)
+    _refuse_rows(p, (images[:, 0] == images[:, 1]) | (images[:, 0] == images[:, 2])
+                 | (images[:, 1] == images[:, 2]),
+                 lambda r: f"(image1, image2, image3) = {tuple(images[r].tolist())} repeats "
+                           "an object; a triplet needs three distinct objects")
     choice = cols["choice"]
-    bad = np.flatnonzero((choice < 1) | (choice > 3))
-    if len(bad):
-        r = int(bad[0])
-        raise InputError(f"{p}: {_data_row(r)}: choice = {choice[r]} must be 1, 2 or 3 "
-                         f"(the position of the odd one out among image1..image3)"
-                         f"{_count(len(bad))}")
+    _refuse_rows(p, (choice < 1) | (choice > 3),
+                 lambda r: f"choice = {choice[r]} must be 1, 2 or 3 (the position of the odd "
+                           "one out among image1..image3)")
     split = cols["noise_ceiling"]
-    bad = np.flatnonzero(~np.isin(split, list(SPLIT_NAMES)))
-    if len(bad):
-        r = int(bad[0])
-        raise InputError(f"{p}: {_data_row(r)}: noise_ceiling = {split[r]} must be 0 "
-                         f"(training) or 1, 2, 3 (repeated test sets){_count(len(bad))}")
+    _refuse_rows(p, ~np.isin(split, list(SPLIT_NAMES)),
+                 lambda r: f"noise_ceiling = {split[r]} must be 0 (training) or 1, 2, 3 "
+                           "(repeated test sets)")
 
     zero = images - 1
     rows = np.arange(len(zero))
