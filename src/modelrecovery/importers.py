@@ -102,13 +102,14 @@ def _data_row(r: int) -> str:
     return f"data row {r + 1} (line {r + 2})"
 
 
-def _refuse_rows(path: object, bad: np.ndarray, problem: Callable[[int], str]) -> None:
-    """Raise for the first data row where ``bad`` (n,) holds, naming it, what is wrong with
-    it (``problem(row)``) and how many rows share the fault."""
+def _refuse_rows(path: object, bad: np.ndarray, problem: Callable[[int], str],
+                 where: Callable[[int], str] = _data_row) -> None:
+    """Raise for the first row where ``bad`` (n,) holds, naming it (``where(row)``), what
+    is wrong with it (``problem(row)``) and how many rows share the fault."""
     rows = np.flatnonzero(bad)
     if len(rows):
         r = int(rows[0])
-        raise InputError(f"{path}: {_data_row(r)}: {problem(r)}{_count(len(rows))}")
+        raise InputError(f"{path}: {where(r)}: {problem(r)}{_count(len(rows))}")
 
 
 def _is_number(text: str) -> bool:
@@ -126,26 +127,19 @@ def _numeric_column(p: Path, series: pd.Series, name: str,
             series.dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     values = pd.to_numeric(series, errors="coerce")
-    bad = np.flatnonzero((values.isna() & series.notna()).to_numpy())
-    if len(bad):
-        r = int(bad[0])
-        raise InputError(f"{p}: {where(r)}: column '{name}' must be a number, found "
-                         f"{series.iloc[r]!r}{_count(len(bad))}")
+    _refuse_rows(p, (values.isna() & series.notna()).to_numpy(),
+                 lambda r: f"column '{name}' must be a number, found {series.iloc[r]!r}",
+                 where)
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _integer_values(p: Path, values: np.ndarray, name: str,
                     where: Callable[[int], str]) -> np.ndarray:
     """float64 → int64, refusing missing and non-integral values."""
-    missing = np.flatnonzero(np.isnan(values))
-    if len(missing):
-        raise InputError(f"{p}: {where(int(missing[0]))}: missing value in column "
-                         f"'{name}'{_count(len(missing))}")
-    frac = np.flatnonzero(~np.isfinite(values) | (values != np.floor(values)))
-    if len(frac):
-        r = int(frac[0])
-        raise InputError(f"{p}: {where(r)}: column '{name}' must be an integer, found "
-                         f"{float(values[r])!r}{_count(len(frac))}")
+    _refuse_rows(p, np.isnan(values), lambda r: f"missing value in column '{name}'", where)
+    _refuse_rows(p, ~np.isfinite(values) | (values != np.floor(values)),
+                 lambda r: f"column '{name}' must be an integer, found {float(values[r])!r}",
+                 where)
     return values.astype(np.int64)
 
 
@@ -258,15 +252,11 @@ def read_things_triplets(path: PathLike, n_objects: int = 1854) -> pd.DataFrame:
 
     # Missing values first (a blank line shows up here with its line number).
     for c in THINGS_REQUIRED:
-        na = np.flatnonzero(frame[raw[c]].isna().to_numpy())
-        if len(na):
-            raise InputError(f"{p}: {_data_row(int(na[0]))}: missing value in column "
-                             f"'{c}'{_count(len(na))}")
+        _refuse_rows(p, frame[raw[c]].isna().to_numpy(),
+                     lambda r, c=c: f"missing value in column '{c}'")
     subject = frame[raw["subject_id"]].astype(str).str.strip()
-    blank = np.flatnonzero((subject == "").to_numpy())
-    if len(blank):
-        raise InputError(f"{p}: {_data_row(int(blank[0]))}: missing value in column "
-                         f"'subject_id'{_count(len(blank))}")
+    _refuse_rows(p, (subject == "").to_numpy(),
+                 lambda r: "missing value in column 'subject_id'")
     cols = {c: _integer_values(p, _numeric_column(p, frame[raw[c]], c, _data_row), c,
                                _data_row)
             for c in numeric}
@@ -375,22 +365,15 @@ def read_triplet_array(path: PathLike, n_objects: int) -> np.ndarray:
         raise InputError(f"{p}: triplet array must hold integers, found dtype {a.dtype}")
     if np.issubdtype(a.dtype, np.floating):
         flat = a.astype(np.float64)
-        bad = np.flatnonzero((~np.isfinite(flat) | (flat != np.floor(flat))).any(axis=1))
-        if len(bad):
-            r = int(bad[0])
-            raise InputError(f"{p}: {where(r)}: {tuple(flat[r].tolist())} are not all "
-                             f"integers{_count(len(bad))}")
+        _refuse_rows(p, (~np.isfinite(flat) | (flat != np.floor(flat))).any(axis=1),
+                     lambda r: f"{tuple(flat[r].tolist())} are not all integers", where)
     t = a.astype(np.int64)
-    bad = np.flatnonzero(((t < 0) | (t >= n_objects)).any(axis=1))
-    if len(bad):
-        r = int(bad[0])
-        raise InputError(f"{p}: {where(r)}: {tuple(t[r].tolist())} has an index outside "
-                         f"0..{n_objects - 1} (indices are 0-based){_count(len(bad))}")
-    rep = np.flatnonzero((t[:, 0] == t[:, 1]) | (t[:, 0] == t[:, 2]) | (t[:, 1] == t[:, 2]))
-    if len(rep):
-        r = int(rep[0])
-        raise InputError(f"{p}: {where(r)}: {tuple(t[r].tolist())} repeats an object; a "
-                         f"triplet needs three distinct objects{_count(len(rep))}")
+    _refuse_rows(p, ((t < 0) | (t >= n_objects)).any(axis=1),
+                 lambda r: f"{tuple(t[r].tolist())} has an index outside 0..{n_objects - 1} "
+                           "(indices are 0-based)", where)
+    _refuse_rows(p, (t[:, 0] == t[:, 1]) | (t[:, 0] == t[:, 2]) | (t[:, 1] == t[:, 2]),
+                 lambda r: f"{tuple(t[r].tolist())} repeats an object; a triplet needs "
+                           "three distinct objects", where)
     return t
 
 
