@@ -296,18 +296,17 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
         hist.push(keep & ~fresh if any_fresh else keep, s, y)
         scale = settings.loss_tol * torch.maximum(f.abs(), f_new.abs()).clamp_min(1e-12)
         small = (f - f_new).abs() <= scale
-        if all_ok:
-            quiet = torch.where(small, quiet + 1, 0)
-        else:  # a rejected trial is not an iteration: its count stands
-            quiet = torch.where(ok, torch.where(small, quiet + 1, 0), quiet)
-        conv_loss = quiet >= settings.patience
         if all_ok:  # every iteration complete (the usual case): fewer operations
+            quiet = torch.where(small, quiet + 1, 0)
             iters += 1
             new = torch.where(iters >= settings.max_iter, 4, 0)
-            new = torch.where(conv_loss, 2, new)
+            new = torch.where(quiet >= settings.patience, 2, new)
             status = torch.where(g_new.abs().amax(1) <= settings.grad_tol, 1, new)
             trials.zero_()
         else:
+            # A rejected trial is not an iteration: its count of quiet iterations stands.
+            quiet = torch.where(ok, torch.where(small, quiet + 1, 0), quiet)
+            conv_loss = quiet >= settings.patience
             ended = ok | failed  # problems whose iteration is complete
             iters += ended.long()
             # A failed search whose trial points did not measurably change the loss has
