@@ -1,12 +1,13 @@
 """Benchmark the batched kernel against one-fit-at-a-time L-BFGS, and its scaling.
 
-    python benchmarks/kernel_benchmark.py            # CPU, ~1.5 minutes on 2 cores
+    python benchmarks/kernel_benchmark.py            # CPU, ~2.5 minutes on 2 cores
     python benchmarks/kernel_benchmark.py --device cuda --scaling full
 
 Part 1 (comparison): the default synthetic world's recovery jobs for one generator and
 seed (every training size of config/config.yaml; 6 candidates × 3 folds × 5 λ each),
 fitted by ``baseline.py`` (torch.optim.LBFGS, one fit at a time) and by the kernel, in
-this process, on the same data and threads. Reports fits per second, their ratio, and
+this process, on the same data and threads, each side timed as the best of --repeats
+runs. Reports fits per second, their ratio, and
 the largest relative difference in final regularised loss and in held-out NLL, and how
 far each side is from a converged reference (the same fits run to a gradient of 1e-13).
 
@@ -41,6 +42,7 @@ sys.path.insert(0, str(HERE))
 import baseline  # noqa: E402
 
 from modelrecovery import probe, simulate, synthetic  # noqa: E402
+from modelrecovery.allocator import keep_freed_memory  # noqa: E402
 from modelrecovery.oddoneout import similarity  # noqa: E402
 from modelrecovery.seeds import rng_for  # noqa: E402
 
@@ -76,7 +78,7 @@ def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> probe.
 
 
 def comparison(config: Path, device: str, generator: str, dtype: str,
-               tolerance: str) -> pd.DataFrame:
+               tolerance: str, repeats: int) -> pd.DataFrame:
     cfg = yaml.safe_load(config.read_text())
     world = synthetic.make_world(cfg["world"]["synthetic"], cfg["study_seed"],
                                  cfg["noise_ceiling"])
@@ -104,6 +106,8 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
         # Baseline: candidates × folds × λ, one fit at a time.
         tdt = torch.float64 if dtype == "float64" else torch.float32
         records, b_secs = baseline.run(dict(zip(names, feats)), train, lambdas, tdt)
+        for _ in range(repeats - 1):  # the same fits again: the best time counts
+            b_secs = min(b_secs, baseline.run(dict(zip(names, feats)), train, lambdas, tdt)[1])
         b_obj = np.array([r["objective"] for r in records])
         b_w = [r["weights"] for r in records]
         # Kernel: the same fits in one call, in the same order.
@@ -113,11 +117,13 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
         pl = np.tile(lambdas, n_c * n_f)
         opts = kernel_options(cfg, device, dtype, tolerance)
         sets = probe.TripletSets.from_arrays(train, dtype=tdt)
-        start = time.perf_counter()
-        res = probe.fit(feats, sets, ps, pl, opts, problem_features=pf)
-        if res.weights.is_cuda:
-            torch.cuda.synchronize()
-        k_secs = time.perf_counter() - start
+        k_secs = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            res = probe.fit(feats, sets, ps, pl, opts, problem_features=pf)
+            if res.weights.is_cuda:
+                torch.cuda.synchronize()
+            k_secs = min(k_secs, time.perf_counter() - start)
         k_obj = res.objective.double().cpu().numpy()
         # Held-out NLL of both solutions on the same test triplets.
         test_sets = probe.TripletSets.from_arrays(test, dtype=tdt)
@@ -275,20 +281,25 @@ def main() -> int:
                          "(default), or the config's looser fitting tolerances as the "
                          "recovery rule runs (faster; held-out NLLs then differ by >1e-4)")
     ap.add_argument("--scaling", choices=["quick", "full", "none"], default="quick")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each side per training size; the best time counts (this "
+                         "VM's single-run times vary by 15-30 %%)")
     ap.add_argument("--iters", type=int, default=3, help="timed iterations per scaling point")
     ap.add_argument("--point", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    # As the workflow's fitting jobs run (modelrecovery.allocator); both sides share it.
+    allocator = "glibc, freed memory kept" if keep_freed_memory() else "system default"
     if args.point:
         n, d, t, b = json.loads(args.point)
         print(json.dumps(scaling_point(n, d, t, b, args.device, args.iters)))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = args.device.replace(":", "")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; allocator: {allocator}")
     comp = comparison(Path(args.config), args.device, args.generator, args.dtype,
-                      args.tolerance)
+                      args.tolerance, max(1, args.repeats))
     comp.insert(1, "dtype", args.dtype)
     comp.insert(0, "machine", machine())
     comp.to_csv(RESULTS / f"comparison-{tag}.csv", index=False)

@@ -100,12 +100,14 @@ def test_batched_fit_equals_fits_alone(regulariser, gather):
 
 @pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
 def test_batched_fit_takes_the_same_steps_as_alone(regulariser):
-    # Fixed short runs (no tolerance can stop them): each problem's iterate after 12
+    # Fixed short runs (no tolerance can stop them): each problem's iterate after 10
     # L-BFGS steps must match its solo run to rounding. A batched optimiser that shared
     # a step length, a line search or curvature pairs across problems fails this at O(1e-3).
+    # (Not many more steps: by 12 the λ = 2 fit has reached the rounding floor, where
+    # curvature pairs are noise and iterates may drift apart by 1e-9.)
     x, _, _, sets = simulated_problem(5, n=30, d=4, sizes=[250, 400, 150], scale=0.5)
     options = probe.FitOptions(regulariser=regulariser, dtype="float64", device="cpu",
-                               max_iter=12, grad_tol=1e-30, loss_tol=1e-30, warm_start=False)
+                               max_iter=10, grad_tol=1e-30, loss_tol=1e-30, warm_start=False)
     problem_set = np.array([0, 1, 2, 2])
     lambdas = np.array([1e-3, 0.05, 0.3, 2.0])
     batch = probe.fit(x, probe.TripletSets.from_arrays(sets, dtype=F64), problem_set,

@@ -34,10 +34,15 @@ def _fit_options(args: argparse.Namespace):
                       warm_start=args.warm_start, max_memory_gb=args.max_memory_gb)
 
 
-def _set_threads(args: argparse.Namespace) -> None:
+def _fitting_process(args: argparse.Namespace) -> None:
+    """Threads as configured, and an allocator that keeps freed memory (see
+    :mod:`modelrecovery.allocator`)."""
     import torch
 
+    from .allocator import keep_freed_memory
+
     torch.set_num_threads(max(1, args.threads))
+    keep_freed_memory()
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
@@ -154,7 +159,7 @@ def cmd_import_arrays(args: argparse.Namespace) -> None:
 def cmd_align(args: argparse.Namespace) -> None:
     from .align import align_to_humans
 
-    _set_threads(args)
+    _fitting_process(args)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
     train, _ = io.read_triplets(args.train, n)
@@ -232,7 +237,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 def cmd_recover(args: argparse.Namespace) -> None:
     from .recover import recovery_fits
 
-    _set_threads(args)
+    _fitting_process(args)
     n = len(io.read_objects(args.objects))
     candidates = {}
     for item in args.candidates:

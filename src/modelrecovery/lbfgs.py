@@ -168,11 +168,11 @@ def _tables(m: int, device: torch.device, dtype: torch.dtype
 class Refill(Protocol):
     """What follows finished problems in their slots of the working batch."""
 
-    def __call__(self, done: torch.Tensor, x: torch.Tensor
+    def __call__(self, done: torch.Tensor, x: torch.Tensor, f: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For finished problems ``done`` (R,) with solutions x (R, P): the positions
-        (R',) into ``done`` whose slots continue, the problems that take them (R',) and
-        their starting points (R', P)."""
+        """For finished problems ``done`` (R,) with solutions x (R, P) and objectives f
+        (R,): the positions (R',) into ``done`` whose slots continue, the problems that
+        take them (R',) and their starting points (R', P)."""
         ...
 
 
@@ -226,7 +226,7 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
             x_out[ids[fin]], f_out[ids[fin]] = x[fin], f[fin]
             it_out[ids[fin]], st_out[ids[fin]] = iters[fin], status[fin]
             if refill is not None:
-                cont, new_ids, new_x = refill(ids[fin], x[fin])
+                cont, new_ids, new_x = refill(ids[fin], x[fin], f[fin])
                 if cont.numel():
                     slots = fin[cont]
                     ids[slots], x[slots] = new_ids, new_x
