@@ -538,12 +538,16 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
     lt = torch.zeros(len(uniq), n_trip, 3, dtype=torch.long, device=device)
     bases: dict[int, torch.Tensor] = {}
     block_dim = torch.as_tensor(dims_c, device=device)[uniq[:, 0].to(device)]
+    # Full W under a penalty that, like the data term, depends on W only through its
+    # rotation-invariant parts: both the rank reduction and the symmetric restriction
+    # are exact there (see DESIGN notes).
+    exact_shortcuts = (options.parsed_method.kind == "full"
+                       and options.regulariser in ("eye_distance", "l2"))
     for u, (c, f) in enumerate(uniq.tolist()):
         objs = local_objs[f]
         xl = gx[c, objs.to(device), : dims_c[c]]
         lt[u] = torch.searchsorted(objs, trip_cpu[f]).to(device)
-        if (options.reduce_rank and options.parsed_method.kind == "full"
-                and options.regulariser in ("eye_distance", "l2")):
+        if options.reduce_rank and exact_shortcuts:
             # Exact (see DESIGN notes): in the basis (V_r, V_⊥) of xl's row space the
             # cross blocks of W have zero gradient from W = I on, the null block stays
             # b·I and is profiled out (b = 0 for l2, tr(W11)/r for eye_distance).
@@ -557,10 +561,9 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
         lx[u, : len(objs), : dims_c[c]] = xl
     block = block.to(device)
     dims = block_dim[block]
-    symmetric = (options.symmetric and options.parsed_method.kind == "full"
-                 and options.regulariser in ("eye_distance", "l2"))
     batch = _Batch(mode, block, lx, lt, set_of, data.weights, lambdas, dims,
-                   options.regulariser, options.parsed_method, bases, symmetric)
+                   options.regulariser, options.parsed_method, bases,
+                   options.symmetric and exact_shortcuts)
     return batch, _bytes_per_problem(mode, m, n_trip, dmax, options.history, itemsize)
 
 
@@ -598,9 +601,10 @@ class _Problems:
 
     Both gather modes work on each problem's local objects (m of them). ``index`` holds
     the pairs (ij, ik, jk planes): (A, 3N) flat positions in S (similarity), or (A, 6N)
-    local object numbers of both ends of each pair (rows). The gradient: with G = ∂NLL/∂logits, scattered into the m × m
-    pair matrix (or onto the rows), ∂NLL/∂Z = (G + Gᵀ) Z and ∂NLL/∂W = Xᵀ ∂NLL/∂Z; the
-    tests hold it to autograd on :meth:`_Batch.parts`. With ``symmetric`` the problems
+    local object numbers of both ends of each pair (rows). The gradient: with
+    G = ∂NLL/∂logits, scattered into the m × m pair matrix (or onto the rows),
+    ∂NLL/∂Z = (G + Gᵀ) Z and ∂NLL/∂W = Xᵀ ∂NLL/∂Z; the tests hold it to autograd on
+    :meth:`_Batch.parts`. With ``symmetric`` the problems
     live in the symmetric matrices and the gradient is its projection there, (∇ + ∇ᵀ)/2:
     from a symmetric start every iterate stays symmetric.
     """
