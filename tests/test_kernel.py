@@ -193,6 +193,119 @@ def test_warm_start_reaches_the_cold_optimum_with_less_work():
     assert warm.problem_evaluations < cold.problem_evaluations
 
 
+
+@pytest.mark.parametrize("method,regulariser", [("full", "eye_distance"), ("full", "l2"),
+                                                ("diagonal", "eye_distance")])
+def test_a_warm_start_reuses_the_finished_evaluation_shifted_by_the_penalty(
+        monkeypatch, method, regulariser):
+    # A warm-started stage begins where the previous λ ended; its objective and gradient
+    # there are the finished ones plus Δλ·R and Δλ·∇R (no new evaluation: see the next
+    # test); they must equal a fresh evaluation.
+    feats, sets = world(4, 60, [5], 800, n_sets=2)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    lam = np.tile([1e-3, 1e-2, 1e-1, 1.0], 2)
+    ps = np.repeat(np.arange(2), 4)
+    opts = tight(warm_start=True, method=method, regulariser=regulariser)
+    checked = []
+    solve = probe.minimise
+
+    def spy(problems, x0, settings, *, refill, **kw):
+        def checked_refill(done, x, f, g):
+            start = refill(done, x, f, g)
+            if bool(start.known.any()):
+                k = start.known
+                fresh = problems.objective.view(start.ids[k], problems.symmetric)
+                f_new, g_new = fresh(start.x[k])
+                np.testing.assert_allclose(start.f[k].numpy(), f_new.numpy(), rtol=1e-12)
+                np.testing.assert_allclose(start.g[k].numpy(), g_new.numpy(), rtol=1e-9,
+                                           atol=1e-12)
+                checked.append(int(k.sum()))
+            return start
+        return solve(problems, x0, settings, refill=checked_refill, **kw)
+
+    monkeypatch.setattr(probe, "minimise", spy)
+    warm = probe.fit(feats[0], data, ps, lam, opts)
+    assert warm.converged.all()
+    # Every stage whose predecessor (10× larger λ) beat chance starts warm (here 6 under
+    # eye_distance; under l2 the two largest λ collapse to chance, so 2).
+    nll = warm.train_nll.numpy().reshape(2, 4)
+    expected = int((nll[:, 1:] < np.log(3) - probe._WARM_MARGIN).sum())
+    assert expected >= 2 and sum(checked) == expected
+
+
+class _Quadratics:
+    """f_b(x) = ½ Σ a x² − Σ c x + μ_b Σ x² (lbfgs.Problems), counting evaluations."""
+
+    def __init__(self, mu: torch.Tensor, ids: torch.Tensor, calls: list):
+        self.mu, self.ids, self.calls = mu, ids, calls
+        self.a = torch.linspace(1.0, 30.0, 6, dtype=F64)
+        self.c = torch.linspace(-1.0, 2.0, 6, dtype=F64)
+
+    def value(self, x: torch.Tensor, mu: torch.Tensor):
+        f = (0.5 * self.a * x * x - self.c * x).sum(1) + mu * (x * x).sum(1)
+        return f, self.a * x - self.c + 2.0 * mu[:, None] * x
+
+    def __call__(self, x):
+        self.calls.extend(self.ids.tolist())
+        return self.value(x, self.mu[self.ids])
+
+    def select(self, idx):
+        return _Quadratics(self.mu, self.ids[idx], self.calls)
+
+    def replace(self, slots, ids):
+        self.ids = self.ids.clone()
+        self.ids[slots] = ids
+        return self
+
+
+def _no_start(x, f, g) -> lbfgs.Start:
+    none = torch.zeros(0, dtype=torch.long)
+    return lbfgs.Start(none, none, x[:0], f[:0], g[:0], none.bool())
+
+
+def test_a_refill_with_a_known_objective_costs_no_evaluation():
+    # Problem 0 then problem 1 in one slot, problem 1 starting where 0 ended. Told its
+    # objective and gradient there, the solver takes the same steps with one evaluation
+    # fewer than when it has to evaluate the start itself.
+    mu = torch.tensor([1.0, 0.1], dtype=F64)
+    runs = {}
+    for known in (True, False):
+        calls: list[int] = []
+        quad = _Quadratics(mu, torch.tensor([0]), calls)
+
+        def refill(done, x, f, g, quad=quad, known=known):
+            if int(done[0]) == 1:
+                return _no_start(x, f, g)
+            f1, g1 = quad.value(x, mu[1:])
+            return lbfgs.Start(torch.tensor([0]), torch.tensor([1]), x, f1, g1,
+                               torch.tensor([known]))
+
+        x, _, its, status = lbfgs.minimise(
+            quad, torch.zeros(1, 6, dtype=F64), lbfgs.Settings(grad_tol=1e-12, loss_tol=0.0),
+            ids=torch.tensor([0]), n_total=2, refill=refill)
+        assert set(status.tolist()) <= {1, 2}  # converged (gradient or loss)
+        runs[known] = (x, its, calls.count(1))
+    exact = quad.c / (quad.a + 2.0 * mu[:, None])
+    np.testing.assert_allclose(runs[True][0].numpy(), exact.numpy(), rtol=1e-10)
+    np.testing.assert_array_equal(runs[True][0].numpy(), runs[False][0].numpy())
+    assert runs[True][1].tolist() == runs[False][1].tolist()
+    assert runs[True][2] == runs[False][2] - 1
+    # With no iterations allowed, a known start ends where it starts, unevaluated.
+    calls = []
+
+    def then_problem_1(done, x, f, g):
+        if int(done[0]) == 1:
+            return _no_start(x, f, g)
+        return lbfgs.Start(torch.tensor([0]), torch.tensor([1]), x, f - 1.0, g,
+                           torch.tensor([True]))
+
+    x, f, its, status = lbfgs.minimise(
+        _Quadratics(mu, torch.tensor([0]), calls), torch.zeros(1, 6, dtype=F64),
+        lbfgs.Settings(max_iter=0), ids=torch.tensor([0]), n_total=2, refill=then_problem_1)
+    assert status.tolist() == [4, 4] and its.tolist() == [0, 0]
+    assert calls == [0] and float(f[1]) == float(f[0]) - 1.0
+
+
 def test_one_short_step_on_a_flat_objective_does_not_end_the_fit():
     # 30 objects, 60 triplets and 64 or 36 parameters at λ = 1e-4: nearly flat. Stopping
     # on the first iteration whose loss change is under loss_tol left these fits up to

@@ -165,14 +165,28 @@ def _tables(m: int, device: torch.device, dtype: torch.dtype
     return slot2, pos2, valid
 
 
+@dataclass
+class Start:
+    """Problems ``ids`` (R',) taking the slots of finished problems at positions ``cont``
+    (R',) of ``done``, from x (R', P). Where ``known`` (R',) is true, f (R',) and g
+    (R', P) are already their objective and gradient at x (a warm start whose objective
+    differs from the finished one's by a known term): they need no evaluation."""
+
+    cont: torch.Tensor
+    ids: torch.Tensor
+    x: torch.Tensor
+    f: torch.Tensor
+    g: torch.Tensor
+    known: torch.Tensor
+
+
 class Refill(Protocol):
     """What follows finished problems in their slots of the working batch."""
 
-    def __call__(self, done: torch.Tensor, x: torch.Tensor, f: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For finished problems ``done`` (R,) with solutions x (R, P) and objectives f
-        (R,): the positions (R',) into ``done`` whose slots continue, the problems that
-        take them (R',) and their starting points (R', P)."""
+    def __call__(self, done: torch.Tensor, x: torch.Tensor, f: torch.Tensor,
+                 g: torch.Tensor) -> Start:
+        """For finished problems ``done`` (R,) with solutions x (R, P), objectives f (R,)
+        and gradients g (R, P): the problems that continue in their slots."""
         ...
 
 
@@ -213,7 +227,8 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
     # Every loop is one batched evaluation. A problem either tries a new direction or,
     # when its last trial failed the Armijo test, the backtracked step of its current
     # line search: trials of different problems share a call instead of waiting.
-    # Slots just refilled are "fresh": their first evaluation rides along (at step 0).
+    # Slots just refilled are "fresh": their first evaluation rides along (at step 0),
+    # unless the refill already knows it.
     fresh = torch.zeros(b, dtype=torch.bool, device=dev)
     searching = torch.zeros(b, dtype=torch.bool, device=dev)
     trials = torch.zeros(b, dtype=torch.long, device=dev)
@@ -223,17 +238,23 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
     while True:
         fin = torch.nonzero(status).flatten()
         if fin.numel():
-            x_out[ids[fin]], f_out[ids[fin]] = x[fin], f[fin]
-            it_out[ids[fin]], st_out[ids[fin]] = iters[fin], status[fin]
-            if refill is not None:
-                cont, new_ids, new_x = refill(ids[fin], x[fin], f[fin])
-                if cont.numel():
-                    slots = fin[cont]
-                    ids[slots], x[slots] = new_ids, new_x
-                    problems = problems.replace(slots, new_ids)
-                    hist.reset(slots)
-                    iters[slots], status[slots], fresh[slots], quiet[slots] = 0, 0, True, 0
-                    any_fresh = True
+            while fin.numel():  # finished problems, then refills that start converged
+                x_out[ids[fin]], f_out[ids[fin]] = x[fin], f[fin]
+                it_out[ids[fin]], st_out[ids[fin]] = iters[fin], status[fin]
+                if refill is None:
+                    break
+                new = refill(ids[fin], x[fin], f[fin], g[fin])
+                if not new.cont.numel():
+                    break
+                slots = fin[new.cont]
+                ids[slots], x[slots], f[slots], g[slots] = new.ids, new.x, new.f, new.g
+                problems = problems.replace(slots, new.ids)
+                hist.reset(slots)
+                iters[slots], quiet[slots] = 0, 0
+                status[slots] = torch.where(new.known, start(new.g), 0)
+                fresh[slots] = ~new.known
+                any_fresh = any_fresh or not bool(new.known.all())
+                fin = slots[status[slots] != 0]
             keep = torch.nonzero(status == 0).flatten()
             if keep.numel() == 0:
                 return x_out, f_out, it_out, st_out

@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .lbfgs import STATUS, Settings, minimise
+from .lbfgs import STATUS, Settings, Start, minimise
 
 log = logging.getLogger(__name__)
 
@@ -319,15 +319,18 @@ class TripletSets:
 
 # ----------------------------------------------------------------------------- model
 
-# The similarity path costs m²·D per problem in one matmul; the rows path ~3N·D in
-# memory-bound gathers. Measured on the default recovery jobs (m ≈ 140 objects per fold,
-# 2-core CPU, float32 and float64 alike): rows wins below N ≈ 300, similarity from
-# N ≈ 400 on (3.3x faster at N = 3000). Hence similarity once m² ≤ 48·N.
-_SIMILARITY_PAYS = 48
+# The similarity path costs m²·D per problem in matmuls; the rows path ~3N·D in
+# memory-bound gathers. Measured on whole default recovery jobs (m ≈ 125–140 objects per
+# fold, 2-core CPU; benchmarks/kernel_benchmark.py's shapes): in float64 rows wins up to
+# N ≈ 250 and similarity from N ≈ 300 (6 % faster there, 3.3× at N = 3000); in float32,
+# where the matmuls gain more than the gathers, similarity is as fast at N = 150 and 7 %
+# / 18 % faster at N = 200 / 300. Hence similarity once m² ≤ k·N, k by itemsize.
+_SIMILARITY_PAYS = {4: 160, 8: 72}
 
 
-def _prefers_similarity(n_objects: int, n_triplets: int) -> bool:
-    return n_objects * n_objects <= _SIMILARITY_PAYS * n_triplets
+def _prefers_similarity(n_objects: int, n_triplets: int, itemsize: int = 4) -> bool:
+    k = _SIMILARITY_PAYS.get(itemsize, _SIMILARITY_PAYS[8])
+    return n_objects * n_objects <= k * n_triplets
 
 
 def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.Tensor,
@@ -341,7 +344,8 @@ def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.T
     n = z.shape[1]
     i, j, k = triplets.unbind(-1)
     if gather == "similarity" or (gather == "auto" and
-                                  _prefers_similarity(n, int(triplets.shape[1]))):
+                                  _prefers_similarity(n, int(triplets.shape[1]),
+                                                      z.element_size())):
         flat = (z @ z.transpose(1, 2)).reshape(z.shape[0], n * n)
         idx = torch.stack([i * n + j, i * n + k, j * n + k], dim=-1)
         return flat.gather(1, idx.reshape(idx.shape[0], -1)).reshape(idx.shape)
@@ -527,7 +531,7 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
     itemsize = torch.finfo(dtype).bits // 8
     mode = options.gather
     if mode == "auto":
-        mode = "similarity" if _prefers_similarity(m, n_trip) else "rows"
+        mode = "similarity" if _prefers_similarity(m, n_trip, itemsize) else "rows"
         limit = options.max_memory_gb * 2**30
         if (mode == "similarity" and _bytes_per_problem("similarity", m, n_trip, dmax,
                                                         options.history, itemsize) > limit):
@@ -843,14 +847,15 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
 
     unflips = np.zeros(b, dtype=np.int64)
 
-    def refill(done: torch.Tensor, x_done: torch.Tensor, f_done: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def refill(done: torch.Tensor, x_done: torch.Tensor, f_done: torch.Tensor,
+               g_done: torch.Tensor) -> Start:
         # A larger λ can collapse W towards 0 (uniform predictions, NLL = log 3). W = 0 is
         # stationary for every λ under both regularisers (zero data gradient, and c = 0),
         # so only solutions that fit better than chance seed the next λ; others restart
         # from the identity like a cold fit.
-        nll_done = f_done - batch.lambdas[done] * method.penalty(x_done, batch.regulariser,
-                                                                 batch.dims[done])
+        pen, dpen = method.penalty_and_grad(x_done, batch.regulariser, *method.trace_mask(
+            batch.dims[done], dmax, dtype))
+        nll_done = f_done - batch.lambdas[done] * pen
         # Within the symmetric matrices a long step can flip an eigenvalue's sign (the
         # similarities do not change, and at small λ the penalty barely does), and the
         # way back crosses 0. Under eye_distance |W| is strictly better, so such a
@@ -858,27 +863,34 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
         flipped, unflipped = (_unflipped(x_done, dmax)
                               if batch.symmetric and batch.regulariser == "eye_distance"
                               else (torch.zeros(len(done), dtype=torch.bool), x_done))
-        cont, nxt, starts = [], [], []
+        cont, nxt, starts, known = [], [], [], []
         for r, (pb, nll_pb, flip) in enumerate(zip(done.tolist(), nll_done.tolist(),
                                                    flipped.tolist())):
+            warm = False
             if flip and unflips[pb] < _MAX_UNFLIPS:
                 unflips[pb] += 1
-                cont.append(r)
                 nxt.append(pb)
                 starts.append(unflipped[r])
             elif after[pb] >= 0:
-                cont.append(r)
                 nxt.append(int(after[pb]))
-                starts.append(x_done[r] if nll_pb < _LOG3 - _WARM_MARGIN else w0[after[pb]])
+                warm = nll_pb < _LOG3 - _WARM_MARGIN
+                starts.append(x_done[r] if warm else w0[after[pb]])
             elif waiting:
-                cont.append(r)
                 nxt.append(waiting.pop(0))
                 starts.append(w0[nxt[-1]])
-        if not cont:
-            empty = torch.zeros(0, dtype=torch.long, device=device)
-            return empty, empty, x_done[:0]
-        return (torch.as_tensor(cont, device=device), torch.as_tensor(nxt, device=device),
-                torch.stack(starts))
+            else:
+                continue
+            cont.append(r)
+            known.append(warm)
+        cont_t = torch.as_tensor(cont, dtype=torch.long, device=device)
+        nxt_t = torch.as_tensor(nxt, dtype=torch.long, device=device)
+        # A warm start sits where the previous λ ended, and the two objectives differ
+        # only in λ: its objective and gradient are the finished ones shifted by Δλ·R.
+        dlam = batch.lambdas[nxt_t] - batch.lambdas[done[cont_t]]
+        return Start(cont_t, nxt_t, torch.stack(starts) if starts else x_done[:0],
+                     f_done[cont_t] + dlam * pen[cont_t],
+                     torch.addcmul(g_done[cont_t], dlam[:, None], dpen[cont_t]),
+                     torch.as_tensor(known, dtype=torch.bool, device=device))
 
     first = torch.as_tensor(waiting[:chunk], device=device)
     del waiting[:chunk]
