@@ -180,6 +180,59 @@ def test_compact_lbfgs_direction_equals_two_loop_recursion():
                                two_loop(g[1], pairs[1]), rtol=1e-10, atol=1e-12)
 
 
+def test_products_formed_with_a_pair_serve_the_next_direction():
+    # push(..., g) forms g's inner products in the same product as y's; the direction
+    # that follows must equal one formed from scratch, also after rows are reset (the
+    # refilled slots) and after the batch is narrowed.
+    rng = np.random.default_rng(5)
+    p, m = 7, 3
+    ahead = lbfgs.History(4, m, p, torch.device("cpu"), F64)
+    plain = lbfgs.History(4, m, p, torch.device("cpu"), F64)
+    for step in range(6):
+        keep = torch.as_tensor(rng.random(4) < 0.8)
+        s = torch.as_tensor(rng.standard_normal((4, p)))
+        y = s + 0.3 * torch.as_tensor(rng.standard_normal((4, p)))
+        g = torch.as_tensor(rng.standard_normal((4, p)))
+        ahead.push(keep, s, y, g)
+        plain.push(keep, s, y)
+        if step == 3:
+            for h in (ahead, plain):
+                h.reset(torch.tensor([2]))
+        if step < 5:
+            np.testing.assert_allclose(ahead.direction(g).numpy(),
+                                       plain.direction(g).numpy(), rtol=1e-12, atol=1e-14)
+    sub = torch.tensor([3, 0, 2])
+    ahead, plain = ahead.select(sub), plain.select(sub)
+    np.testing.assert_allclose(ahead.direction(g[sub]).numpy(),
+                               plain.direction(g[sub]).numpy(), rtol=1e-12, atol=1e-14)
+    assert ahead.next_products is None  # used once
+
+
+def test_flip_detection_is_the_eigenvalue_rule_on_padded_weights(monkeypatch):
+    # Padded W (zeros beyond each problem's own d) are singular, yet only an eigenvalue
+    # of the own block below −1e-6·max|eigenvalue| is a flip; the Cholesky shortcut
+    # must agree with the eigenvalues everywhere, and leave the positive definite ones,
+    # padded or not, without an eigendecomposition.
+    rng = np.random.default_rng(8)
+    dmax, dims = 5, [4, 3, 4, 2, 3, 5]
+    spectra = [[2, 1, 0.5, 0.1], [1, 0.3, -0.2], [1, 1, 1, -1e-9], [0.5, 0.0],
+               [3, 2, -1e-5], [1, 1, 1, 1, 1e-3]]
+    w = torch.zeros(len(dims), dmax, dmax, dtype=F64)
+    for b, (d, ev) in enumerate(zip(dims, spectra)):
+        q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+        w[b, :d, :d] = torch.as_tensor(q @ np.diag(ev) @ q.T)
+    own, _ = probe.Method.parse("full").trace_mask(torch.tensor(dims), dmax, F64)
+    ev = torch.linalg.eigvalsh(w)
+    expected = ev[:, 0] < -1e-6 * ev.abs().amax(1)
+    assert expected.tolist() == [False, True, False, False, True, False]
+    decomposed = []
+    eigvalsh = torch.linalg.eigvalsh
+    monkeypatch.setattr(torch.linalg, "eigvalsh",
+                        lambda a: decomposed.append(len(a)) or eigvalsh(a))
+    assert probe._flipped(w.reshape(len(dims), -1), dmax, own).tolist() == expected.tolist()
+    assert sum(decomposed) == 4  # the four that are not positive definite
+
+
 def test_warm_start_reaches_the_cold_optimum_with_less_work():
     feats, sets = world(4, 60, [5], 800, n_sets=3)
     data = probe.TripletSets.from_arrays(sets, dtype=F64)
@@ -190,7 +243,9 @@ def test_warm_start_reaches_the_cold_optimum_with_less_work():
     assert cold.converged.all() and warm.converged.all()
     np.testing.assert_allclose(warm.objective.numpy(), cold.objective.numpy(), rtol=1e-9)
     np.testing.assert_allclose(warm.train_nll.numpy(), cold.train_nll.numpy(), rtol=1e-6)
-    assert warm.problem_evaluations < cold.problem_evaluations
+    # In iterations: the line search's rejected trials (a tenth of the evaluations on a
+    # problem this small) come and go with rounding.
+    assert warm.iterations.sum() < cold.iterations.sum()
 
 
 

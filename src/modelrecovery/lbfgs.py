@@ -57,9 +57,10 @@ class History:
 
     Directions use the compact representation (Byrd, Nocedal & Schnabel 1994), which gives
     the same H·g as the two-loop recursion in a fixed number of batched operations. The
-    vectors live in ring buffers of m + 1 slots (``pairs`` (B, 2(m+1), P): s first, then
-    y) written in place; slot ``head`` is always free, so a pair can be written before it
-    is known whether it will be kept. The small inner-product matrices
+    vectors live in ring buffers of m + 1 slots (``pairs`` (B, P, 2(m+1)): s first, then
+    y, as columns, so that the inner products with every pair are one row-times-matrix
+    product) written in place; slot ``head`` is always free, so a pair can be written
+    before it is known whether it will be kept. The small inner-product matrices
     ``inner[b, 0, i, j] = s_iᵀ y_j`` (upper triangle) and ``inner[b, 1] = YᵀY`` are kept
     in chronological order (oldest first, newest last), so the triangular solves need no
     reordering and a push is one shift; positions older than a problem's ``count`` are
@@ -68,7 +69,7 @@ class History:
 
     def __init__(self, b: int, m: int, p: int, device: torch.device, dtype: torch.dtype):
         self.m = m
-        self.pairs = torch.zeros(b, 2 * (m + 1), p, device=device, dtype=dtype)
+        self.pairs = torch.zeros(b, p, 2 * (m + 1), device=device, dtype=dtype)
         self.inner = torch.zeros(b, 2, m, m, device=device, dtype=dtype)
         self.inner[:, 0] = torch.eye(m, device=device, dtype=dtype)
         self.head = torch.zeros(b, dtype=torch.long, device=device)
@@ -76,6 +77,8 @@ class History:
         self.gamma = torch.ones(b, device=device, dtype=dtype)  # sᵀy / yᵀy of the newest
         self._tables = _tables(m, device, dtype)
         self._maps()
+        self.next_products: torch.Tensor | None = None
+        self.rows = torch.arange(b, device=device)
 
     _FIELDS = ("pairs", "inner", "head", "count", "gamma", "slot", "pos", "valid")
 
@@ -85,6 +88,8 @@ class History:
         new.m, new._tables = self.m, self._tables
         for name in self._FIELDS:
             setattr(new, name, getattr(self, name)[idx])
+        new.next_products = None if self.next_products is None else self.next_products[idx]
+        new.rows = torch.arange(len(idx), device=idx.device)
         return new
 
     def _maps(self) -> None:
@@ -103,22 +108,32 @@ class History:
         self.valid[idx] = 0.0
 
     def _products(self, v: torch.Tensor) -> torch.Tensor:
-        """sᵢᵀv and yᵢᵀv of every kept pair in chronological order, 0 where empty: (B, 2m).
-        (Elementwise: a batched matrix-vector bmm is 2–3× slower at these sizes.)"""
-        return (self.pairs * v[:, None, :]).sum(-1).gather(1, self.slot) * self.valid
+        """sᵢᵀv and yᵢᵀv of every pair for vectors v (B, V, P), in chronological order but
+        not yet masked to the kept pairs: (B, V, 2m). (As v·pairs on the (P, 2(m+1))
+        layout: ~2× faster than the elementwise product and sum, and 5× faster than the
+        matrix-vector product on a (2(m+1), P) layout.)"""
+        prod = torch.bmm(v, self.pairs)
+        return prod.gather(2, self.slot[:, None, :].expand(-1, prod.shape[1], -1))
 
-    def push(self, keep: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
+    def push(self, keep: torch.Tensor, s: torch.Tensor, y: torch.Tensor,
+             g: torch.Tensor | None = None) -> None:
         """Append the pairs s, y (B, P) of the problems where ``keep`` (B,) is true,
-        dropping their oldest; the others are unchanged."""
+        dropping their oldest; the others are unchanged. With ``g`` (B, P), the gradient
+        the next :meth:`direction` will be asked about, its inner products are formed in
+        the same product as y's (the next direction must be for this g, except in rows
+        that are :meth:`reset` meanwhile)."""
         m, k = self.m, self.m + 1
-        rows = torch.arange(len(keep), device=keep.device)
-        self.pairs[rows, self.head] = s
-        self.pairs[rows, self.head + k] = y
+        self.pairs[self.rows, :, self.head] = s
+        self.pairs[self.rows, :, self.head + k] = y
         self.head = torch.where(keep, (self.head + 1) % k, self.head)
         self.count = torch.where(keep, torch.clamp(self.count + 1, max=m), self.count)
         self._maps()
         # Inner products of the new y with every kept s and y, in chronological order.
-        prod = self._products(y)
+        if g is None:
+            prod = self._products(y[:, None, :])[:, 0] * self.valid
+        else:
+            both = self._products(torch.stack([y, g], 1))
+            prod, self.next_products = both[:, 0] * self.valid, both[:, 1]
         # Shift every position one older (the oldest drops out), then the newest column
         # (sᵀy and yᵀy) and row (yᵀy). The sᵀy row stays 0: only its upper triangle counts.
         inner = torch.nn.functional.pad(self.inner[:, :, 1:, 1:], (0, 1, 0, 1))
@@ -130,7 +145,10 @@ class History:
     def direction(self, g: torch.Tensor) -> torch.Tensor:
         """−H·g for every problem: g (B, P) → (B, P)."""
         m = self.m
-        vg = self._products(g)
+        if self.next_products is None:
+            vg = self._products(g[:, None, :])[:, 0] * self.valid
+        else:
+            vg, self.next_products = self.next_products * self.valid, None
         r, yy = self.inner.unbind(1)
         gam = self.gamma[:, None, None]
         q = torch.linalg.solve_triangular(r, vg[:, :m, None], upper=True)
@@ -141,7 +159,7 @@ class History:
         coef = torch.cat([u.squeeze(-1) * self.valid[:, :m], -gam[:, :, 0] * q.squeeze(-1),
                           zero], 1)
         return -(gam[:, :, 0] * g + torch.bmm(coef.gather(1, self.pos)[:, None, :],
-                                             self.pairs).squeeze(1))
+                                             self.pairs.transpose(1, 2)).squeeze(1))
 
 
 def _tables(m: int, device: torch.device, dtype: torch.dtype
@@ -314,7 +332,7 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
         s, y = x_new - x, g_new - g
         keep = (s * y).sum(1) > 1e-10 * y.square().sum(1).clamp_min(1e-30)
         keep = keep if all_ok else keep & ok
-        hist.push(keep & ~fresh if any_fresh else keep, s, y)
+        hist.push(keep & ~fresh if any_fresh else keep, s, y, g_new)
         scale = settings.loss_tol * torch.maximum(f.abs(), f_new.abs()).clamp_min(1e-12)
         small = (f - f_new).abs() <= scale
         if all_ok:  # every iteration complete (the usual case): fewer operations
