@@ -1,6 +1,6 @@
 """Benchmark the batched kernel against one-fit-at-a-time L-BFGS, and its scaling.
 
-    python benchmarks/kernel_benchmark.py            # CPU, ~2.5 minutes on 2 cores
+    python benchmarks/kernel_benchmark.py            # CPU, ~2 minutes on 2 cores
     python benchmarks/kernel_benchmark.py --device cuda --scaling full
 
 Part 1 (comparison): the default synthetic world's recovery jobs for one generator and
