@@ -129,6 +129,35 @@ def test_hand_written_gradient_equals_autograd(method, regulariser, gather):
     np.testing.assert_allclose(g_sub.numpy(), grad.numpy()[[3, 1]], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_objective_is_exact_where_choice_zero_trails_by_hundreds_of_nats(dtype):
+    # Raw, unnormalised features at W = I can put the chosen pair's logit hundreds of
+    # nats behind: p₀ underflows (float64 from ~745 nats), yet the objective must stay
+    # finite and equal the plain computation, with autograd's gradient.
+    feats, sets = world(5, 30, [4], 200, n_sets=1)
+    x = [40.0 * feats[0]]
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    idx = torch.arange(2)
+    scale = torch.tensor([[1.0], [0.5]], dtype=F64)
+    theta = probe.Method("full").init(torch.tensor([4, 4]), 4, F64) * scale
+    ref = probe.objective(x, data, np.zeros(2, dtype=int), np.array([0.1, 0.0]),
+                          probe.FitOptions(dtype="float64"))
+    logits = probe.pair_logits(torch.as_tensor(x[0]), ref.batch.method.weights(
+        theta, 4), data.triplets[[0, 0]])
+    assert float((logits.amax(-1) - logits[..., 0]).max()) > 800  # p₀ underflows
+    th = theta.clone().requires_grad_(True)
+    plain, _ = ref.parts(th, idx)
+    (g_plain,) = torch.autograd.grad(plain.sum(), th)
+    fun = probe.objective(x, data, np.zeros(2, dtype=int), np.array([0.1, 0.0]),
+                          probe.FitOptions(dtype=dtype))
+    obj, grad = fun(theta.to(fun.batch.local_x.dtype), idx)
+    assert torch.isfinite(obj).all() and torch.isfinite(grad).all()
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(obj.double().numpy(), plain.detach().numpy(), rtol=rtol)
+    np.testing.assert_allclose(grad.double().numpy(), g_plain.numpy(), rtol=rtol,
+                               atol=rtol * float(g_plain.abs().max()))
+
+
 def two_loop(g, pairs):
     """Textbook L-BFGS two-loop recursion (Nocedal & Wright, Alg. 7.4), oldest pair first."""
     q = g.copy()

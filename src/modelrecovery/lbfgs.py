@@ -97,7 +97,8 @@ class History:
         position (B, 2m), the position of each slot (B, 2(m+1)) and the occupied
         positions (B, 2m) (see :func:`_tables`)."""
         slot, pos, valid = self._tables
-        self.slot, self.pos, self.valid = slot[self.head], pos[self.head], valid[self.count]
+        self.slot, self.pos = slot.index_select(0, self.head), pos.index_select(0, self.head)
+        self.valid = valid.index_select(0, self.count)
 
     def reset(self, idx: torch.Tensor) -> None:
         """Forget the pairs of problems ``idx`` (steepest descent next)."""
@@ -125,8 +126,8 @@ class History:
         m, k = self.m, self.m + 1
         self.pairs[self.rows, :, self.head] = s
         self.pairs[self.rows, :, self.head + k] = y
-        self.head = torch.where(keep, (self.head + 1) % k, self.head)
-        self.count = torch.where(keep, torch.clamp(self.count + 1, max=m), self.count)
+        self.head = (self.head + keep) % k
+        self.count = (self.count + keep).clamp_(max=m)
         self._maps()
         # Inner products of the new y with every kept s and y, in chronological order.
         if g is None:
@@ -139,8 +140,12 @@ class History:
         inner = torch.nn.functional.pad(self.inner[:, :, 1:, 1:], (0, 1, 0, 1))
         inner[:, :, :, -1] = prod.view(-1, 2, m)
         inner[:, 1, -1, :] = prod[:, m:]
-        self.inner = torch.where(keep[:, None, None, None], inner, self.inner)
-        self.gamma = torch.where(keep, prod[:, m - 1] / prod[:, -1], self.gamma)
+        gamma = prod[:, m - 1] / prod[:, -1]
+        if bool(keep.all()):  # the usual case
+            self.inner, self.gamma = inner, gamma
+        else:
+            self.inner = torch.where(keep[:, None, None, None], inner, self.inner)
+            self.gamma = torch.where(keep, gamma, self.gamma)
 
     def direction(self, g: torch.Tensor) -> torch.Tensor:
         """−H·g for every problem: g (B, P) → (B, P)."""
@@ -149,17 +154,18 @@ class History:
             vg = self._products(g[:, None, :])[:, 0] * self.valid
         else:
             vg, self.next_products = self.next_products * self.valid, None
-        r, yy = self.inner.unbind(1)
+        r, yy = self.inner[:, 0], self.inner[:, 1]
         gam = self.gamma[:, None, None]
+        # H·g = γg + S·u − γY·q with q = R⁻¹Sᵀg, u = R⁻ᵀ((D + γYᵀY)q − γYᵀg), D = diag R.
+        # Positions not yet filled give q = u = 0 (R is the identity there, the rest 0).
         q = torch.linalg.solve_triangular(r, vg[:, :m, None], upper=True)
-        rhs = torch.diagonal(r, dim1=1, dim2=2)[:, :, None] * q + gam * (
-            torch.bmm(yy, q) - vg[:, m:, None])
+        rhs = torch.addcmul(torch.diagonal(r, dim1=1, dim2=2)[:, :, None] * q, gam,
+                            torch.baddbmm(vg[:, m:, None], yy, q, beta=-1.0))
         u = torch.linalg.solve_triangular(r.transpose(1, 2), rhs, upper=False)
-        zero = torch.zeros_like(self.gamma)[:, None]
-        coef = torch.cat([u.squeeze(-1) * self.valid[:, :m], -gam[:, :, 0] * q.squeeze(-1),
-                          zero], 1)
-        return -(gam[:, :, 0] * g + torch.bmm(coef.gather(1, self.pos)[:, None, :],
-                                             self.pairs.transpose(1, 2)).squeeze(1))
+        # Coefficients of the pairs, [−u, γq], and 0 for the free slot.
+        coef = torch.cat([u.neg_(), gam * q, q.new_zeros(len(q), 1, 1)], 1)
+        return torch.baddbmm(g[:, None, :] * -gam, coef.gather(1, self.pos[:, :, None]).mT,
+                             self.pairs.mT).squeeze(1)
 
 
 def _tables(m: int, device: torch.device, dtype: torch.dtype
