@@ -140,12 +140,8 @@ class History:
         inner = torch.nn.functional.pad(self.inner[:, :, 1:, 1:], (0, 1, 0, 1))
         inner[:, :, :, -1] = prod.view(-1, 2, m)
         inner[:, 1, -1, :] = prod[:, m:]
-        gamma = prod[:, m - 1] / prod[:, -1]
-        if bool(keep.all()):  # the usual case
-            self.inner, self.gamma = inner, gamma
-        else:
-            self.inner = torch.where(keep[:, None, None, None], inner, self.inner)
-            self.gamma = torch.where(keep, gamma, self.gamma)
+        self.inner = torch.where(keep[:, None, None, None], inner, self.inner)
+        self.gamma = torch.where(keep, prod[:, m - 1] / prod[:, -1], self.gamma)
 
     def direction(self, g: torch.Tensor) -> torch.Tensor:
         """−H·g for every problem: g (B, P) → (B, P)."""
