@@ -174,6 +174,27 @@ def two_loop(g, pairs):
     return -r
 
 
+def test_eye_distance_keeps_float32_accuracy_when_w_is_large():
+    # d = 256 at W ≈ 4I: ‖W‖² ≈ 4,100 against a penalty of 3.3. Expanded as ‖W‖² − tr²/d
+    # the float32 penalty was off by 4e-5 relative (times λ in the objective: at λ = 1 a
+    # fit's objective came out below its own NLL); summed from W − cI it is exact to
+    # float32 resolution, in all three places that compute it.
+    gen = torch.Generator().manual_seed(0)
+    d = 256
+    w = 4.0 * torch.eye(d, dtype=F64) + 0.01 * torch.randn(d, d, generator=gen, dtype=F64)
+    w = (w + w.T) / 2
+    exact = float(((w - torch.trace(w) / d * torch.eye(d, dtype=F64)) ** 2).sum())
+    w32, dims = w.float()[None], torch.tensor([d])
+    method = probe.Method("full")
+    mask, n = method.trace_mask(dims, d, torch.float32)
+    pen, grad = method.penalty_and_grad(w32.reshape(1, -1), "eye_distance", mask, n)
+    for value in (pen, method.penalty(w32.reshape(1, -1), "eye_distance", dims),
+                  probe.penalty(w32, "eye_distance")):
+        assert abs(float(value[0]) - exact) < 1e-6 * exact
+    expected = 2 * (w - torch.trace(w) / d * torch.eye(d, dtype=F64))
+    torch.testing.assert_close(grad.double().reshape(d, d), expected, rtol=0, atol=1e-5)
+
+
 def test_compact_lbfgs_direction_equals_two_loop_recursion():
     rng = np.random.default_rng(3)
     p, m = 9, 4
@@ -388,6 +409,70 @@ def test_a_refill_with_a_known_objective_costs_no_evaluation():
         lbfgs.Settings(max_iter=0), ids=torch.tensor([0]), n_total=2, refill=then_problem_1)
     assert status.tolist() == [4, 4] and its.tolist() == [0, 0]
     assert calls == [0] and float(f[1]) == float(f[0]) - 1.0
+
+
+class _DoubleWells:
+    """f_b(x) = (‖x‖² − r_b²)² (lbfgs.Problems): curving downwards along every direction
+    near 0, minimal on the sphere of radius r_b."""
+
+    def __init__(self, r: torch.Tensor, ids: torch.Tensor):
+        self.r, self.ids = r, ids
+
+    def __call__(self, x):
+        q = (x * x).sum(1) - self.r[self.ids] ** 2
+        return q * q, 4.0 * q[:, None] * x
+
+    def select(self, idx):
+        return _DoubleWells(self.r, self.ids[idx])
+
+    def replace(self, slots, ids):
+        self.ids = self.ids.clone()
+        self.ids[slots] = ids
+        return self
+
+
+def test_a_start_where_the_objective_curves_downwards_is_left_in_a_few_steps():
+    # From 1 % of the way out every curvature pair has sᵀy < 0 and is discarded, so the
+    # history stays empty and the step stays the first iteration's 1/‖g‖₁, here ~1/√P of
+    # the gradient. Backtracking under Armijo alone can only shorten it: 42, 115 and 372
+    # iterations. Lengthening too-short steps (weak Wolfe) takes 5 or fewer.
+    p = 4096
+    r = torch.tensor([1.0, 3.0, 10.0], dtype=F64)
+    x0 = 0.01 * r[:, None] * torch.ones(3, p, dtype=F64) / p**0.5
+    x, _, its, status = lbfgs.minimise(_DoubleWells(r, torch.arange(3)), x0,
+                                       lbfgs.Settings(grad_tol=1e-9, loss_tol=0.0))
+    assert status.tolist() == [1, 1, 1]
+    torch.testing.assert_close(x.norm(dim=1), r)
+    assert int(its.max()) <= 8
+    # With two trials per search, a search that found a too-short step and then
+    # overshot takes the short step instead of failing (without that, all fail at once).
+    r = r[:2]
+    x, _, _, status = lbfgs.minimise(_DoubleWells(r, torch.arange(2)), x0[:2],
+                                     lbfgs.Settings(grad_tol=1e-9, loss_tol=0.0,
+                                                    max_line_search=2))
+    assert status.tolist() == [1, 1]
+    torch.testing.assert_close(x.norm(dim=1), r)
+
+
+def test_a_cold_fit_with_small_logits_converges_to_the_optimum():
+    # Features at 0.3 of unit scale: at W = I the logits are small and the objective curves
+    # downwards along the first steps. Such cold fits stopped at max_iter (500) far above
+    # the optimum (objective 1.04 against 0.67 at λ = 1e-6) before the line search could
+    # lengthen a step.
+    rng = np.random.default_rng(0)
+    n, d = 100, 32
+    x = 0.3 * rng.standard_normal((n, d)) / np.sqrt(d)
+    sim = oddoneout.similarity(x, np.eye(d) + rng.standard_normal((d, d)) / np.sqrt(d))
+    t = np.stack([rng.choice(n, 3, replace=False) for _ in range(3000)])
+    data = probe.TripletSets.from_arrays([sample_choices(sim, t, 0.01, rng)], dtype=F64)
+    lam = np.array([1e-6, 1e-3])
+    res = probe.fit(x, data, np.zeros(2, int), lam, probe.FitOptions(dtype="float64",
+                                                                      warm_start=False))
+    ref = probe.fit(x, data, np.zeros(2, int), lam, tight(grad_tol=1e-12, loss_tol=0.0,
+                                                          max_iter=20000))
+    assert res.converged.all() and int(res.iterations.max()) < 100
+    assert float(ref.objective.max()) < np.log(3) - 0.1  # far from the start's ≈ log 3
+    np.testing.assert_allclose(res.objective.numpy(), ref.objective.numpy(), rtol=1e-6)
 
 
 def test_one_short_step_on_a_flat_objective_does_not_end_the_fit():

@@ -18,6 +18,15 @@ import torch
 
 STATUS: tuple[str, ...] = ("running", "gradient", "loss", "line_search", "max_iter")
 _ARMIJO = 1e-4
+# Weak Wolfe curvature condition: an accepted step must have flattened the slope along d
+# to this fraction (Nocedal & Wright's value for quasi-Newton methods). A step that passes
+# Armijo with the slope still steeper was too short, and is lengthened: without that, a
+# fit starting where the objective curves downwards (W = I with small logits) kept
+# rejecting its curvature pairs and crawled at the tiny first-iteration step.
+_WOLFE = 0.9
+# A too-short step grows to the secant estimate of where the slope vanishes, within
+# these factors of itself.
+_GROW = (2.0, 10.0)
 
 
 class Problems(Protocol):
@@ -221,10 +230,13 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
     may put another problem in its slot (a warm start along a λ path, or the next problem
     waiting for memory), so the batch stays full; otherwise the batch shrinks.
 
-    Line search: per-problem backtracking with safeguarded quadratic interpolation under
-    the Armijo condition; the first trial of every problem is evaluated in one batched
-    call, retries only for the problems that need them. Returns x (n_total, P), f, the
-    iterations and status codes (indexing :data:`STATUS`), all (n_total,).
+    Line search: per problem, for the weak Wolfe conditions. A trial that fails Armijo
+    bounds the step from above, and the next is a safeguarded quadratic interpolation; a
+    trial that passes Armijo but leaves the slope steep bounds it from below (and is
+    kept as the fallback), and the next is a secant extrapolation, or the bracket's middle.
+    The first trial of every problem is evaluated in one batched call, retries only for
+    the problems that need them. Returns x (n_total, P), f, the iterations and status
+    codes (indexing :data:`STATUS`), all (n_total,).
     """
     dev, dt = x0.device, x0.dtype
     b, p = x0.shape
@@ -254,7 +266,12 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
     trials = torch.zeros(b, dtype=torch.long, device=dev)
     quiet = torch.zeros(b, dtype=torch.long, device=dev)
     d, gtd, step = torch.zeros_like(x), torch.zeros_like(f), torch.zeros_like(f)
-    any_fresh = any_searching = False
+    # A search's bracket: the longest step known to pass Armijo with the slope still
+    # steep (0: none yet), its point x, f, g and slope along d, and the shortest step
+    # known to fail (inf: none yet). Only read while a search is under way.
+    lo, hi, f_lo, s_lo = (torch.zeros_like(f) for _ in range(4))
+    x_lo, g_lo = x, g
+    any_fresh = any_searching = any_lower = False
     while True:
         fin = torch.nonzero(status).flatten()
         if fin.numel():
@@ -279,9 +296,10 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
             if keep.numel() == 0:
                 return x_out, f_out, it_out, st_out
             if keep.numel() < len(ids):
-                ids, x, f, g, iters, status, fresh, searching, trials, d, gtd, step, quiet = (
+                (ids, x, f, g, iters, status, fresh, searching, trials, d, gtd, step, quiet,
+                 lo, hi, f_lo, s_lo, x_lo, g_lo) = (
                     v[keep] for v in (ids, x, f, g, iters, status, fresh, searching, trials,
-                                      d, gtd, step, quiet))
+                                      d, gtd, step, quiet, lo, hi, f_lo, s_lo, x_lo, g_lo))
                 hist = hist.select(keep)
                 problems = problems.select(keep)
         # New directions (kept only where no line search is under way).
@@ -308,7 +326,9 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
             step = torch.where(fresh, 0.0, step)
         xt = torch.addcmul(x, step[:, None], d)
         ft, gt = problems(xt)
-        ok = torch.isfinite(ft) & (ft <= torch.addcmul(f, step, gtd, value=_ARMIJO))
+        armijo = torch.isfinite(ft) & (ft <= torch.addcmul(f, step, gtd, value=_ARMIJO))
+        slope = torch.linalg.vecdot(gt, d)
+        ok = armijo & (slope >= _WOLFE * gtd)
         if any_fresh:
             ok = ok | fresh
         trials += 1
@@ -316,21 +336,68 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
         if all_ok:
             x_new, f_new, g_new = xt, ft, gt
             searching = torch.zeros_like(ok)
-            any_searching = False
+            any_searching = any_lower = False
         else:
-            rejected = ~ok
-            # Backtrack: safeguarded quadratic interpolation of f along d.
-            denom = 2.0 * (ft - f - gtd * step)
-            t_quad = torch.where(torch.isfinite(ft) & (denom > 0),
-                                 -gtd * step * step / denom, 0.5 * step)
-            step = torch.where(rejected, torch.minimum(torch.maximum(t_quad, 0.1 * step),
-                                                       0.5 * step), step)
-            failed = rejected & (trials >= settings.max_line_search)
-            searching = rejected & ~failed
+            # Searches under way keep their brackets; new ones start with none.
+            hi = (torch.where(searching, hi, torch.inf) if any_searching
+                  else torch.full_like(f, torch.inf))
+            short = ~ok & armijo  # passes Armijo with the slope still steep: too short
+            lower = any_lower or bool(short.any())
+            if lower:
+                if any_lower:
+                    lo = torch.where(searching, lo, 0.0)
+                    f_lo = torch.where(searching, f_lo, f)
+                    s_lo = torch.where(searching, s_lo, gtd)
+                else:
+                    lo, f_lo, s_lo = torch.zeros_like(f), f, gtd
+                # A longer step must also beat the lower end, else the objective rose in
+                # between: an upper end.
+                short = short & (ft < f_lo)
+                upper = ~ok & ~short
+                # Upper end: safeguarded quadratic interpolation from the lower end (from
+                # the current point, step 0, while there is none: plain backtracking).
+                span = step - lo
+                denom = 2.0 * (ft - f_lo - s_lo * span)
+                t_quad = torch.where(torch.isfinite(ft) & (denom > 0),
+                                     -s_lo * span * span / denom, 0.5 * span)
+                t_down = lo + torch.minimum(torch.maximum(t_quad, 0.1 * span), 0.5 * span)
+                # Lower end: the secant root of the slope, within _GROW of the step, until
+                # an upper end is known; then the bracket's middle.
+                rise = slope - s_lo
+                t_sec = torch.where(rise > 0, step - slope * span / rise, _GROW[1] * step)
+                t_up = torch.where(torch.isinf(hi),
+                                   t_sec.clamp(_GROW[0] * step, _GROW[1] * step),
+                                   0.5 * (step + hi))
+                lo, f_lo, s_lo = (torch.where(short, a, b)
+                                  for a, b in ((step, lo), (ft, f_lo), (slope, s_lo)))
+                x_lo = torch.where(short[:, None], xt, x_lo)
+                g_lo = torch.where(short[:, None], gt, g_lo)
+                hi = torch.where(upper, step, hi)
+                step = torch.where(upper, t_down, torch.where(short, t_up, step))
+            else:  # only backtracking: the same, from the current point
+                upper = ~ok
+                denom = 2.0 * (ft - f - gtd * step)
+                t_quad = torch.where(torch.isfinite(ft) & (denom > 0),
+                                     -gtd * step * step / denom, 0.5 * step)
+                hi = torch.where(upper, step, hi)
+                step = torch.where(upper, torch.minimum(torch.maximum(t_quad, 0.1 * step),
+                                                        0.5 * step), step)
+            out = ~ok & (trials >= settings.max_line_search)
+            searching = ~ok & ~out
             any_searching = bool(searching.any())
-            x_new = torch.where(ok[:, None], xt, x)
-            f_new = torch.where(ok, ft, f)
-            g_new = torch.where(ok[:, None], gt, g)
+            if lower:  # out of trials: the best Armijo point found, else a failed search
+                fallback = out & (lo > 0)
+                failed = out & ~fallback
+                any_lower = bool((searching & (lo > 0)).any())
+                ok = ok | fallback
+                x_new = torch.where(fallback[:, None], x_lo, torch.where(ok[:, None], xt, x))
+                f_new = torch.where(fallback, f_lo, torch.where(ok, ft, f))
+                g_new = torch.where(fallback[:, None], g_lo, torch.where(ok[:, None], gt, g))
+            else:
+                failed = out
+                x_new = torch.where(ok[:, None], xt, x)
+                f_new = torch.where(ok, ft, f)
+                g_new = torch.where(ok[:, None], gt, g)
         s, y = x_new - x, g_new - g
         keep = (s * y).sum(1) > 1e-10 * y.square().sum(1).clamp_min(1e-30)
         keep = keep if all_ok else keep & ok

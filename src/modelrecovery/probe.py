@@ -133,20 +133,9 @@ class Method:
                 ) -> torch.Tensor:
         """R(W) per problem (A,). eye_distance: ‖W − cI‖²_F with c = tr(W)/n over the
         problem's own n = min(d, K) diagonal; l2: ‖W‖²_F; l1: Σ|W|. zero_shot: 0."""
-        if self.kind == "zero_shot":
-            return torch.zeros(theta.shape[0], dtype=theta.dtype, device=theta.device)
-        if regulariser == "l1":
-            return theta.abs().sum(-1)
-        sq = theta.square().sum(-1)
-        if regulariser == "l2":
-            return sq
-        if self.kind == "diagonal":
-            inside = torch.arange(theta.shape[-1], device=theta.device) < dims[:, None]
-            tr, n = (theta * inside).sum(-1), dims.to(theta.dtype)
-        else:
-            w = theta.reshape(theta.shape[0], -1, self._k(theta))
-            tr, n = _masked_trace(w, dims)
-        return sq - tr.square() / n
+        dmax = theta.shape[-1] if self.kind == "diagonal" else theta.shape[-1] // self._k(theta)
+        mask, n = self.trace_mask(dims, dmax, theta.dtype)
+        return self.penalty_and_grad(theta, regulariser, mask, n)[0]
 
     def backward(self, x: torch.Tensor, theta: torch.Tensor, dz: torch.Tensor
                  ) -> torch.Tensor:
@@ -179,14 +168,15 @@ class Method:
             return torch.zeros_like(theta[:, 0]), torch.zeros_like(theta)
         if regulariser == "l1":
             return theta.abs().sum(-1), theta.sign()
-        sq = (theta * theta).sum(-1)
         if regulariser == "l2":
-            return sq, 2.0 * theta
-        # ‖W − cI‖² = ‖W‖² − c·tr W with c = tr W / n; its gradient 2(W − cI) (c's own
-        # derivative cancels).
-        tr = (theta * mask).sum(-1)
-        c = tr / n
-        return sq - c * tr, torch.addcmul(theta, c[:, None], mask, value=-1.0).mul_(2.0)
+            return (theta * theta).sum(-1), 2.0 * theta
+        # ‖W − cI‖² with c = tr W / n, summed from W − cI itself: the shorter ‖W‖² − c·tr W
+        # cancels catastrophically in float32 once ‖W‖² is large (d = 256 at c ≈ 4: the
+        # penalty off by 4e-4, times λ in the objective). Its gradient is 2(W − cI) (c's
+        # own derivative cancels).
+        c = (theta * mask).sum(-1) / n
+        r = torch.addcmul(theta, c[:, None], mask, value=-1.0)
+        return (r * r).sum(-1), r * 2.0
 
     def _k(self, theta: torch.Tensor) -> int:
         if self.kind == "low_rank":
@@ -390,12 +380,17 @@ def penalty(weights: torch.Tensor, regulariser: str, dims: torch.Tensor | None =
     """
     if regulariser == "l1":
         return weights.abs().sum(dim=(1, 2))
-    sq = weights.square().sum(dim=(1, 2))
     if regulariser == "l2":
-        return sq
-    # ‖W − cI‖² with c = tr(W)/n expands to ‖W‖² − tr(W)²/n.
+        return weights.square().sum(dim=(1, 2))
+    # Summed from W − cI, not expanded to ‖W‖² − tr(W)²/n (cancellation; see
+    # Method.penalty_and_grad).
     tr, n = _masked_trace(weights, dims)
-    return sq - tr.square() / n
+    r = weights.clone()
+    diag = r.diagonal(dim1=1, dim2=2)
+    k = diag.shape[-1]
+    inside = torch.arange(k, device=r.device) < (k if dims is None else dims[:, None])
+    diag.sub_(inside * (tr / n)[:, None])
+    return r.square().sum(dim=(1, 2))
 
 
 def data_nll(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -501,9 +496,10 @@ def _bytes_per_problem(mode: str, n_obj: int, n_trip: int, dim: int, history: in
     else:
         work = 4 * n_obj * dim * itemsize + 4 * 3 * n_trip * dim * itemsize + triplet_terms
     # 2·history curvature vectors (and a transient copy of them while only part of the
-    # batch is active), ~20 more of size D² (iterates, gradients, direction, line-search
-    # trials, autograd buffers, results); checked against peak RSS up to d = 2048 on CPU.
-    state = (4 * history + 20) * p * itemsize + 2 * history * history * itemsize
+    # batch is active), ~22 more of size D² (iterates, gradients, direction, line-search
+    # trials and fallback point, autograd buffers, results); checked against peak RSS up
+    # to d = 2048 on CPU.
+    state = (4 * history + 22) * p * itemsize + 2 * history * history * itemsize
     return int(work + state)
 
 
