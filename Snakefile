@@ -15,6 +15,23 @@ if not config:
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
+# Snakemake applies profiles/default (the local settings) as the workflow profile on top
+# of any --profile. Over a cluster executor its `cores: all` would cap the threads of all
+# running cluster jobs together at this machine's core count, and its latency-wait and
+# keep-going would replace the cluster profile's: refuse before anything is submitted.
+# (Checked on start: the executor is not known yet while the Snakefile is read.)
+onstart:
+    if workflow.non_local_exec and workflow.resource_settings.cores is not None:
+        raise WorkflowError(
+            f"--cores is set ({workflow.resource_settings.cores}) while jobs go to a "
+            "cluster executor: Snakemake would cap the threads of all running jobs "
+            "together at that number. Usually profiles/default (the local settings: "
+            "cores: all, latency-wait 5, keep-going off) was layered over the cluster "
+            "profile: add --workflow-profile none, e.g. `snakemake --profile "
+            "profiles/slurm --workflow-profile none`. To limit concurrent cluster jobs, "
+            "use --jobs."
+        )
+
 
 report: "workflow/report/workflow.rst"
 

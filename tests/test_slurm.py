@@ -541,3 +541,15 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     assert_same_study(study)
     with capsys.disabled():
         print(f"\n[slurm] failing run {run.seconds:.0f} s, fixed rerun {again.seconds:.0f} s")
+
+
+def test_local_profile_layered_over_slurm_is_refused_before_submitting(tmp_path):
+    # Without --workflow-profile none, Snakemake layers profiles/default over the SLURM
+    # profile: its `cores: all` would cap the threads of all running cluster jobs together
+    # at this machine's core count (and latency-wait 5, keep-going off would replace the
+    # SLURM profile's). The workflow must stop with the fix, having submitted nothing.
+    work = copy_workflow(tmp_path / "layered", slurm_config())
+    run = slurm_snakemake(work, profiles=PROFILES[:4])
+    assert run.returncode != 0, run.tail()
+    assert "--cores is set" in run.output and "--workflow-profile none" in run.output
+    assert run.submissions == [] and not (work / "results").exists()
