@@ -1,6 +1,6 @@
 """Benchmark the batched kernel against one-fit-at-a-time L-BFGS, and its scaling.
 
-    python benchmarks/kernel_benchmark.py            # CPU, ~2 minutes on 2 cores
+    python benchmarks/kernel_benchmark.py            # CPU, ~2.5 minutes on 2 cores
     python benchmarks/kernel_benchmark.py --device cuda --scaling full
 
 Part 1 (comparison): the default synthetic world's recovery jobs for one generator and
@@ -15,7 +15,13 @@ Part 2 (scaling): seconds per L-BFGS iteration and per objective evaluation agai
 triplets, objects, feature dimension and batch size, each point in its own subprocess so
 its peak memory (RSS on CPU, allocator peak on CUDA) is its own.
 
-Writes benchmarks/results/{comparison,scaling}-<device>.csv and scaling-<device>.png.
+Part 3 (the published study): seconds per iteration of one fit at that study's shape
+(865 objects per fold, d = --study-dim, 1e3 … 4.2e6 triplets), and from them an estimate
+of the device-hours of the published full experiment; then one fit at the GPU target's
+shape (1,854 objects, 4.2M triplets, d = 1,024), timed.
+
+Writes benchmarks/results/{comparison,scaling,study}-<device>.csv, target-<device>.csv
+and scaling-<device>.png.
 The last line printed is the verdict:
 ``speedup R.Rx over one-fit-at-a-time at max relative loss difference D``.
 """
@@ -157,6 +163,7 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
                                                              / np.abs(r_nll))),
             "reference_converged": float(ref.converged.float().mean()),
             "kernel_mode": res.mode, "kernel_evaluations": res.evaluations,
+            "kernel_mean_iterations": float(res.iterations.double().mean()),
             "kernel_converged": float(res.converged.float().mean()),
         })
         r = rows[-1]
@@ -216,6 +223,21 @@ GRIDS = {
 GRIDS["full"] = GRIDS["quick"]
 
 
+def _subprocess_point(n: int, d: int, t: int, b: int, device: str, iters: int) -> dict | None:
+    """:func:`scaling_point` in a fresh Python (its peak memory its own); None if it failed."""
+    return _in_subprocess("--point", [n, d, t, b], device, iters)
+
+
+def _in_subprocess(flag: str, values: list, device: str, iters: int) -> dict | None:
+    cmd = [sys.executable, __file__, flag, json.dumps(values), "--device", device,
+           "--iters", str(iters)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        print(f"  {flag[2:]} {values} failed: {out.stderr.strip()[-300:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def scaling(device: str, grid: str, iters: int) -> pd.DataFrame:
     g = GRIDS[grid]
     n0, d0, t0, b0 = g["base"]
@@ -225,13 +247,9 @@ def scaling(device: str, grid: str, iters: int) -> pd.DataFrame:
               + [(300, d0, 10_000, b, "batch") for b in g["batch"]])
     rows = []
     for n, d, t, b, axis in points:
-        cmd = [sys.executable, __file__, "--point", json.dumps([n, d, t, b]),
-               "--device", device, "--iters", str(iters)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            print(f"  point n={n} d={d} N={t} B={b} failed: {out.stderr.strip()[-300:]}")
+        row = _subprocess_point(n, d, t, b, device, iters)
+        if row is None:
             continue
-        row = json.loads(out.stdout.strip().splitlines()[-1])
         row["axis"] = axis
         rows.append(row)
         print(f"  {axis:10s} n={n:6d} d={d:5d} N={t:8d} B={b:3d} {row['mode']:10s} "
@@ -265,6 +283,98 @@ def plot_scaling(frame: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------------ part 3: the published study
+
+# The published full experiment (docs/DESIGN.md): every generator × training size ×
+# simulated dataset is one recovery job of candidates × λ × folds fits. Its 18 training
+# sizes run from 50 to 4.2M triplets; their exact values are not to hand, so they are
+# taken as geometrically spaced (the cost is dominated by the largest sizes either way).
+PUBLISHED = {"generators": 20, "simulations": 30, "candidates": 20, "lambdas": 11, "folds": 3}
+PUBLISHED_SIZES = np.geomspace(50, 4.2e6, 18).round().astype(np.int64)
+# A fold's fits see only its training objects: of the 1,854 THINGS objects, the two
+# thirds outside the fold's test third, 70 % of them (the rest is validation).
+FOLD_OBJECTS = round(1854 * 2 / 3 * 0.7)
+STUDY_TRIPLETS = [1_000, 10_000, 100_000, 1_000_000, 4_200_000]
+
+
+def study_points(device: str, dim: int, iters: int) -> pd.DataFrame:
+    """Seconds per iteration of one fit at the study's shape (FOLD_OBJECTS objects, d =
+    ``dim``) for each of STUDY_TRIPLETS, each point in its own subprocess."""
+    rows = []
+    for t in STUDY_TRIPLETS:
+        row = _subprocess_point(FOLD_OBJECTS, dim, t, 1, device, iters)
+        if row is not None:
+            row["axis"] = "study"
+            rows.append(row)
+            print(f"  study      n={FOLD_OBJECTS:6d} d={dim:5d} N={t:8d} B=  1 {row['mode']:10s} "
+                  f"{row['seconds_per_iteration'] * 1e3:9.2f} ms/iteration  "
+                  f"peak {row['peak_memory_mb']:8.0f} MB", flush=True)
+    return pd.DataFrame(rows)
+
+
+def study_estimate(points: pd.DataFrame, iterations_per_fit: float) -> pd.DataFrame:
+    """Device-hours of the published full experiment, by training size.
+
+    points: measured ``n_triplets`` and ``seconds_per_iteration`` of one fit at the study's
+    shape. Seconds per iteration at each published size are interpolated linearly in
+    log N and log seconds between the measured points, and held at the nearest measured
+    value outside them (below 1,000 triplets a fit costs what it costs at 1,000: the fixed
+    per-iteration cost dominates there). Each size has generators × simulations ×
+    candidates × λ × folds fits of ``iterations_per_fit`` iterations, one fit at a time
+    (batching only helps the small sizes, which cost little). Returns one row per size.
+    """
+    pts = points.sort_values("n_triplets")
+    per_iter = np.exp(np.interp(np.log(PUBLISHED_SIZES), np.log(pts["n_triplets"]),
+                                np.log(pts["seconds_per_iteration"])))
+    fits = int(np.prod(list(PUBLISHED.values())))
+    return pd.DataFrame({"n_train": PUBLISHED_SIZES, "fits": fits,
+                         "seconds_per_iteration": per_iter,
+                         "iterations_per_fit": iterations_per_fit,
+                         "device_hours": fits * iterations_per_fit * per_iter / 3600})
+
+
+def target_fit(n: int, d: int, n_trip: int, device: str, lam: float) -> dict:
+    """One fit at the GPU target's shape (issue: 4.2M triplets, 1,854 objects, d = 1,024 in
+    under a second), on planted data, as the recovery rule runs it (config tolerances,
+    float32, from W = I): features X (n, d) and a true W* = I + G/√d, choices sampled at the
+    temperature that puts the generator at the THINGS noise ceiling. Timed after a one-
+    iteration warm-up on the same data (CUDA context, BLAS handles)."""
+    from modelrecovery.calibrate import calibrate_temperature
+    from modelrecovery.oddoneout import pair_logits
+
+    gen = np.random.default_rng(0)
+    x = (gen.standard_normal((n, d)) / np.sqrt(d)).astype(np.float32)
+    sim = similarity(x, np.eye(d) + gen.standard_normal((d, d)) / np.sqrt(d))
+    objects = np.arange(n)
+    temp = calibrate_temperature(pair_logits(sim, simulate.sample_triplets(
+        objects, 5000, gen, n)), 0.678)
+    trip = simulate.sample_choices(sim, simulate.sample_triplets(objects, n_trip, gen, n),
+                                   temp, gen)
+    del sim
+    sets = probe.TripletSets.from_arrays([trip])
+    ps, lams = np.zeros(1, dtype=np.int64), np.array([lam])
+    opts = probe.FitOptions(device=device, max_memory_gb=16.0)
+    probe.fit(x, sets, ps, lams, probe.FitOptions(device=device, max_iter=1, max_memory_gb=16.0))
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    res = probe.fit(x, sets, ps, lams, opts)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"n_objects": n, "dim": d, "n_triplets": int(len(trip)), "lambda": lam,
+            "seconds": seconds, "iterations": int(res.iterations[0]),
+            "evaluations": res.evaluations, "status": res.status[0],
+            "train_nll": float(res.train_nll[0]), "mode": res.mode,
+            "peak_memory_mb": peak / 2**20,
+            "estimated_memory_mb": probe.memory_estimate(n, len(trip), d, 1, opts,
+                                                         res.mode) / 2**20}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -285,7 +395,17 @@ def main() -> int:
                     help="runs of each side per training size; the best time counts (this "
                          "VM's single-run times vary by 15-30 %%)")
     ap.add_argument("--iters", type=int, default=3, help="timed iterations per scaling point")
+    ap.add_argument("--target", choices=["yes", "no"], default="yes",
+                    help="time one fit at the GPU target's shape (1,854 objects, 4.2M "
+                         "triplets, d = 1,024, planted data; ~15 s on 2 CPU cores)")
+    ap.add_argument("--study-dim", type=int, default=1024,
+                    help="feature dimension d assumed for every candidate in the estimate of "
+                         "the published full experiment's device-hours")
+    ap.add_argument("--study-iterations", type=float, default=None,
+                    help="iterations per fit for that estimate (default: the mean of this "
+                         "run's recovery jobs, part 1)")
     ap.add_argument("--point", help=argparse.SUPPRESS)
+    ap.add_argument("--target-point", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -294,6 +414,10 @@ def main() -> int:
     if args.point:
         n, d, t, b = json.loads(args.point)
         print(json.dumps(scaling_point(n, d, t, b, args.device, args.iters)))
+        return 0
+    if args.target_point:
+        n, d, t, lam = json.loads(args.target_point)
+        print(json.dumps(target_fit(n, d, t, args.device, lam)))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = args.device.replace(":", "")
@@ -310,6 +434,37 @@ def main() -> int:
         scal.to_csv(RESULTS / f"scaling-{tag}.csv", index=False)
         if len(scal):
             plot_scaling(scal, RESULTS / f"scaling-{tag}.png", f"kernel scaling: {machine()}")
+        study = study_points(args.device, args.study_dim, max(args.iters, 10))
+        if len(study):
+            iterations = (args.study_iterations if args.study_iterations is not None
+                          else float(np.average(comp["kernel_mean_iterations"],
+                                                weights=comp["fits"])))
+            est = study_estimate(study, iterations)
+            est.insert(0, "dim", args.study_dim)
+            est.insert(0, "machine", machine())
+            est.to_csv(RESULTS / f"study-{tag}.csv", index=False)
+            scal = pd.concat([scal, study.assign(machine=machine())], ignore_index=True)
+            scal.to_csv(RESULTS / f"scaling-{tag}.csv", index=False)
+            hours = est["device_hours"].sum()
+            top = est.nlargest(3, "n_train")["device_hours"].sum() / hours
+            print(f"published full experiment ({PUBLISHED['generators']} generators × "
+                  f"{len(PUBLISHED_SIZES)} sizes {PUBLISHED_SIZES[0]}…{PUBLISHED_SIZES[-1]:,} × "
+                  f"{PUBLISHED['simulations']} simulations × {PUBLISHED['candidates']} "
+                  f"candidates × {PUBLISHED['lambdas']} λ × {PUBLISHED['folds']} folds = "
+                  f"{int(est['fits'].sum()):,} fits, d = {args.study_dim}, {FOLD_OBJECTS} "
+                  f"objects per fold): about {hours:,.0f} hours of one {args.device} device "
+                  f"as measured here, at {iterations:.0f} iterations per fit (the mean of "
+                  f"part 1's jobs), {top:.0%} of them in the three largest sizes", flush=True)
+    if args.target == "yes":
+        tgt = _in_subprocess("--target-point", [1854, 1024, 4_200_000, 1e-3], args.device,
+                             args.iters)
+        if tgt is not None:
+            pd.DataFrame([{"machine": machine(), **tgt}]).to_csv(
+                RESULTS / f"target-{tag}.csv", index=False)
+            print(f"target fit (1,854 objects, {tgt['n_triplets']:,} triplets, d = 1,024, "
+                  f"λ = 1e-3): {tgt['seconds']:.2f} s, {tgt['iterations']} iterations "
+                  f"({tgt['status']}), peak {tgt['peak_memory_mb']:,.0f} MB "
+                  f"(estimate {tgt['estimated_memory_mb']:,.0f})", flush=True)
     total_fits = comp["fits"].sum()
     ratio = (total_fits / comp["kernel_seconds"].sum()) / (total_fits / comp["baseline_seconds"].sum())
     loss_diff = comp["max_rel_loss_diff"].max()
