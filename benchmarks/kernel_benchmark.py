@@ -223,11 +223,6 @@ GRIDS = {
 GRIDS["full"] = GRIDS["quick"]
 
 
-def _subprocess_point(n: int, d: int, t: int, b: int, device: str, iters: int) -> dict | None:
-    """:func:`scaling_point` in a fresh Python (its peak memory its own); None if it failed."""
-    return _in_subprocess("--point", [n, d, t, b], device, iters)
-
-
 def _in_subprocess(flag: str, values: list, device: str, iters: int) -> dict | None:
     cmd = [sys.executable, __file__, flag, json.dumps(values), "--device", device,
            "--iters", str(iters)]
@@ -241,13 +236,19 @@ def _in_subprocess(flag: str, values: list, device: str, iters: int) -> dict | N
 def scaling(device: str, grid: str, iters: int) -> pd.DataFrame:
     g = GRIDS[grid]
     n0, d0, t0, b0 = g["base"]
-    points = ([(n0, d0, t, b0, "n_triplets") for t in g["n_triplets"]]
-              + [(n, d0, t0, b0, "n_objects") for n in g["n_objects"]]
-              + [(n0, d, t0, b0, "dim") for d in g["dim"]]
-              + [(300, d0, 10_000, b, "batch") for b in g["batch"]])
+    return measure([(n0, d0, t, b0, "n_triplets") for t in g["n_triplets"]]
+                   + [(n, d0, t0, b0, "n_objects") for n in g["n_objects"]]
+                   + [(n0, d, t0, b0, "dim") for d in g["dim"]]
+                   + [(300, d0, 10_000, b, "batch") for b in g["batch"]], device, iters)
+
+
+def measure(points: list[tuple[int, int, int, int, str]], device: str, iters: int
+            ) -> pd.DataFrame:
+    """:func:`scaling_point` for each (objects, d, triplets, batch, axis), each in a fresh
+    Python so that its peak memory is its own; points that fail are reported and left out."""
     rows = []
     for n, d, t, b, axis in points:
-        row = _subprocess_point(n, d, t, b, device, iters)
+        row = _in_subprocess("--point", [n, d, t, b], device, iters)
         if row is None:
             continue
         row["axis"] = axis
@@ -299,17 +300,8 @@ STUDY_TRIPLETS = [1_000, 10_000, 100_000, 1_000_000, 4_200_000]
 
 def study_points(device: str, dim: int, iters: int) -> pd.DataFrame:
     """Seconds per iteration of one fit at the study's shape (FOLD_OBJECTS objects, d =
-    ``dim``) for each of STUDY_TRIPLETS, each point in its own subprocess."""
-    rows = []
-    for t in STUDY_TRIPLETS:
-        row = _subprocess_point(FOLD_OBJECTS, dim, t, 1, device, iters)
-        if row is not None:
-            row["axis"] = "study"
-            rows.append(row)
-            print(f"  study      n={FOLD_OBJECTS:6d} d={dim:5d} N={t:8d} B=  1 {row['mode']:10s} "
-                  f"{row['seconds_per_iteration'] * 1e3:9.2f} ms/iteration  "
-                  f"peak {row['peak_memory_mb']:8.0f} MB", flush=True)
-    return pd.DataFrame(rows)
+    ``dim``) for each of STUDY_TRIPLETS."""
+    return measure([(FOLD_OBJECTS, dim, t, 1, "study") for t in STUDY_TRIPLETS], device, iters)
 
 
 def study_estimate(points: pd.DataFrame, iterations_per_fit: float) -> pd.DataFrame:
@@ -430,11 +422,12 @@ def main() -> int:
     if args.scaling != "none":
         print("scaling (one subprocess per point):")
         scal = scaling(args.device, args.scaling, args.iters)
-        scal.insert(0, "machine", machine())
-        scal.to_csv(RESULTS / f"scaling-{tag}.csv", index=False)
+        study = study_points(args.device, args.study_dim, max(args.iters, 10))
+        table = pd.concat([scal, study], ignore_index=True)
+        table.insert(0, "machine", machine())
+        table.to_csv(RESULTS / f"scaling-{tag}.csv", index=False)
         if len(scal):
             plot_scaling(scal, RESULTS / f"scaling-{tag}.png", f"kernel scaling: {machine()}")
-        study = study_points(args.device, args.study_dim, max(args.iters, 10))
         if len(study):
             iterations = (args.study_iterations if args.study_iterations is not None
                           else float(np.average(comp["kernel_mean_iterations"],
@@ -443,8 +436,6 @@ def main() -> int:
             est.insert(0, "dim", args.study_dim)
             est.insert(0, "machine", machine())
             est.to_csv(RESULTS / f"study-{tag}.csv", index=False)
-            scal = pd.concat([scal, study.assign(machine=machine())], ignore_index=True)
-            scal.to_csv(RESULTS / f"scaling-{tag}.csv", index=False)
             hours = est["device_hours"].sum()
             top = est.nlargest(3, "n_train")["device_hours"].sum() / hours
             print(f"published full experiment ({PUBLISHED['generators']} generators × "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import subprocess
 import sys
@@ -338,7 +339,23 @@ def test_a_warm_start_reuses_the_finished_evaluation_shifted_by_the_penalty(
     assert expected >= 2 and sum(checked) == expected
 
 
-class _Quadratics:
+class _ById:
+    """lbfgs.Problems' select and replace for test problems indexed by ``ids``."""
+
+    ids: torch.Tensor
+
+    def select(self, idx):
+        new = copy.copy(self)
+        new.ids = self.ids[idx]
+        return new
+
+    def replace(self, slots, ids):
+        self.ids = self.ids.clone()
+        self.ids[slots] = ids
+        return self
+
+
+class _Quadratics(_ById):
     """f_b(x) = ½ Σ a x² − Σ c x + μ_b Σ x² (lbfgs.Problems), counting evaluations."""
 
     def __init__(self, mu: torch.Tensor, ids: torch.Tensor, calls: list):
@@ -353,14 +370,6 @@ class _Quadratics:
     def __call__(self, x):
         self.calls.extend(self.ids.tolist())
         return self.value(x, self.mu[self.ids])
-
-    def select(self, idx):
-        return _Quadratics(self.mu, self.ids[idx], self.calls)
-
-    def replace(self, slots, ids):
-        self.ids = self.ids.clone()
-        self.ids[slots] = ids
-        return self
 
 
 def _no_start(x, f, g) -> lbfgs.Start:
@@ -411,7 +420,7 @@ def test_a_refill_with_a_known_objective_costs_no_evaluation():
     assert calls == [0] and float(f[1]) == float(f[0]) - 1.0
 
 
-class _DoubleWells:
+class _DoubleWells(_ById):
     """f_b(x) = (‖x‖² − r_b²)² (lbfgs.Problems): curving downwards along every direction
     near 0, minimal on the sphere of radius r_b."""
 
@@ -421,14 +430,6 @@ class _DoubleWells:
     def __call__(self, x):
         q = (x * x).sum(1) - self.r[self.ids] ** 2
         return q * q, 4.0 * q[:, None] * x
-
-    def select(self, idx):
-        return _DoubleWells(self.r, self.ids[idx])
-
-    def replace(self, slots, ids):
-        self.ids = self.ids.clone()
-        self.ids[slots] = ids
-        return self
 
 
 def test_a_start_where_the_objective_curves_downwards_is_left_in_a_few_steps():

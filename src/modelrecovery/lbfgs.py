@@ -194,6 +194,19 @@ def _tables(m: int, device: torch.device, dtype: torch.dtype
     return slot2, pos2, valid
 
 
+def _interpolate(step: torch.Tensor, ft: torch.Tensor, lo: torch.Tensor | float,
+                 f_lo: torch.Tensor, s_lo: torch.Tensor) -> torch.Tensor:
+    """The next trial below an upper end: the minimiser of the quadratic through the lower
+    end lo (objective f_lo, slope s_lo; step 0 and the current point while there is none)
+    and the failed trial ``step`` (objective ``ft``), kept within 10–50 % of the bracket
+    from lo. All (B,)."""
+    span = step - lo
+    denom = 2.0 * (ft - f_lo - s_lo * span)
+    t_quad = torch.where(torch.isfinite(ft) & (denom > 0),
+                         -s_lo * span * span / denom, 0.5 * span)
+    return lo + torch.minimum(torch.maximum(t_quad, 0.1 * span), 0.5 * span)
+
+
 @dataclass
 class Start:
     """Problems ``ids`` (R',) taking the slots of finished problems at positions ``cont``
@@ -354,17 +367,12 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
                 # between: an upper end.
                 short = short & (ft < f_lo)
                 upper = ~ok & ~short
-                # Upper end: safeguarded quadratic interpolation from the lower end (from
-                # the current point, step 0, while there is none: plain backtracking).
-                span = step - lo
-                denom = 2.0 * (ft - f_lo - s_lo * span)
-                t_quad = torch.where(torch.isfinite(ft) & (denom > 0),
-                                     -s_lo * span * span / denom, 0.5 * span)
-                t_down = lo + torch.minimum(torch.maximum(t_quad, 0.1 * span), 0.5 * span)
+                t_down = _interpolate(step, ft, lo, f_lo, s_lo)
                 # Lower end: the secant root of the slope, within _GROW of the step, until
                 # an upper end is known; then the bracket's middle.
                 rise = slope - s_lo
-                t_sec = torch.where(rise > 0, step - slope * span / rise, _GROW[1] * step)
+                t_sec = torch.where(rise > 0, step - slope * (step - lo) / rise,
+                                    _GROW[1] * step)
                 t_up = torch.where(torch.isinf(hi),
                                    t_sec.clamp(_GROW[0] * step, _GROW[1] * step),
                                    0.5 * (step + hi))
@@ -374,30 +382,25 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
                 g_lo = torch.where(short[:, None], gt, g_lo)
                 hi = torch.where(upper, step, hi)
                 step = torch.where(upper, t_down, torch.where(short, t_up, step))
-            else:  # only backtracking: the same, from the current point
+            else:  # no lower end anywhere: plain backtracking from the current point
                 upper = ~ok
-                denom = 2.0 * (ft - f - gtd * step)
-                t_quad = torch.where(torch.isfinite(ft) & (denom > 0),
-                                     -gtd * step * step / denom, 0.5 * step)
                 hi = torch.where(upper, step, hi)
-                step = torch.where(upper, torch.minimum(torch.maximum(t_quad, 0.1 * step),
-                                                        0.5 * step), step)
+                step = torch.where(upper, _interpolate(step, ft, 0.0, f, gtd), step)
             out = ~ok & (trials >= settings.max_line_search)
             searching = ~ok & ~out
             any_searching = bool(searching.any())
+            x_acc, f_acc, g_acc, failed = xt, ft, gt, out
             if lower:  # out of trials: the best Armijo point found, else a failed search
                 fallback = out & (lo > 0)
                 failed = out & ~fallback
                 any_lower = bool((searching & (lo > 0)).any())
                 ok = ok | fallback
-                x_new = torch.where(fallback[:, None], x_lo, torch.where(ok[:, None], xt, x))
-                f_new = torch.where(fallback, f_lo, torch.where(ok, ft, f))
-                g_new = torch.where(fallback[:, None], g_lo, torch.where(ok[:, None], gt, g))
-            else:
-                failed = out
-                x_new = torch.where(ok[:, None], xt, x)
-                f_new = torch.where(ok, ft, f)
-                g_new = torch.where(ok[:, None], gt, g)
+                x_acc = torch.where(fallback[:, None], x_lo, xt)
+                f_acc = torch.where(fallback, f_lo, ft)
+                g_acc = torch.where(fallback[:, None], g_lo, gt)
+            x_new = torch.where(ok[:, None], x_acc, x)
+            f_new = torch.where(ok, f_acc, f)
+            g_new = torch.where(ok[:, None], g_acc, g)
         s, y = x_new - x, g_new - g
         keep = (s * y).sum(1) > 1e-10 * y.square().sum(1).clamp_min(1e-30)
         keep = keep if all_ok else keep & ok
