@@ -68,7 +68,7 @@ def test_fit_recovers_known_model(known_model):
     assert abs(acc[0] - true_acc) < 0.03
 
 
-@pytest.mark.parametrize("gather", ["similarity", "rows"])
+@pytest.mark.parametrize("gather", ["similarity", "rows", "pairs"])
 @pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
 def test_batched_fit_equals_fits_alone(regulariser, gather):
     x, _, _, sets = simulated_problem(1, n=30, d=4, sizes=[300, 500, 200], scale=0.5)

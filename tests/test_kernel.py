@@ -76,7 +76,7 @@ def test_fold_local_similarity_equals_plain_computation(regulariser):
     w = torch.as_tensor(np.eye(6) + 0.3 * rng.standard_normal((3, 6, 6)))
     lam = np.array([0.2, 0.5, 1.0])
     ps = np.arange(3)
-    for gather in ("similarity", "rows"):
+    for gather in ("similarity", "rows", "pairs"):
         fun = probe.objective(feats[0], data, ps, lam, probe.FitOptions(
             regulariser=regulariser, dtype="float64", gather=gather, reduce_rank=False))
         assert fun.batch.mode == gather
@@ -95,7 +95,7 @@ def test_fold_local_similarity_equals_plain_computation(regulariser):
                                    atol=1e-13)
 
 
-@pytest.mark.parametrize("gather", ["similarity", "rows"])
+@pytest.mark.parametrize("gather", ["similarity", "rows", "pairs"])
 @pytest.mark.parametrize("regulariser", ["eye_distance", "l2", "l1"])
 @pytest.mark.parametrize("method", ["full", "low_rank:3", "diagonal", "zero_shot"])
 def test_hand_written_gradient_equals_autograd(method, regulariser, gather):
@@ -577,6 +577,40 @@ def test_memory_limit_refuses_clearly_and_batches_split_exactly():
     split = probe.fit(feats[0], data, np.zeros(6, dtype=int), lam,
                       tight(max_memory_gb=2.5 * per / 2**30))  # two problems per chunk
     np.testing.assert_allclose(split.objective.numpy(), whole.objective.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("gather", ["similarity", "rows", "pairs"])
+def test_slots_refilled_with_other_data_give_the_fits_of_the_whole_batch(gather):
+    # Two problems' memory: the third and later chains wait, then take a finished
+    # chain's slot with other features and another set (the slot's data is replaced,
+    # for pairs mode the gathered ends' features too).
+    feats, sets = world(13, 25, [3, 5], 120, n_sets=3)
+    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    pf, ps = np.array([0, 1, 0, 1, 0, 1]), np.array([0, 1, 2, 2, 1, 0])
+    lam = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
+    opts = tight(gather=gather)
+    per = probe.memory_estimate(25, 120, 5, 1, opts, "rows" if gather == "pairs" else gather)
+    whole = probe.fit(feats, data, ps, lam, opts, problem_features=pf)
+    split = probe.fit(feats, data, ps, lam, tight(gather=gather, max_memory_gb=2.5 * per / 2**30),
+                      problem_features=pf)
+    assert whole.mode == split.mode == gather
+    assert bool(split.converged.all())
+    np.testing.assert_allclose(split.objective.numpy(), whole.objective.numpy(), rtol=1e-10)
+
+
+def test_gather_mode_is_chosen_by_cost():
+    # The default world's recovery jobs (m ≈ 125-140 objects per fold, D = 16): pairs
+    # where the triplets are few, similarity once they are many.
+    assert probe._prefers_pairs("rows", 125, 100, 16)
+    assert probe._prefers_pairs("similarity", 140, 300, 16)
+    assert not probe._prefers_pairs("similarity", 140, 1000, 16)
+    # Large D: x_iᵀ(WWᵀ) per pair costs D² each, the rows of Z are cheaper.
+    assert not probe._prefers_pairs("rows", 1000, 1000, 256)
+    assert not probe._prefers_pairs("rows", 20_000, 4_200_000, 1024)
+    feats, sets = world(14, 125, [16], 100, n_sets=1)
+    fun = probe.objective(feats[0], probe.TripletSets.from_arrays(sets, dtype=F64),
+                          np.array([0]), np.array([0.1]), tight())
+    assert fun.batch.mode == "pairs"
 
 
 def test_paper_scale_fit_is_within_16_gib_by_the_memory_model():

@@ -19,7 +19,7 @@ import torch
 from modelrecovery import oddoneout, probe
 
 REGULARISERS = ["eye_distance", "l2"]
-GATHERS = ["similarity", "rows"]
+GATHERS = ["similarity", "rows", "pairs"]
 
 
 # ----------------------------------------------------------------- brute-force reference

@@ -16,10 +16,13 @@ Objective of problem b (set f, strength λ_b), pair logits as in :mod:`oddoneout
 
 with S = (X W)(X W)ᵀ at T = 1 (the scale of W absorbs the temperature).
 
-Two exact ways to get the pair logits, chosen per call by cost and memory:
+Three exact ways to get the pair logits, chosen per call by cost and memory:
 ``similarity`` computes S over just the objects a triplet set touches (a fold's training
 objects) in one batched matmul and gathers; ``rows`` gathers the rows of Z = X W for each
-triplet (cheaper when the triplets cover few of the n² pairs).
+triplet (cheaper when the triplets cover few of the n² pairs); ``pairs`` gathers the
+features of both ends of every pair once, before the first iteration, and forms each
+logit as x_iᵀ (W Wᵀ) x_j, its gradient as (A + Aᵀ) W with A = Σ_pairs g x_i x_jᵀ (no
+gathers or scatters per iteration: cheapest for small D and few triplets).
 """
 
 from __future__ import annotations
@@ -146,6 +149,14 @@ class Method:
             return (x * dz).sum(1)
         return torch.bmm(x.transpose(1, 2), dz).reshape(theta.shape)
 
+    def weight_grad(self, dw: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """∂/∂θ (A, P) from ∂/∂W (A, D, K) for W = :meth:`weights` (θ)."""
+        if self.kind == "zero_shot":  # W = e^θ·I
+            return dw.diagonal(dim1=1, dim2=2).sum(-1, keepdim=True) * theta.exp()
+        if self.kind == "diagonal":
+            return dw.diagonal(dim1=1, dim2=2)
+        return dw.reshape(theta.shape)
+
     def trace_mask(self, dims: torch.Tensor, dmax: int, dtype: torch.dtype
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The entries of θ on W's diagonal that eye_distance's c·I covers, as 0/1 in θ's
@@ -210,7 +221,7 @@ class FitOptions:
     max_line_search: int = 25
     dtype: str = "float32"
     device: str = "auto"
-    gather: Literal["auto", "similarity", "rows"] = "auto"
+    gather: Literal["auto", "similarity", "rows", "pairs"] = "auto"
     allow_tf32: bool = False
     warm_start: bool = True
     max_memory_gb: float = 8.0
@@ -222,7 +233,7 @@ class FitOptions:
             raise ValueError(f"unknown regulariser {self.regulariser!r}; use one of {REGULARISERS}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; use float32 or float64")
-        if self.gather not in ("auto", "similarity", "rows"):
+        if self.gather not in ("auto", "similarity", "rows", "pairs"):
             raise ValueError(f"unknown gather mode {self.gather!r}")
         Method.parse(self.method)
 
@@ -326,6 +337,21 @@ def _prefers_similarity(n_objects: int, n_triplets: int, itemsize: int = 4) -> b
     return n_objects * n_objects <= k * n_triplets
 
 
+# The pairs path costs ~6N·D² + D³ multiply-adds per problem and evaluation (x_iᵀM for
+# the 3N pairs, A, M = WWᵀ) and no gathers; similarity ~1.7·m²·D (its matmuls run at a
+# better rate, and it fills, gathers and scatters m² entries); rows ~2m·D² plus gathers
+# and the scatter of 6N rows of Z, each costing ~40 multiply-adds per entry
+# (index_add_ is slow on CPU). Constants fitted to single evaluations of 4–18 problems,
+# float64, 2-core CPU: m = 125–3,000, D = 16–256, N = 100–3,000 (pairs 2.5× faster than
+# rows at the default N = 100 jobs, 1.2× slower at D = 256, N = m = 1,000; 1.1× faster
+# than similarity at N = 300, m = 140, D = 16, 2.6× slower at N = 1,000).
+def _prefers_pairs(mode: str, n_objects: int, n_triplets: int, dim: int) -> bool:
+    pairs = 6.0 * n_triplets * dim * dim + float(dim) ** 3
+    if mode == "similarity":
+        return pairs < 1.7 * n_objects * n_objects * dim
+    return pairs < 2.0 * n_objects * dim * dim + 40.0 * 12 * n_triplets * dim
+
+
 def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.Tensor,
                 gather: str = "auto") -> torch.Tensor:
     """Pair logits [S_ij, S_ik, S_jk] for a batch of problems on shared features.
@@ -333,9 +359,14 @@ def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.T
     features (n, d) or (B, n, d); weights (B, d, d); triplets (B, N, 3) long → (B, N, 3).
     The plain computation, used for evaluation and as the reference in tests.
     """
+    i, j, k = triplets.unbind(-1)
+    if gather == "pairs":  # x_iᵀ (W Wᵀ) x_j from the ends' feature rows
+        x = features.expand(weights.shape[0], -1, -1) if features.dim() == 2 else features
+        xm = _rows(x, torch.cat([i, i, j], 1)) @ (weights @ weights.mT)
+        out = torch.linalg.vecdot(xm, _rows(x, torch.cat([j, k, k], 1)))
+        return out.view(x.shape[0], 3, -1).transpose(1, 2)
     z = features @ weights  # (B, n, d)
     n = z.shape[1]
-    i, j, k = triplets.unbind(-1)
     if gather == "similarity" or (gather == "auto" and
                                   _prefers_similarity(n, int(triplets.shape[1]),
                                                       z.element_size())):
@@ -343,6 +374,11 @@ def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.T
         idx = torch.stack([i * n + j, i * n + k, j * n + k], dim=-1)
         return flat.gather(1, idx.reshape(idx.shape[0], -1)).reshape(idx.shape)
     return _row_logits(z, triplets)
+
+
+def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` (B, R) of x (B, n, d) → (B, R, d)."""
+    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
 
 
 def _row_logits(z: torch.Tensor, triplets: torch.Tensor) -> torch.Tensor:
@@ -422,7 +458,8 @@ class _Batch:
     Each (features, set) pair is a block with its objects re-indexed locally (the m
     objects the set touches): ``local_x`` (U, m, D) and ``local_t`` (U, N, 3), problem b
     using block ``block[b]``. ``mode`` says how pair logits are formed: ``similarity``
-    (S over the m objects, then gathered) or ``rows`` (rows of Z gathered per triplet).
+    (S over the m objects, then gathered), ``rows`` (rows of Z gathered per triplet) or
+    ``pairs`` (logits x_iᵀ W Wᵀ x_j from the ends' features, gathered once per problem).
     """
 
     mode: str
@@ -493,7 +530,7 @@ def _bytes_per_problem(mode: str, n_obj: int, n_trip: int, dim: int, history: in
         # S, its gradient and two temporaries; Z, dZ, the local features and the SVD
         # workspace of the rank reduction.
         work = 4 * n_obj * n_obj * itemsize + 8 * n_obj * dim * itemsize + triplet_terms
-    else:
+    else:  # rows: Z and the gathered ends; pairs: both ends' features kept, x_iᵀM, g·x_j
         work = 4 * n_obj * dim * itemsize + 4 * 3 * n_trip * dim * itemsize + triplet_terms
     # 2·history curvature vectors (and a transient copy of them while only part of the
     # batch is active), ~22 more of size D² (iterates, gradients, direction, line-search
@@ -535,8 +572,11 @@ def _prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.
         if (mode == "similarity" and _bytes_per_problem("similarity", m, n_trip, dmax,
                                                         options.history, itemsize) > limit):
             mode = "rows"
-    pairs = torch.stack([feature_of, set_of], 1).cpu()
-    uniq, block = torch.unique(pairs, dim=0, return_inverse=True)
+        # Pairs needs the memory of rows (the gathered ends instead of Z's rows).
+        if _prefers_pairs(mode, m, n_trip, dmax):
+            mode = "pairs"
+    keys = torch.stack([feature_of, set_of], 1).cpu()
+    uniq, block = torch.unique(keys, dim=0, return_inverse=True)
     lx = torch.zeros(len(uniq), m, dmax, dtype=dtype, device=device)
     lt = torch.zeros(len(uniq), n_trip, 3, dtype=torch.long, device=device)
     bases: dict[int, torch.Tensor] = {}
@@ -602,11 +642,13 @@ class _Problems:
     """Problems of a batch with their data gathered once: the solver's view
     (:class:`lbfgs.Problems`), evaluated with a hand-written gradient.
 
-    Both gather modes work on each problem's local objects (m of them). ``index`` holds
+    All gather modes work on each problem's local objects (m of them). ``index`` holds
     the pairs (ij, ik, jk planes): (A, 3N) flat positions in S (similarity), or (A, 6N)
-    local object numbers of both ends of each pair (rows). The gradient: with
+    local object numbers of both ends of each pair (rows: as (planes, ends, N); pairs: as
+    (ends, planes, N), with ``ends`` (A, 2, 3N, D) their features). The gradient: with
     G = ∂NLL/∂logits, scattered into the m × m pair matrix (or onto the rows),
-    ∂NLL/∂Z = (G + Gᵀ) Z and ∂NLL/∂W = Xᵀ ∂NLL/∂Z; the tests hold it to autograd on
+    ∂NLL/∂Z = (G + Gᵀ) Z and ∂NLL/∂W = Xᵀ ∂NLL/∂Z; in pairs mode ∂NLL/∂(WWᵀ) = A =
+    Σ_pairs g x_i x_jᵀ and ∂NLL/∂W = (A + Aᵀ) W. The tests hold each to autograd on
     :meth:`_Batch.parts`. With ``symmetric`` the problems
     live in the symmetric matrices and the gradient is its projection there, (∇ + ∇ᵀ)/2:
     from a symmetric start every iterate stays symmetric.
@@ -621,23 +663,33 @@ class _Problems:
             self.x, self.index, self.w = parent.x[idx], parent.index[idx], parent.w[idx]
             self.lam, self.dims = parent.lam[idx], parent.dims[idx]
             self.mask, self.n_diag = parent.mask[idx], parent.n_diag[idx]
+            self.ends = None if parent.ends is None else parent.ends[idx]
             self.idx = parent.idx[idx]
         else:
             blk = batch.block[idx]
             self.x = batch.local_x[blk]
             i, j, k = batch.local_t[blk].unbind(-1)
+            self.ends = None
             if batch.mode == "similarity":
                 m = self.x.shape[1]
                 self.index = torch.cat([i * m + j, i * m + k, j * m + k], 1)
-            else:  # the two ends of each plane's pair: (A, 3·2·N) as (planes, ends, N)
+            elif batch.mode == "rows":  # (A, 3·2·N) as (planes, ends, N)
                 self.index = torch.cat([i, j, i, k, j, k], 1)
+            else:  # pairs: (A, 2·3·N) as (ends, planes, N), and the ends' features
+                self.index = torch.cat([i, i, j, j, k, k], 1)
+                self.ends = _rows(self.x, self.index).view(len(idx), 2, -1, self.x.shape[-1])
             w = batch.weights[batch.set_of[idx]]
             self.w = w / w.sum(1, keepdim=True)
             self.lam, self.dims = batch.lambdas[idx], batch.dims[idx]
             self.mask, self.n_diag = batch.method.trace_mask(self.dims, self.x.shape[-1],
                                                              self.x.dtype)
         self.offset = (torch.arange(len(idx), device=idx.device) * self.x.shape[1])[:, None]
-        self.flat = (self.index + self.offset).reshape(-1)  # rows: into Z as (A·m, K)
+        self._flatten()
+
+    def _flatten(self) -> None:
+        """Rows mode: the ends' positions in Z viewed as (A·m, K)."""
+        if self.objective.batch.mode == "rows":
+            self.flat = (self.index + self.offset).reshape(-1)
 
     def select(self, sub: torch.Tensor) -> _Problems:
         return _Problems(self.objective, sub, parent=self)
@@ -652,7 +704,9 @@ class _Problems:
         new = _Problems(self.objective, ids, symmetric=self.symmetric)
         for name in ("idx", "x", "index", "w", "lam", "dims", "mask", "n_diag"):
             getattr(self, name)[slots] = getattr(new, name)
-        self.flat = (self.index + self.offset).reshape(-1)
+        if self.ends is not None:
+            self.ends[slots] = new.ends
+        self._flatten()
         return self
 
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -664,12 +718,18 @@ class _Problems:
         a, m = theta.shape[0], x.shape[1]
         n = self.w.shape[1]
         theta = theta.detach()
-        z = method.transform(x, theta)  # (A, m, K)
-        kdim = z.shape[-1]
+        if batch.mode == "pairs":  # S_ij = x_iᵀ M x_j with M = W Wᵀ (A, D, D)
+            wfull = method.weights(theta, x.shape[-1])
+            xi, xj = self.ends.unbind(1)  # (A, 3N, D) each
+            logits = torch.linalg.vecdot(torch.bmm(xi, torch.bmm(wfull, wfull.mT)),
+                                         xj).view(a, 3, n)
+        else:
+            z = method.transform(x, theta)  # (A, m, K)
+            kdim = z.shape[-1]
         if batch.mode == "similarity":
             sim = torch.bmm(z, z.transpose(1, 2)).reshape(a, m * m)
             logits = sim.gather(1, self.index).view(a, 3, n)
-        else:
+        elif batch.mode == "rows":
             ends = z.reshape(a * m, kdim).index_select(0, self.flat).view(a, 3, 2, n, kdim)
             logits = (ends[:, :, 0] * ends[:, :, 1]).sum(-1)
         # NLL of choice 0 = −log p₀; its gradient is the choice probabilities p, minus 1
@@ -691,6 +751,9 @@ class _Problems:
                                method.weights(theta, x.shape[-1])).view(a, -1)
             else:
                 dw = method.backward(x, theta, torch.bmm(gs + gs.transpose(1, 2), z))
+        elif batch.mode == "pairs":  # ∂/∂M = A = Σ g x_i x_jᵀ; ∂/∂W = (A + Aᵀ) W
+            am = torch.bmm(xi.mT, xj * g.view(a, 3 * n, 1))
+            dw = method.weight_grad(torch.bmm(am + am.mT, wfull), theta)
         else:  # each end of a pair gets g times the other end
             dzt = torch.empty_like(ends)
             torch.mul(ends[:, :, 1], g[..., None], out=dzt[:, :, 0])
