@@ -29,6 +29,7 @@ The last line printed is the verdict:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -181,6 +182,26 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
 # ------------------------------------------------------------------ part 2: scaling
 
 
+def measured_fit(x: np.ndarray, sets: probe.TripletSets, ps: np.ndarray, lams: np.ndarray,
+                 opts: probe.FitOptions) -> tuple[probe.FitResult, float, int]:
+    """One fit after a one-iteration warm-up on the same data (CUDA context, BLAS handles):
+    its result, wall seconds and peak memory in bytes (the allocator's peak during the fit
+    on CUDA, the process's peak RSS on CPU)."""
+    probe.fit(x, sets, ps, lams, dataclasses.replace(opts, max_iter=1))
+    cuda = opts.device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    res = probe.fit(x, sets, ps, lams, opts)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return res, seconds, peak
+
+
 def scaling_point(n: int, d: int, n_trip: int, batch: int, device: str, iters: int) -> dict:
     """Time `iters` L-BFGS iterations (after one warm-up fit) of `batch` random problems."""
     gen = np.random.default_rng(0)
@@ -195,14 +216,7 @@ def scaling_point(n: int, d: int, n_trip: int, batch: int, device: str, iters: i
     opts = probe.FitOptions(device=device, max_iter=iters, warm_start=False,
                             grad_tol=0.0, loss_tol=0.0, max_memory_gb=1e9)
     lam = np.geomspace(1e-3, 1.0, batch)
-    ps = np.zeros(batch, dtype=np.int64)
-    probe.fit(x, sets, ps, lam, probe.FitOptions(device=device, max_iter=1, max_memory_gb=1e9))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    res = probe.fit(x, sets, ps, lam, opts)
-    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    res, _, peak = measured_fit(x, sets, np.zeros(batch, dtype=np.int64), lam, opts)
     it = int(res.iterations.max())
     return {"n_objects": n, "dim": d, "n_triplets": int(len(trip)), "batch": batch,
             "mode": res.mode, "iterations": it, "evaluations": res.evaluations,
@@ -329,8 +343,8 @@ def target_fit(n: int, d: int, n_trip: int, device: str, lam: float) -> dict:
     """One fit at the GPU target's shape (issue: 4.2M triplets, 1,854 objects, d = 1,024 in
     under a second), on planted data, as the recovery rule runs it (config tolerances,
     float32, from W = I): features X (n, d) and a true W* = I + G/√d, choices sampled at the
-    temperature that puts the generator at the THINGS noise ceiling. Timed after a one-
-    iteration warm-up on the same data (CUDA context, BLAS handles)."""
+    temperature that puts the generator at the THINGS noise ceiling. Timed by
+    :func:`measured_fit`."""
     from modelrecovery.calibrate import calibrate_temperature
     from modelrecovery.oddoneout import pair_logits
 
@@ -344,20 +358,9 @@ def target_fit(n: int, d: int, n_trip: int, device: str, lam: float) -> dict:
                                    temp, gen)
     del sim
     sets = probe.TripletSets.from_arrays([trip])
-    ps, lams = np.zeros(1, dtype=np.int64), np.array([lam])
     opts = probe.FitOptions(device=device, max_memory_gb=16.0)
-    probe.fit(x, sets, ps, lams, probe.FitOptions(device=device, max_iter=1, max_memory_gb=16.0))
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    res = probe.fit(x, sets, ps, lams, opts)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() if cuda
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    res, seconds, peak = measured_fit(x, sets, np.zeros(1, dtype=np.int64), np.array([lam]),
+                                      opts)
     return {"n_objects": n, "dim": d, "n_triplets": int(len(trip)), "lambda": lam,
             "seconds": seconds, "iterations": int(res.iterations[0]),
             "evaluations": res.evaluations, "status": res.status[0],

@@ -589,9 +589,10 @@ def test_slots_refilled_with_other_data_give_the_fits_of_the_whole_batch(gather)
     pf, ps = np.array([0, 1, 0, 1, 0, 1]), np.array([0, 1, 2, 2, 1, 0])
     lam = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
     opts = tight(gather=gather)
-    per = probe.memory_estimate(25, 120, 5, 1, opts, "rows" if gather == "pairs" else gather)
+    per = probe.memory_estimate(25, 120, 5, 1, opts, gather)
     whole = probe.fit(feats, data, ps, lam, opts, problem_features=pf)
-    split = probe.fit(feats, data, ps, lam, tight(gather=gather, max_memory_gb=2.5 * per / 2**30),
+    split = probe.fit(feats, data, ps, lam,
+                      tight(gather=gather, max_memory_gb=2.5 * per / 2**30),
                       problem_features=pf)
     assert whole.mode == split.mode == gather
     assert bool(split.converged.all())

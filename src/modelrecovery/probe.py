@@ -392,20 +392,6 @@ def _row_logits(z: torch.Tensor, triplets: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, -1, 3)
 
 
-def _masked_trace(weights: torch.Tensor, dims: torch.Tensor | None
-                  ) -> tuple[torch.Tensor, torch.Tensor | int]:
-    """Trace over each problem's own diagonal and its length: weights (A, D, K), dims (A,).
-
-    Only positions i < min(d, K) count: padded entries must get no gradient from c·I.
-    """
-    diag = weights.diagonal(dim1=1, dim2=2)
-    k = diag.shape[-1]
-    if dims is None:
-        return diag.sum(-1), k
-    mask = torch.arange(k, device=diag.device) < dims[:, None]
-    return (diag * mask).sum(-1), torch.clamp(dims, max=k).to(weights.dtype)
-
-
 def penalty(weights: torch.Tensor, regulariser: str, dims: torch.Tensor | None = None
             ) -> torch.Tensor:
     """R(W) per problem, shape (B,), for weights (B, D, K) whose top-left block is used.
@@ -419,13 +405,14 @@ def penalty(weights: torch.Tensor, regulariser: str, dims: torch.Tensor | None =
     if regulariser == "l2":
         return weights.square().sum(dim=(1, 2))
     # Summed from W − cI, not expanded to ‖W‖² − tr(W)²/n (cancellation; see
-    # Method.penalty_and_grad).
-    tr, n = _masked_trace(weights, dims)
+    # Method.penalty_and_grad). Only the problem's own diagonal, i < min(d, K), carries
+    # c·I: padded entries must get no gradient from it.
     r = weights.clone()
     diag = r.diagonal(dim1=1, dim2=2)
     k = diag.shape[-1]
     inside = torch.arange(k, device=r.device) < (k if dims is None else dims[:, None])
-    diag.sub_(inside * (tr / n)[:, None])
+    c = (diag * inside).sum(-1) / inside.sum(-1)
+    diag.sub_(inside * c[:, None])
     return r.square().sum(dim=(1, 2))
 
 
