@@ -119,3 +119,38 @@ def test_bad_input_is_refused_without_output(tmp_path, case):
     assert phrase in errors[0], errors[0]
     assert "Traceback" not in proc.stderr
     assert files_in(out) == []
+
+
+def test_a_model_aligned_to_chance_is_refused_by_calibrate_and_geometry(tmp_path):
+    # A model whose fit to the humans is no better than chance is returned as W = 0
+    # (probe.fit): it has no temperature and no aligned geometry. Both steps say so,
+    # naming the aligned file, and write nothing.
+    paths = good_inputs(tmp_path / "in")
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    io.save_generator(aligned / "a.npz", aligned / "a.json", np.zeros((DIM, DIM)), 1.0,
+                      {"model": "a", "lambda": 1.0})
+    io.save_generator(aligned / "b.npz", aligned / "b.json", np.eye(DIM + 1), 1.0,
+                      {"model": "b", "lambda": 1.0})
+    out = tmp_path / "out"
+    calibrate = [cli_path("modelrecovery"), "calibrate", "--objects", str(paths["objects"]),
+                 "--features", str(paths["a"]), "--aligned", str(aligned / "a.npz"),
+                 "--aligned-json", str(aligned / "a.json"), "--triplets", str(paths["train"]),
+                 "--target", "0.6", "--out-npz", str(out / "a.npz"),
+                 "--out-json", str(out / "a.json")]
+    geometry = [cli_path("modelrecovery"), "analyse-geometry", "--objects",
+                str(paths["objects"]), "--human-train", str(paths["train"]),
+                "--experiment", "x", "--out-dir", str(out / "tables"),
+                "--figures", str(out / "figures"),
+                "--features", f"a={paths['a']}", f"b={paths['b']}",
+                "--generators", f"a={aligned / 'a.npz'}", f"b={aligned / 'b.npz'}"]
+    for cmd, phrase in ((calibrate, "predicts the humans no better than chance"),
+                        (geometry, "aligned transform is W = 0")):
+        proc = subprocess.run(cmd, env=tool_env(), capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 2, (proc.returncode, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1 and str(aligned / "a.npz") in errors[0], proc.stderr
+        assert phrase in errors[0], errors[0]
+        assert not out.exists() or files_in(out) == []

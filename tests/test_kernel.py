@@ -511,6 +511,37 @@ def test_a_collapsed_stage_does_not_trap_the_next_lambda(regulariser):
     np.testing.assert_allclose(warm.objective.numpy(), cold.objective.numpy(), rtol=1e-9)
 
 
+@pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
+def test_a_fit_no_better_than_zero_is_returned_as_zero(regulariser):
+    # Features unrelated to the choices: at λ = 1 and 1e3 the optimum is W = 0. Where
+    # the solver stops near it depends on dtype and tolerances, and that residue ranked
+    # held-out triplets arbitrarily; returned as W = 0, every such fit predicts the
+    # three-way tie and scores exactly 1/3, however it was solved.
+    feats, sets = world(5, 60, [5, 8], 800, n_sets=2)
+    lam = np.array([1e-3, 1.0, 1e3])
+    held_out = probe.TripletSets.from_arrays(sets[1:], dtype=F64)
+    for opts in (tight(regulariser=regulariser),
+                 probe.FitOptions(device="cpu", regulariser=regulariser, warm_start=True)):
+        data = probe.TripletSets.from_arrays(sets[:1], dtype=opts.torch_dtype)
+        res = probe.fit(feats[1], data, np.zeros(3, int), lam, opts)
+        assert float(res.weights[1:].abs().max()) == 0.0
+        np.testing.assert_array_equal(res.objective[1:].double().numpy(),
+                                      np.float64(torch.tensor(np.log(3), dtype=res.objective.dtype)))
+        np.testing.assert_array_equal(res.train_nll[1:].numpy(), res.objective[1:].numpy())
+        acc, nll = probe.evaluate(feats[1], res.weights, held_out, np.zeros(3, int))
+        assert acc[1] == acc[2] == pytest.approx(1.0 / 3.0, abs=1e-15)
+        np.testing.assert_allclose(nll[1:], np.log(3), rtol=1e-7)
+        # The small λ fits (beats chance by 8e-3) and is returned as it is.
+        assert float(res.objective[0]) < np.log(3) - 5e-3
+        assert float(res.weights[0].abs().max()) > 0.1 and acc[0] != 1.0 / 3.0
+    # zero_shot keeps its W = s·I however small s gets: it ranks triplets as the raw
+    # features do at every s > 0 (and W = 0 is outside its family).
+    zs = probe.fit(feats[1], data, np.zeros(1, int), np.zeros(1),
+                   tight(method="zero_shot", regulariser=regulariser))
+    w = zs.weights[0]
+    assert float(w[0, 0]) > 0 and torch.equal(w, w[0, 0] * torch.eye(8, dtype=w.dtype))
+
+
 def test_collapsed_repeats_equal_the_expanded_rows():
     feats, sets = world(5, 30, [4], 150, n_sets=1)
     rng = np.random.default_rng(6)

@@ -325,8 +325,13 @@ def cmd_analyse_geometry(args: argparse.Namespace) -> None:
 
     n = len(io.read_objects(args.objects))
     feats = {m: io.read_features(p, n) for m, p in _pairs(args.features, "--features").items()}
-    weights = {m: io.load_generator(p)[0]
-               for m, p in _pairs(args.generators, "--generators").items()}
+    weights = {}
+    for m, p in _pairs(args.generators, "--generators").items():
+        weights[m] = io.load_generator(p)[0]
+        if not np.any(weights[m]):
+            raise InputError(f"{p}: model {m!r}'s aligned transform is W = 0 (its fit to the "
+                             "humans is no better than chance), so its aligned geometry is "
+                             "undefined; leave it out of 'generators' or check its features")
     geom, rsa, mds = study_analyses.model_geometry(feats, weights, args.metric)
     human = study_analyses.human_similarity(io.read_triplets(args.human_train, n)[0], n)
     rsa_h = pd.DataFrame({"model": list(feats), "experiment": args.experiment,

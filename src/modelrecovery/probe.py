@@ -51,6 +51,15 @@ _LOG3 = math.log(3.0)
 # A warm start needs a previous solution that predicts better than chance by this much
 # (nats per triplet); a collapsed W ≈ 0 sits at log 3 and would trap the next λ.
 _WARM_MARGIN = 1e-2
+# A fit that improves on W = 0 (objective log 3: uniform choices, no penalty) by less
+# than this (nats per triplet) is returned as W = 0. Near 0 the solver leaves a residue
+# (logit gaps of 1e-15 to 3e-5 nats on the default world's collapsed fits) whose
+# direction, and so its ranking of triplets, is arbitrary: the same fit at float32/config
+# and float64/tight tolerances scored test accuracies from 0 to 0.54. A gain this small
+# would take ~10¹² judgements to show; float32 resolves log 3 only to ~1e-7. Not for
+# zero_shot: W = s·I ranks triplets as the raw features do at every s > 0, and W = 0 is
+# outside its family (a generator's calibration rescales s anyway).
+_CHANCE_TOL = 1e-6
 # Symmetric W: an eigenvalue below −_FLIP_TOL·max|eigenvalue| is a sign flip, not
 # rounding; a problem is restarted from |W| at most _MAX_UNFLIPS times.
 _FLIP_TOL = 1e-6
@@ -796,7 +805,10 @@ class FitResult:
     starts: of the problem's own λ stage; after a restart from |W|, of its last run);
     converged (B,) bool; status (B,) one of
     ``gradient`` / ``loss`` (tolerance met), ``max_iter``, ``line_search``; seconds
-    for the whole call; evaluations: batched objective calls.
+    for the whole call; evaluations: batched objective calls. A fit (other than
+    zero_shot) whose objective ends within 1e-6 of W = 0's (log 3) or above it is
+    returned as W = 0, objective and train_nll log 3: the solver's residue near 0 ranks
+    triplets arbitrarily.
     """
 
     weights: torch.Tensor
@@ -973,6 +985,9 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
                                      torch.arange(lo, min(b, lo + chunk), device=device))[1]
                          for lo in range(0, b, chunk)])
         w = batch.to_original(method.weights(x_out, dmax))
+        if method.kind != "zero_shot":
+            chance = f_out > _LOG3 - _CHANCE_TOL
+            w[chance], f_out[chance], nll[chance] = 0.0, _LOG3, _LOG3
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     st_cpu = st_out.cpu()
