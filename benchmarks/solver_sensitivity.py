@@ -29,14 +29,17 @@ from modelrecovery.recover import recovery_fits
 KEY = ["generator", "n_train", "seed", "candidate", "fold", "lambda"]
 
 
+def candidates(results: Path, stored: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The candidates' features (n, d) of ``stored``'s rows, in the order they were fitted."""
+    n = len(io.read_objects(results / "world" / "objects.parquet"))
+    return {c: io.read_features(results / "world" / "features" / f"{c}.parquet", n)
+            for c in dict.fromkeys(stored["candidate"])}
+
+
 def refit(results: Path, cfg: dict, experiment: str, options: probe.FitOptions,
-          stored: pd.DataFrame) -> pd.DataFrame:
+          stored: pd.DataFrame, cands: dict[str, np.ndarray]) -> pd.DataFrame:
     """The recovery rows of every (generator, n_train, seed) job in ``stored``, refitted."""
     exp = cfg["experiments"][experiment]
-    n = len(io.read_objects(results / "world" / "objects.parquet"))
-    names = list(dict.fromkeys(stored["candidate"]))
-    cands = {c: io.read_features(results / "world" / "features" / f"{c}.parquet", n)
-             for c in names}
     rows = []
     for (gen, n_train, seed), _ in stored.groupby(["generator", "n_train", "seed"]):
         shard = pd.read_parquet(results / experiment / "simulated" / gen / f"seed{seed}.parquet")
@@ -107,9 +110,10 @@ def main() -> int:
         warm_start=fit["warm_start"], max_memory_gb=fit["max_memory_gb"])
     converged = dataclasses.replace(as_config, dtype="float64", grad_tol=1e-10,
                                     loss_tol=0.0, max_iter=20_000, warm_start=False)
-    config_rows = refit(results, cfg, experiment, as_config, stored)
+    cands = candidates(results, stored)
+    config_rows = refit(results, cfg, experiment, as_config, stored, cands)
     report("stored vs refitted as configured", compare(stored, config_rows))
-    cmp = compare(config_rows, refit(results, cfg, experiment, converged, stored))
+    cmp = compare(config_rows, refit(results, cfg, experiment, converged, stored, cands))
     report("as configured vs converged (float64, gradient 1e-10, cold)", cmp)
     return 1 if len(cmp["winner_differs"]) or cmp["max_recovery_diff"] > 0 else 0
 
