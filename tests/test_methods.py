@@ -65,6 +65,25 @@ def test_objective_matches_explicit_transform(text, reg):
     assert grad.shape == (1, method.n_params(d))
 
 
+@pytest.mark.parametrize("reg", ["eye_distance", "l2"])
+@pytest.mark.parametrize("text", ["zero_shot", "diagonal", "low_rank:2", "full"])
+def test_penalty_hessian_times_vectors_equals_autograd(text, reg):
+    # Warm starts carry their curvature pairs to the next λ by y += Δλ·∇²R·s.
+    method = probe.Method.parse(text)
+    dims = torch.tensor([4, 3])  # the second problem padded to D = 4
+    mask, n = method.trace_mask(dims, 4, F64)
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(2, method.n_params(4), dtype=F64, generator=gen)
+    v = torch.randn(2, method.n_params(4), 3, dtype=F64, generator=gen)
+    got = method.penalty_hvp(v, reg, mask, n)
+    for b in range(2):
+        def pen(t, b=b):
+            return method.penalty_and_grad(t[None], reg, mask[b:b + 1], n[b:b + 1])[0][0]
+        for col in range(3):
+            _, expected = torch.autograd.functional.hvp(pen, theta[b], v[b, :, col])
+            torch.testing.assert_close(got[b, :, col], expected, rtol=1e-12, atol=1e-12)
+
+
 def test_low_rank_with_k_equal_d_is_the_full_method():
     x, trip, _ = problem(2)
     data = probe.TripletSets.from_arrays([trip], dtype=F64)

@@ -11,6 +11,7 @@ batch is compacted only when a problem finishes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -117,6 +118,34 @@ class History:
         self.gamma[idx] = 1.0
         self.valid[idx] = 0.0
 
+    def shift(self, idx: torch.Tensor, hess: Callable[[torch.Tensor], torch.Tensor]
+              ) -> None:
+        """Keep the pairs of problems ``idx`` (R,) for an objective that differs from
+        theirs by a quadratic term: each y gains ``hess(s)``, that term's Hessian times s,
+        for s (R, P, V) every stored s as columns. Exact: the differences of gradients
+        along the same steps. A problem whose kept pairs do not all still curve upwards
+        (the :meth:`push` test) loses them all."""
+        m, k = self.m, self.m + 1
+        pairs = self.pairs[idx]
+        pairs[:, :, k:] += hess(pairs[:, :, :k])
+        self.pairs[idx] = pairs
+        # The inner products in chronological order, recomputed: S (R, P, m), Y likewise.
+        chron = pairs.gather(2, self.slot[idx][:, None, :].expand(-1, pairs.shape[1], -1))
+        s_t, y = chron[:, :, :m].mT, chron[:, :, m:]
+        sy, yy = (s_t @ y).triu(), y.mT @ y
+        kept = self.valid[idx][:, :m]
+        both = kept[:, :, None] * kept[:, None, :]
+        self.inner[idx, 0] = sy * both + torch.diag_embed(1.0 - kept)
+        self.inner[idx, 1] = yy * both
+        curv, norm = sy.diagonal(dim1=1, dim2=2), yy.diagonal(dim1=1, dim2=2)
+        newest = self.count[idx] > 0
+        self.gamma[idx] = torch.where(newest, curv[:, -1] / norm[:, -1].clamp_min(1e-30),
+                                      self.gamma[idx])
+        self.next_products = None  # the next direction's products are formed afresh
+        flat = ((curv <= 1e-10 * norm.clamp_min(1e-30)) & (kept > 0)).any(1)
+        if bool(flat.any()):
+            self.reset(idx[flat])
+
     def _products(self, v: torch.Tensor) -> torch.Tensor:
         """sᵢᵀv and yᵢᵀv of every pair for vectors v (B, V, P), in chronological order but
         not yet masked to the kept pairs: (B, V, 2m). (As v·pairs on the (P, 2(m+1))
@@ -212,7 +241,10 @@ class Start:
     """Problems ``ids`` (R',) taking the slots of finished problems at positions ``cont``
     (R',) of ``done``, from x (R', P). Where ``known`` (R',) is true, f (R',) and g
     (R', P) are already their objective and gradient at x (a warm start whose objective
-    differs from the finished one's by a known term): they need no evaluation."""
+    differs from the finished one's by a known term): they need no evaluation. If that
+    term is quadratic, ``hess(rows, s)`` gives its Hessian times s (R'', P, V) for the
+    known rows ``rows`` (R'',) (positions in ``ids``): those problems keep the finished
+    ones' curvature pairs (:meth:`History.shift`) instead of starting without any."""
 
     cont: torch.Tensor
     ids: torch.Tensor
@@ -220,6 +252,7 @@ class Start:
     f: torch.Tensor
     g: torch.Tensor
     known: torch.Tensor
+    hess: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 class Refill(Protocol):
@@ -299,7 +332,13 @@ def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
                 slots = fin[new.cont]
                 ids[slots], x[slots], f[slots], g[slots] = new.ids, new.x, new.f, new.g
                 problems = problems.replace(slots, new.ids)
-                hist.reset(slots)
+                if new.hess is None:
+                    hist.reset(slots)
+                else:
+                    hist.reset(slots[~new.known])
+                    rows = torch.nonzero(new.known).flatten()
+                    if rows.numel():
+                        hist.shift(slots[rows], lambda v, rows=rows: new.hess(rows, v))
                 iters[slots], quiet[slots] = 0, 0
                 status[slots] = torch.where(new.known, start(new.g), 0)
                 fresh[slots] = ~new.known

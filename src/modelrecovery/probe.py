@@ -198,6 +198,20 @@ class Method:
         r = torch.addcmul(theta, c[:, None], mask, value=-1.0)
         return (r * r).sum(-1), r * 2.0
 
+    def penalty_hvp(self, v: torch.Tensor, regulariser: str, mask: torch.Tensor,
+                    n: torch.Tensor) -> torch.Tensor:
+        """∇²R·v for the columns of v (A, P, V), with ``mask`` and ``n`` from
+        :meth:`trace_mask`: eye_distance and l2 are quadratic, so this is
+        :meth:`penalty_and_grad`'s gradient at θ = v (∇R(0) = 0). Not for l1."""
+        if self.kind == "zero_shot":
+            return torch.zeros_like(v)
+        if regulariser == "l2":
+            return 2.0 * v
+        if regulariser != "eye_distance":
+            raise ValueError(f"{regulariser} has no Hessian")
+        c = (v * mask[:, :, None]).sum(1, keepdim=True) / n[:, None, None]
+        return 2.0 * torch.addcmul(v, c, mask[:, :, None], value=-1.0)
+
     def _k(self, theta: torch.Tensor) -> int:
         if self.kind == "low_rank":
             return self.rank
@@ -213,7 +227,10 @@ class FitOptions:
     kernel's working memory: batches are split to fit, and a single problem that
     cannot fit is refused with :class:`MemoryLimitError`. ``warm_start`` solves the λ
     grid from the largest λ down, each λ starting from the previous λ's solution when
-    that solution predicts better than chance (else from the identity).
+    that solution predicts better than chance (else from the identity);
+    ``carry_history`` lets such a start keep the previous λ's L-BFGS curvature pairs,
+    shifted by the change of the penalty (exact for eye_distance and l2), so that its
+    first steps need not measure the curvature again (docs/DESIGN.md, "Warm starts").
     ``reduce_rank`` fits each fold in the row space of its own objects' features when
     their rank r is below d (W_r of size r × r), and maps the solution back exactly.
     ``symmetric`` solves ``full`` W under eye_distance or l2 within the symmetric
@@ -236,6 +253,7 @@ class FitOptions:
     max_memory_gb: float = 8.0
     reduce_rank: bool = True
     symmetric: bool = True
+    carry_history: bool = True
 
     def __post_init__(self) -> None:
         if self.regulariser not in REGULARISERS:
@@ -736,7 +754,8 @@ class _Problems:
         g = logp.exp_().mul_(self.w[:, None])  # ∂NLL/∂logits (A, 3, N)
         g[:, 0] -= self.w
         if batch.mode == "similarity":
-            gs = torch.zeros_like(sim).scatter_add_(1, self.index, g.reshape(a, 3 * n))
+            # S is spent once its logits are gathered: its buffer, still in cache, takes G.
+            gs = sim.zero_().scatter_add_(1, self.index, g.reshape(a, 3 * n))
             gs = gs.view(a, m, m)
             if method.kind in ("full", "low_rank"):
                 # ∂/∂W = Xᵀ(G + Gᵀ)XW = (A + Aᵀ)W with A = XᵀGX (D × D): no m × m sum.
@@ -967,10 +986,19 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
         # A warm start sits where the previous λ ended, and the two objectives differ
         # only in λ: its objective and gradient are the finished ones shifted by Δλ·R.
         dlam = batch.lambdas[nxt_t] - batch.lambdas[done[cont_t]]
+        hess = None
+        if options.carry_history and batch.regulariser in ("eye_distance", "l2"):
+            own_c, n_own_c = own[cont_t], n_own[cont_t]
+
+            def penalty_change(rows: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+                return dlam[rows, None, None] * method.penalty_hvp(
+                    v, batch.regulariser, own_c[rows], n_own_c[rows])
+
+            hess = penalty_change
         return Start(cont_t, nxt_t, torch.stack(starts) if starts else x_done[:0],
                      f_done[cont_t] + dlam * pen[cont_t],
                      torch.addcmul(g_done[cont_t], dlam[:, None], dpen[cont_t]),
-                     torch.as_tensor(known, dtype=torch.bool, device=device))
+                     torch.as_tensor(known, dtype=torch.bool, device=device), hess)
 
     first = torch.as_tensor(waiting[:chunk], device=device)
     del waiting[:chunk]
