@@ -72,16 +72,14 @@ def machine() -> str:
 
 
 def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> probe.FitOptions:
-    """The kernel as the recovery rule runs it (the config's ``fitting`` section), in the
-    comparison's dtype. ``tolerance="baseline"`` instead stops on the baseline's inner
-    rule (torch's defaults: largest gradient entry ≤ 1e-7 or a loss change ≤ 1e-9)."""
-    fitting = cfg["fitting"]
-    opts = dict(device=device, dtype=dtype, max_iter=fitting["max_iter"],
-                history=fitting["history"], warm_start=fitting["warm_start"],
-                grad_tol=fitting["grad_tol"], loss_tol=fitting["loss_tol"])
+    """The kernel as the recovery rule runs it (the config's ``fitting`` section), for
+    the baseline's full W under eye_distance, in the comparison's device and dtype.
+    ``tolerance="baseline"`` instead stops on the baseline's inner rule (torch's defaults:
+    largest gradient entry ≤ 1e-7 or a loss change ≤ 1e-9)."""
+    opts = dict(device=device, dtype=dtype)
     if tolerance == "baseline":
         opts.update(grad_tol=1e-7, loss_tol=1e-9)
-    return probe.FitOptions(**opts)
+    return probe.FitOptions.from_config(cfg["fitting"], **opts)
 
 
 def comparison(config: Path, device: str, generator: str, dtype: str,

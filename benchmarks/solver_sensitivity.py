@@ -103,11 +103,7 @@ def main() -> int:
     stored = io.read_tables([str(p) for p in paths], analyse.check_recovery_rows)
     fit, exp = cfg["fitting"], cfg["experiments"][experiment]
     torch.set_num_threads(max(1, int(fit["threads"])))  # as the recovery jobs ran
-    as_config = probe.FitOptions(
-        method=exp["method"], regulariser=exp["regulariser"], dtype=fit["dtype"],
-        device=fit["device"], allow_tf32=fit["allow_tf32"], max_iter=fit["max_iter"],
-        history=fit["history"], grad_tol=fit["grad_tol"], loss_tol=fit["loss_tol"],
-        warm_start=fit["warm_start"], max_memory_gb=fit["max_memory_gb"])
+    as_config = probe.FitOptions.from_config(fit, exp)
     converged = dataclasses.replace(as_config, dtype="float64", grad_tol=1e-10,
                                     loss_tol=0.0, max_iter=20_000, warm_start=False)
     cands = candidates(results, stored)

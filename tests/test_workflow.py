@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 from io import BytesIO
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelrecovery import io
+from modelrecovery import cli, io, probe
 from modelrecovery.recover import RECOVERY_COLUMNS
 from modelrecovery.simulate import triplet_keys
 
@@ -346,3 +347,25 @@ def test_misidentification_analyses(tiny):
     assert agreement.shape[0] == agreement.shape[1] - 1  # square, plus the label column
     for fig in ("accuracy_vs_identifiability", "metric_agreement"):
         assert (comparison / "figures" / f"{fig}.png").stat().st_size > 0
+
+
+def test_scripts_fit_with_the_options_the_recover_rule_passes(tmp_path):
+    # benchmarks/solver_sensitivity.py refits a study "as configured" from the config
+    # (FitOptions.from_config); the recover rule passes the same settings as CLI flags.
+    # Both routes must give the same options, here with every fitting key off its default.
+    cfg = base_config()
+    cfg["experiments"]["tiny"].update(method="low_rank:2", regulariser="l2")
+    cfg["fitting"].update(dtype="float64", device="cpu", allow_tf32=True, max_iter=321,
+                          history=7, grad_tol=3e-7, loss_tol=2e-8, warm_start=False,
+                          max_memory_gb=3.5, threads=1)
+    workdir = copy_workflow(tmp_path / "wf", cfg)
+    proc = run_snakemake(workdir, "-n", "-p", "--workflow-profile", "none", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    commands = [ln[ln.index("modelrecovery recover "):] for ln in proc.stdout.splitlines()
+                if "modelrecovery recover " in ln]
+    assert commands, proc.stdout[-3000:]
+    argv = shlex.split(commands[0].split(" 2>")[0])[1:]
+    via_cli = cli._fit_options(cli.build_parser().parse_args(argv))
+    via_config = probe.FitOptions.from_config(cfg["fitting"], cfg["experiments"]["tiny"])
+    assert via_cli == via_config
+    assert via_config != probe.FitOptions.from_config({}, cfg["experiments"]["tiny"])

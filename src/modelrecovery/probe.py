@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -264,6 +264,20 @@ class FitOptions:
             raise ValueError(f"unknown gather mode {self.gather!r}")
         Method.parse(self.method)
 
+    @classmethod
+    def from_config(cls, fitting: Mapping, experiment: Mapping | None = None,
+                    **overrides) -> FitOptions:
+        """The options a workflow run fits with, from its config: the ``fitting``
+        section (a key it lacks keeps its default here, as in the config schema) and, for
+        ``method`` and ``regulariser``, one of its ``experiments`` (default: full W under
+        eye_distance); ``overrides`` replace any field. (The workflow's rules pass the
+        same settings to the CLI as flags.)"""
+        opts = {key: fitting[key] for key in _CONFIG_KEYS if key in fitting}
+        if experiment is not None:
+            opts.update(method=experiment["method"], regulariser=experiment["regulariser"])
+        opts.update(overrides)
+        return cls(**opts)
+
     @property
     def parsed_method(self) -> Method:
         return Method.parse(self.method)
@@ -271,6 +285,11 @@ class FitOptions:
     @property
     def torch_dtype(self) -> torch.dtype:
         return _DTYPES[self.dtype]
+
+
+# The config's ``fitting`` keys that are FitOptions fields (``threads`` is the process's).
+_CONFIG_KEYS = ("dtype", "device", "allow_tf32", "max_iter", "history", "grad_tol",
+                "loss_tol", "warm_start", "max_memory_gb")
 
 
 @functools.cache
