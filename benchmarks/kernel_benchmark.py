@@ -82,8 +82,37 @@ def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> probe.
     return probe.FitOptions.from_config(cfg["fitting"], **opts)
 
 
-def comparison(config: Path, device: str, generator: str, dtype: str,
-               tolerance: str, repeats: int) -> pd.DataFrame:
+@dataclasses.dataclass
+class Jobs:
+    """The default world's recovery jobs for one generator and seed: every candidate's
+    features, one simulated shard, and per job (training size) the fits' order."""
+
+    cfg: dict
+    names: list[str]
+    feats: list[np.ndarray]
+    shard: pd.DataFrame
+    folds: list[int]
+    lambdas: list[float]
+    sizes: list[int]
+
+    def sets(self, n_train: int, split: str = "train") -> list[np.ndarray]:
+        """Each fold's first ``n_train`` training triplets (``split="test"``: the
+        job's test triplets)."""
+        if split == "test":
+            n_train = simulate.eval_size(n_train, self.cfg["simulation"]["eval_fraction"])
+        return [simulate.subset(self.shard, f, split, n_train) for f in self.folds]
+
+    def order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per fit, in the baseline's loop order (candidates × folds × λ): its features,
+        its set and its λ."""
+        n_c, n_f, n_l = len(self.names), len(self.folds), len(self.lambdas)
+        return (np.repeat(np.arange(n_c), n_f * n_l),
+                np.tile(np.repeat(np.arange(n_f), n_l), n_c),
+                np.tile(self.lambdas, n_c * n_f))
+
+
+def default_jobs(config: Path, generator: str) -> Jobs:
+    """The recovery jobs of ``generator`` (seed 0) in the config's synthetic world."""
     cfg = yaml.safe_load(config.read_text())
     world = synthetic.make_world(cfg["world"]["synthetic"], cfg["study_seed"],
                                  cfg["noise_ceiling"])
@@ -101,21 +130,22 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
                                       eval_fraction=cfg["simulation"]["eval_fraction"],
                                       rng=rng_for(0, "bench", generator))
     names = list(world.features)
-    feats = [world.features[n] for n in names]
-    folds = sorted(shard["fold"].unique())
+    return Jobs(cfg, names, [world.features[n] for n in names], shard,
+                sorted(shard["fold"].unique()), lambdas, sizes)
+
+
+def comparison(config: Path, device: str, generator: str, dtype: str,
+               tolerance: str, repeats: int) -> pd.DataFrame:
+    jobs = default_jobs(config, generator)
+    cfg, names, feats, lambdas = jobs.cfg, jobs.names, jobs.feats, jobs.lambdas
+    pf, ps, pl = jobs.order()
     rows = []
-    for n_train in sizes:
-        n_eval = simulate.eval_size(n_train, cfg["simulation"]["eval_fraction"])
-        train = [simulate.subset(shard, f, "train", n_train) for f in folds]
-        test = [simulate.subset(shard, f, "test", n_eval) for f in folds]
+    for n_train in jobs.sizes:
+        train, test = jobs.sets(n_train), jobs.sets(n_train, "test")
         # Baseline: candidates × folds × λ, one fit at a time. Kernel: the same fits in
         # one call, in the same order. The two alternate, so that both see the same
         # drift of the machine's speed; each side's best time counts.
         tdt = torch.float64 if dtype == "float64" else torch.float32
-        n_c, n_f, n_l = len(names), len(folds), len(lambdas)
-        pf = np.repeat(np.arange(n_c), n_f * n_l)
-        ps = np.tile(np.repeat(np.arange(n_f), n_l), n_c)
-        pl = np.tile(lambdas, n_c * n_f)
         opts = kernel_options(cfg, device, dtype, tolerance)
         sets = probe.TripletSets.from_arrays(train, dtype=tdt)
         b_secs = k_secs = float("inf")

@@ -10,6 +10,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import kernel_ab  # noqa: E402
 import kernel_benchmark as kb  # noqa: E402
 
 
@@ -41,3 +42,19 @@ def test_target_fit_runs_in_its_own_process_and_learns_the_planted_transform():
     # Planted at the THINGS noise ceiling: well below chance (log 3 ≈ 1.099).
     assert row["train_nll"] < np.log(3) - 0.1
     assert row["seconds"] > 0 and row["peak_memory_mb"] > 0
+
+
+def test_kernel_ab_fits_the_jobs_with_a_commits_kernel_beside_this_one(tmp_path, capsys):
+    # The A/B tool imports an earlier commit's package under another name, beside the
+    # checkout's own (which it must not shadow), and fits the same jobs with both.
+    old = kernel_ab.kernel_at("HEAD", tmp_path)
+    assert old.__name__.startswith("modelrecovery_") and old.__name__.endswith(".probe")
+    assert Path(old.__file__).is_relative_to(tmp_path)
+    assert kb.probe.__name__ == "modelrecovery.probe"
+    assert kernel_ab.main(["--against", "HEAD", "--rounds", "1", "--sizes", "100"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    job = [ln for ln in lines if ln.startswith("N=   100")]
+    assert len(job) == 1 and "ratio" in job[0], lines
+    # Against HEAD both fit the same problems: the objectives agree to the tolerances.
+    assert float(job[0].split("max rel. objective diff")[1]) < 1e-6
+    assert lines[-1].startswith("this checkout takes ")
