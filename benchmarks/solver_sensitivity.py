@@ -36,14 +36,24 @@ def candidates(results: Path, stored: pd.DataFrame) -> dict[str, np.ndarray]:
             for c in dict.fromkeys(stored["candidate"])}
 
 
-def refit(results: Path, cfg: dict, experiment: str, options: probe.FitOptions,
-          stored: pd.DataFrame, cands: dict[str, np.ndarray]) -> pd.DataFrame:
+def shards(results: Path, experiment: str, stored: pd.DataFrame
+           ) -> dict[tuple[str, int], pd.DataFrame]:
+    """The simulated dataset of each (generator, seed) of ``stored``'s rows (one shard
+    serves every training size)."""
+    return {(gen, int(seed)): pd.read_parquet(results / experiment / "simulated" / gen
+                                              / f"seed{seed}.parquet")
+            for gen, seed in dict.fromkeys(zip(stored["generator"], stored["seed"]))}
+
+
+def refit(cfg: dict, experiment: str, options: probe.FitOptions, stored: pd.DataFrame,
+          cands: dict[str, np.ndarray], data: dict[tuple[str, int], pd.DataFrame]
+          ) -> pd.DataFrame:
     """The recovery rows of every (generator, n_train, seed) job in ``stored``, refitted."""
     exp = cfg["experiments"][experiment]
     rows = []
     for (gen, n_train, seed), _ in stored.groupby(["generator", "n_train", "seed"]):
-        shard = pd.read_parquet(results / experiment / "simulated" / gen / f"seed{seed}.parquet")
-        rows.append(recovery_fits(shard, int(n_train), cands, exp["lambdas"], options,
+        rows.append(recovery_fits(data[gen, int(seed)], int(n_train), cands, exp["lambdas"],
+                                  options,
                                   eval_fraction=cfg["simulation"]["eval_fraction"],
                                   labels={"experiment": experiment, "generator": gen,
                                           "seed": int(seed)}))
@@ -106,10 +116,10 @@ def main() -> int:
     as_config = probe.FitOptions.from_config(fit, exp)
     converged = dataclasses.replace(as_config, dtype="float64", grad_tol=1e-10,
                                     loss_tol=0.0, max_iter=20_000, warm_start=False)
-    cands = candidates(results, stored)
-    config_rows = refit(results, cfg, experiment, as_config, stored, cands)
+    cands, data = candidates(results, stored), shards(results, experiment, stored)
+    config_rows = refit(cfg, experiment, as_config, stored, cands, data)
     report("stored vs refitted as configured", compare(stored, config_rows))
-    cmp = compare(config_rows, refit(results, cfg, experiment, converged, stored, cands))
+    cmp = compare(config_rows, refit(cfg, experiment, converged, stored, cands, data))
     report("as configured vs converged (float64, gradient 1e-10, cold)", cmp)
     return 1 if len(cmp["winner_differs"]) or cmp["max_recovery_diff"] > 0 else 0
 
