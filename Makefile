@@ -2,7 +2,11 @@
 # Both build .venv first. TORCH_SPEC picks the torch build: the default lets pip choose
 # (CUDA wheels on a GPU machine); CI sets TORCH_SPEC=torch==2.13.0, a CPU build.
 
-PYTHON ?= python3.11
+# The first of these interpreters that is Python 3.11 to 3.13 (override: make PYTHON=...).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3 python; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; \
+	sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null && \
+	{ echo $$p; break; }; done)
 VENV ?= .venv
 TORCH_SPEC ?= torch>=2.2
 CORES ?= all
@@ -14,6 +18,8 @@ BIN := $(VENV)/bin
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make: no Python 3.11-3.13 found on PATH;" \
+		"install one or pass PYTHON=/path/to/python3.x" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"

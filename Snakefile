@@ -1,5 +1,8 @@
 # modelrecovery: model-recovery experiments for representational alignment.
 # The science lives in the `modelrecovery` package; rules call its CLI.
+import os
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -7,13 +10,20 @@ min_version("9.0")
 
 # The embedded default, only when no --configfile/--config was given: Snakemake would
 # otherwise deep-merge it under the user's config (adding its experiments and world).
-if not config:
+if not config and not workflow.configfiles:
 
     configfile: "config/config.yaml"
 
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Every refusal of the config is one line naming the key, before any job runs; validate
+# then fills the schema's defaults.
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "lib"))
+from config_checks import refuse_bad_config
+
+SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+refuse_bad_config(config, SCHEMA, workflow.configfiles)
+validate(config, SCHEMA)
 
 # Snakemake applies profiles/default (the local settings) as the workflow profile on top
 # of any --profile. Over a cluster executor its `cores: all` would cap the threads of all

@@ -10,6 +10,7 @@ noise_ceiling subject_id HIT_nr trial_nr age gender date time dataset``), the ol
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -688,3 +689,185 @@ def test_import_features_writes_parquet_and_sidecar(tmp_path, feats):
         import_features(src, tmp_path / "bad.parquet", n_objects=13)
     assert not (tmp_path / "bad.parquet").exists()
     assert not (tmp_path / "bad.json").exists()
+
+
+# --------------------------------------------------------------------------- malformed input
+
+
+@pytest.mark.parametrize("row, col, value, message", [
+    (1, "image2", "1e23", "data row 2 (line 3): image2 = 1e+23 is outside 1..1854 (THINGS "
+                          "indices are 1-based)"),
+    (3, "image1", "-9e18", "data row 4 (line 5): image1 = -9e+18 is outside 1..1854 "
+                           "(THINGS indices are 1-based)"),
+    (2, "choice", "4.0", "data row 3 (line 4): choice = 4 must be 1, 2 or 3 (the position "
+                         "of the odd one out among image1..image3)"),
+    (5, "noise_ceiling", "1e300", "data row 6 (line 7): noise_ceiling = 1e+300 must be 0 "
+                                  "(training) or 1, 2, 3 (repeated test sets)"),
+    (4, "choice", "True", "data row 5 (line 6): column 'choice' must be a number, found "
+                          "'True'"),
+])
+def test_things_values_are_shown_as_in_the_file(tmp_path, small_rows, row, col, value,
+                                                message):
+    path = _write_table(tmp_path / "bad.csv", _bad(small_rows, row, col, value))
+    with pytest.raises(InputError) as err:
+        read_things_triplets(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_things_file_that_is_not_utf8_names_the_line(tmp_path, small_rows):
+    path = _write_table(tmp_path / "latin1.csv", small_rows)
+    data = path.read_bytes().split(b"\n")
+    data[4] = data[4].replace(b"\t", b"\t\xe9", 1)
+    path.write_bytes(b"\n".join(data))
+    with pytest.raises(InputError) as err:
+        read_things_triplets(path)
+    column = data[4].index(b"\xe9") + 1
+    assert str(err.value) == (f"{path}: line 5, byte {column}: THINGS triplet file is not "
+                              f"UTF-8 text (byte 0xe9: invalid continuation byte); save it "
+                              f"as UTF-8")
+
+
+def test_triplet_array_indices_are_shown_as_in_the_file(tmp_path):
+    txt = tmp_path / "testset.txt"
+    txt.write_text("0 1 2\n3 4 1e23\n")
+    with pytest.raises(InputError) as err:
+        read_triplet_array(txt, 40)
+    assert str(err.value) == (f"{txt}: line 2: (3, 4, 1e+23) has an index outside 0..39 "
+                              f"(indices are 0-based)")
+    npy = tmp_path / "trainset.npy"
+    np.save(npy, np.array([[0, 1, 2], [2**64 - 1, 4, 5]], dtype=np.uint64))
+    with pytest.raises(InputError) as err:
+        read_triplet_array(npy, 40)
+    assert str(err.value) == (f"{npy}: row 2 (1-based): (18446744073709551615, 4, 5) has "
+                              f"an index outside 0..39 (indices are 0-based)")
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf0 1 2\r\n3 4 5\r\n")
+    np.testing.assert_array_equal(read_triplet_array(bom, 40), [[0, 1, 2], [3, 4, 5]])
+
+
+def test_object_names_with_control_characters_or_bad_bytes(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("aardvark\nbee\x00\ncat\n")
+    with pytest.raises(InputError) as err:
+        read_object_names(path)
+    assert str(err.value) == (f"{path}: line 2: name 'bee\\x00' holds a control character "
+                              f"'\\x00'")
+    path.write_bytes(b"aardvark\nabacus\n\xff\xfeacorn\n")
+    with pytest.raises(InputError) as err:
+        read_object_names(path)
+    assert str(err.value) == (f"{path}: line 3, byte 1: object list file is not UTF-8 text "
+                              f"(byte 0xff: invalid start byte); save it as UTF-8")
+    path.write_bytes(b"aardvark\rabacus\racorn\r")  # old Mac line ends
+    assert read_object_names(path) == ["aardvark", "abacus", "acorn"]
+
+
+def test_csv_object_ids_and_headers_that_are_malformed(tmp_path, feats):
+    cols = [f"f{c}" for c in range(7)]
+    frame = pd.DataFrame(feats, columns=cols)
+    frame.insert(0, "object_id", np.arange(12.0))
+    frame.loc[3, "object_id"] = 1e23
+    huge = tmp_path / "huge.csv"
+    frame.to_csv(huge, index=False)
+    with pytest.raises(InputError) as err:
+        read_features_file(huge, 12)
+    assert str(err.value) == (f"{huge}: data row 4 (line 5): object_id 1e+23 is outside "
+                              f"0..11")
+    twice = tmp_path / "twice.csv"
+    twice.write_text("object_id,a,b,a\n0,1,2,3\n1,4,5,6\n")
+    with pytest.raises(InputError) as err:
+        read_features_file(twice)
+    assert str(err.value) == f"{twice}: header line 1 names column(s) ['a'] more than once"
+    flags = tmp_path / "flags.csv"
+    flags.write_text("a,b\n1,True\n2,False\n")
+    with pytest.raises(InputError) as err:
+        read_features_file(flags)
+    assert str(err.value) == (f"{flags}: data row 1 (line 2): column 'b' must be a number, "
+                              f"found 'True' (2 such rows)")
+
+
+def test_feature_files_that_are_malformed(tmp_path, feats):
+    import h5py
+
+    junk = tmp_path / "junk.mat"
+    junk.write_text("not a MATLAB file")
+    with pytest.raises(InputError, match=r"junk.mat: cannot be read as a MATLAB file: "):
+        read_features_file(junk)
+    group = tmp_path / "group.h5"
+    with h5py.File(group, "w") as f:
+        f.create_group("features_01")
+    with pytest.raises(InputError) as err:
+        read_features_file(group)
+    assert str(err.value) == f"{group}: 'features_01' is an HDF5 group, expected a dataset"
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as f:
+        f.create_dataset("features", data=h5py.Empty("f4"))
+    with pytest.raises(InputError) as err:
+        read_features_file(empty)
+    assert str(err.value) == f"{empty}: dataset 'features' is empty (it holds no array)"
+    gap = tmp_path / "gap.h5"
+    with h5py.File(gap, "w") as f:
+        f.create_dataset("features_01", data=feats[:6])
+        f.create_dataset("features_03", data=feats[6:])
+    with pytest.raises(InputError) as err:
+        read_features_file(gap)
+    assert str(err.value) == (f"{gap}: split parts ['features_01', 'features_03'] are not "
+                              f"numbered 1, 2, 3, ...: part 2 is missing (found features_03)")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"1 2\n3 4\n5 \xb56\n")
+    with pytest.raises(InputError) as err:
+        read_features_file(latin)
+    assert str(err.value) == (f"{latin}: line 3, byte 3: features file is not UTF-8 text "
+                              f"(byte 0xb5: invalid start byte); save it as UTF-8")
+    fifo = tmp_path / "features.npy"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as err:
+        read_features_file(fifo)
+    assert str(err.value) == (f"{fifo}: is not a regular file (a FIFO, socket or device), "
+                              f"expected a features file")
+
+
+@pytest.mark.parametrize("file_format", ["npy", "txt", "hdf5", "pt"])
+def test_thingsvision_outputs_too_large_or_constant_are_refused(tmp_path, feats, file_format):
+    path = _thingsvision_save(feats * np.float32(1e19), tmp_path / "big", file_format)
+    with pytest.raises(InputError, match=r"has squared norm .* above 1\.15e\+18, the most "
+                                         r"the float32 fit can take") as err:
+        read_features_file(tmp_path / "big", 12)
+    assert str(err.value).startswith(f"{path}: ")
+    path = _thingsvision_save(np.zeros_like(feats), tmp_path / "zero", file_format)
+    with pytest.raises(InputError, match=r"every object has the same embedding \(all zero"):
+        read_features_file(path, 12)
+
+
+def test_preprocess_refusals_name_the_source(feats, monkeypatch):
+    x = feats.astype(np.float64)
+    x[4] = 0.0
+    with pytest.raises(InputError) as err:
+        preprocess(x, unit_norm=True, source="tv/features.npy")
+    assert str(err.value) == ("tv/features.npy: row 4 (0-based object index) has zero norm; "
+                              "cannot scale it to unit length (1 such row(s))")
+
+    def no_convergence(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", no_convergence)
+    with pytest.raises(InputError) as err:
+        preprocess(feats, pca=2, source="f.npy")
+    assert str(err.value) == ("f.npy: PCA failed, the SVD of the centred features (shape "
+                              "(12, 7)) did not converge: SVD did not converge")
+
+
+def test_import_features_checks_the_values_it_stores(tmp_path):
+    src = tmp_path / "scaled.npy"
+    np.save(src, np.arange(1.0, 13.0)[:, None] * np.array([[3.0, 4.0]]))
+    out = tmp_path / "features" / "m.parquet"
+    assert import_features(src, out, n_objects=12)["preprocessing"]["steps"] == []
+    with pytest.raises(InputError) as err:
+        import_features(src, tmp_path / "unit.parquet", n_objects=12, unit_norm=True)
+    assert str(err.value) == (f"{src}: after unit_norm: every object has the same embedding "
+                              f"(every row is [0.6, 0.8] in float32, all 12 rows); no linear "
+                              f"probe can rank a triplet (x_iᵀ M x_j is the same for every "
+                              f"pair), and a candidate must distinguish objects")
+    with pytest.raises(InputError) as err:
+        import_features(src, tmp_path / "pca.parquet", n_objects=12, pca=5)
+    assert str(err.value).startswith(f"{src}: pca = 5 must be an integer in 1..min(n, d)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "scaled.npy"]

@@ -28,3 +28,23 @@ def test_tradeoff_figure_draws_both_intervals_around_each_method():
     (ax,) = fig.axes
     segs = sorted((tuple(map(tuple, s)) for c in ax.collections for s in c.get_segments()))
     assert segs == sorted([((0.62, 0.8), (0.7, 0.8)), ((0.6, 0.7), (0.6, 0.9))])
+
+
+def test_figures_are_byte_identical_across_processes(tmp_path):
+    # SVG ids are salted per process unless the salt is fixed; PNG metadata holds the
+    # matplotlib version unless it is dropped. Two fresh interpreters must agree.
+    import subprocess
+    import sys
+
+    script = ("import sys, pandas as pd; from modelrecovery import plots;"
+              "c = pd.DataFrame({'n_train': [10, 100], 'recovery': [0.4, 0.8],"
+              " 'ci_low': [0.2, 0.6], 'ci_high': [0.6, 0.9]});"
+              "g = c.assign(generator='a');"
+              "plots.save_figure(plots.recovery_figure(c, g, 3, 't'), sys.argv[1])")
+    for run in ("a", "b"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / run)], check=True,
+                       timeout=120)
+    for ext in ("png", "svg"):
+        first, second = ((tmp_path / f"{run}.{ext}").read_bytes() for run in "ab")
+        assert len(first) > 1000 and first == second, ext
+    assert b"clip" in (tmp_path / "a.svg").read_bytes()  # the ids the salt fixes exist

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from modelrecovery import cli, io, probe
@@ -242,7 +244,11 @@ def bad_files_config(root: Path) -> tuple[dict, Path]:
     bad = rng.normal(size=(n, 3))
     bad[2, 2] = np.nan
     io.write_features(data / "good.parquet", good)
-    io.write_features(data / "bad.parquet", bad)
+    # io.write_features refuses NaN: write the user's broken file by hand.
+    pq.write_table(pa.table({
+        "object_id": pa.array(np.arange(n, dtype=np.int32)),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(
+            bad.astype(np.float32).reshape(-1)), 3)}), data / "bad.parquet")
     trip = np.array([rng.choice(n, size=3, replace=False) for _ in range(40)])
     io.write_triplets(data / "train.parquet", trip[:30])
     io.write_triplets(data / "test.parquet", trip[30:])

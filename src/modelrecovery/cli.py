@@ -1,22 +1,26 @@
 """Command line: ``modelrecovery <subcommand>``, one per workflow step.
 
-Every subcommand reads validated inputs, writes its outputs atomically, and on bad
-input prints one line naming the file and the problem and exits with status 2.
+Every subcommand reads validated inputs and writes its outputs atomically, all or
+nothing. On bad input it prints one line naming the file and the problem and exits with
+status 2; a failure of its environment (a full disk, too little memory) is one line too,
+naming the file or the setting to change, with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import io
-from .errors import InputError
+from . import io, outputs
+from .errors import InputError, ResourceError
 from .seeds import rng_for
 
 log = logging.getLogger("modelrecovery")
@@ -164,6 +168,10 @@ def cmd_align(args: argparse.Namespace) -> None:
     x = io.read_features(args.features, n)
     train, _ = io.read_triplets(args.train, n)
     test, _ = io.read_triplets(args.test, n)
+    if not 2 <= args.cv_folds <= len(train):
+        raise InputError(f"{args.train}: {len(train)} human training triplet(s) cannot be "
+                         f"split into {args.cv_folds} cross-validation folds (2 to "
+                         f"{len(train)}); set config key 'alignment.cv_folds' in that range")
     rng = rng_for(args.study_seed, "align", args.experiment, args.model)
     result = align_to_humans(x, train, test, args.lambdas, args.cv_folds, rng,
                              _fit_options(args))
@@ -178,35 +186,49 @@ def cmd_align(args: argparse.Namespace) -> None:
 
 
 def _target(text: str) -> float:
-    """A number, or a ceiling.json written by the importers (``noise_ceiling: auto``)."""
+    """The calibration target: a number, or a ceiling.json written by the importers
+    (``noise_ceiling: auto``); refused unless it lies in (1/3, 1), where a temperature
+    can reach it."""
     try:
-        return float(text)
+        value, origin = float(text), f"--target {text}"
+        hint = "set config key 'noise_ceiling' to a number in (1/3, 1)"
     except ValueError:
-        value = io.read_json(text).get("ceiling")
+        value, origin = io.read_json(text).get("ceiling"), text
+        hint = ("the human test split's noise ceiling is not a usable target; set "
+                "config key 'noise_ceiling' to a number in (1/3, 1)")
         if value is None:
             raise InputError(f"{text}: no noise ceiling could be computed (the human test "
-                             "split has no repeated triplets); set noise_ceiling to a number")
-        return float(value)
+                             "split has no repeated triplets); set noise_ceiling to a "
+                             "number")
+    if not isinstance(value, (int, float)) or not 1.0 / 3.0 < float(value) < 1.0:
+        raise InputError(f"{origin}: the calibration target (noise ceiling) is {value}, "
+                         f"but an expected accuracy lies in (1/3, 1), chance to certain; "
+                         f"{hint}")
+    return float(value)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from .calibrate import calibrate_temperature
     from .oddoneout import expected_accuracy, pair_logits, similarity
 
+    target = _target(args.target)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
     w, _ = io.load_generator(args.aligned)
     meta = io.read_json(args.aligned_json)
     trip, _ = io.read_triplets(args.triplets, n)
-    target = _target(args.target)
     logits = pair_logits(similarity(x, w), trip)
+    if not np.any(w):
+        raise InputError(
+            f"{args.aligned}: model {meta.get('model')!r} cannot be calibrated: its aligned "
+            "transform is W = 0, so it predicts the humans no better than chance (λ = "
+            f"{meta.get('lambda')}); leave it out of 'generators' or check its features")
     try:
         temperature = calibrate_temperature(logits, target)
     except InputError as exc:
         raise InputError(
-            f"{args.aligned}: model {meta.get('model')!r} cannot be calibrated: {exc}. Its "
-            "aligned transform predicts the humans no better than chance (λ = "
-            f"{meta.get('lambda')}); leave it out of 'generators' or check its features"
+            f"{args.aligned}: model {meta.get('model')!r} cannot be calibrated to the "
+            f"target {target}: {exc}; leave it out of 'generators' or check its features"
         ) from exc
     meta.update({"noise_ceiling_target": target,
                  "expected_accuracy": expected_accuracy(logits, temperature),
@@ -321,7 +343,7 @@ def _write_tables(tables: dict, out: Path) -> None:
 
 
 def cmd_analyse_geometry(args: argparse.Namespace) -> None:
-    from . import plots, study_analyses
+    from . import geometry, plots, study_analyses
 
     n = len(io.read_objects(args.objects))
     feats = {m: io.read_features(p, n) for m, p in _pairs(args.features, "--features").items()}
@@ -332,6 +354,16 @@ def cmd_analyse_geometry(args: argparse.Namespace) -> None:
             raise InputError(f"{p}: model {m!r}'s aligned transform is W = 0 (its fit to the "
                              "humans is no better than chance), so its aligned geometry is "
                              "undefined; leave it out of 'generators' or check its features")
+    if args.metric == "correlation":
+        paths = _pairs(args.features, "--features")
+        for m, x in feats.items():
+            for label, z in (("features", x), ("aligned features", x @ weights[m])):
+                rows = geometry.constant_rows(z)
+                if len(rows):
+                    raise InputError(
+                        f"{paths[m]}: model {m!r}: object row {int(rows[0])} has constant "
+                        f"{label} ({len(rows)} such row(s)), so its correlation distance "
+                        "is undefined; set config key 'analysis.metric' to euclidean")
     geom, rsa, mds = study_analyses.model_geometry(feats, weights, args.metric)
     human = study_analyses.human_similarity(io.read_triplets(args.human_train, n)[0], n)
     rsa_h = pd.DataFrame({"model": list(feats), "experiment": args.experiment,
@@ -538,17 +570,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _failure_line(exc: BaseException) -> str | None:
+    """The one line for a failure of the job's environment (disk, memory, permissions)
+    rather than of its input; None for anything else."""
+    if isinstance(exc, ResourceError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return ("out of memory: the job needs more than this machine or its allocation "
+                "gives; raise the rule's mem_mb (SLURM) or use fewer triplets or feature "
+                "dimensions")
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return ("out of GPU memory: lower fitting.max_memory_gb so the kernel splits its "
+                "batches, or use a GPU with more memory")
+    if isinstance(exc, OSError):
+        target = exc.filename
+        where = f"{target}: " if target else ""
+        if exc.errno == errno.ENOSPC:
+            return (f"{where}no space left on the device; free space there or set "
+                    "'results' to a folder on a larger disk")
+        if exc.errno == errno.EDQUOT:
+            return f"{where}disk quota exceeded; free space or set 'results' elsewhere"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{where}permission denied ({exc.strerror}); check who owns it"
+        return f"{where}{exc.strerror or exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 on bad input)."""
+    """Entry point; returns the exit status: 2 for bad input, 1 for a failure of the
+    environment or of the program. Either way the failure is one line on stderr and the
+    command leaves no output behind (``--verbose`` adds the traceback)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
+    prefix = f"modelrecovery {args.command}: error:"
     try:
-        args.func(args)
+        with outputs.all_or_nothing():
+            args.func(args)
     except InputError as exc:
-        print(f"modelrecovery {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prefix} {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - every failure ends as one line
+        if args.verbose:
+            traceback.print_exc()
+        line = _failure_line(exc)
+        if line is None:
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            line = (f"unexpected {type(exc).__name__}: {exc} (at "
+                    f"{Path(frame.filename).name}:{frame.lineno}); this is a bug or an "
+                    "input the program does not check: please report it with the "
+                    "traceback from --verbose")
+        print(f"{prefix} {line}", file=sys.stderr)
+        return 1
     return 0
 
 

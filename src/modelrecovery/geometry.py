@@ -46,6 +46,14 @@ def _transformed(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return x @ w
 
 
+def constant_rows(features: np.ndarray) -> np.ndarray:
+    """Rows (objects) whose features are all equal, shape (r,): their correlation with
+    any other row is undefined (a zero row of ReLU features, or any row when d = 1)."""
+    x = np.asarray(features, dtype=np.float64)
+    z = x - x.mean(axis=1, keepdims=True)
+    return np.flatnonzero(np.einsum("ij,ij->i", z, z) == 0)
+
+
 def rdm(features: np.ndarray, metric: Metric = "correlation") -> np.ndarray:
     """Representational dissimilarity matrix of the objects (rows) of ``features``.
 
@@ -67,7 +75,7 @@ def rdm(features: np.ndarray, metric: Metric = "correlation") -> np.ndarray:
         z = x - x.mean(axis=1, keepdims=True)
         norms = np.sqrt(np.einsum("ij,ij->i", z, z))
         if np.any(norms == 0):
-            row = int(np.flatnonzero(norms == 0)[0])
+            row = int(constant_rows(x)[0])
             raise ValueError(f"row {row} is constant across features: its correlation "
                              "distance is undefined")
         z /= norms[:, None]

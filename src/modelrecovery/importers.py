@@ -38,14 +38,14 @@ from __future__ import annotations
 import csv
 import pickle
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import io
+from . import checks, io
 from .errors import InputError
 
 PathLike = io.PathLike
@@ -65,17 +65,37 @@ _TV_IMAGE_SUFFIX = re.compile(r"(.eps|.jpg|.jpeg|.png|.PNG|.tif|.tiff)$")
 # For a triplet whose odd one out is at position p (0, 1, 2), the other two positions.
 _OTHERS = np.array([[1, 2], [0, 2], [0, 1]])
 
-Where = Callable[[int, int], str]
+# The place of a value: where(row, column); where(row, None) names the whole row.
+Where = checks.CellWhere
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _exists(p: Path, what: str) -> None:
-    if not p.exists():
-        raise InputError(f"{p}: {what} file does not exist")
-    if p.is_dir():
-        raise InputError(f"{p}: is a folder, expected a {what} file")
+    checks.check_file(p, what)
+
+
+def _not_utf8(p: Path, what: str) -> InputError:
+    """The refusal of a text file that is not UTF-8, naming its first undecodable byte."""
+    data = p.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return InputError(f"{p}: line {line}, byte {column}: {what} file is not UTF-8 text "
+                          f"(byte 0x{data[exc.start]:02x}: {exc.reason}); save it as UTF-8")
+    return InputError(f"{p}: {what} file is not UTF-8 text")
+
+
+def _header_fields(p: Path, line: str, delimiter: str) -> list[str]:
+    """The raw fields of a header line, as the csv module splits them."""
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration) as exc:
+        raise InputError(f"{p}: header line 1 cannot be split into columns: "
+                         f"{checks.one_line(exc)}") from exc
 
 
 def _first_line(p: Path, what: str) -> str:
@@ -84,8 +104,11 @@ def _first_line(p: Path, what: str) -> str:
     try:
         with open(p, encoding="utf-8-sig", newline="") as fh:
             line = fh.readline()
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{p}: {what} file is not UTF-8 text: {exc}") from exc
+    except UnicodeDecodeError:
+        raise _not_utf8(p, what) from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the {what} file: "
+                         f"{exc.strerror or checks.one_line(exc)}") from exc
     if not line.strip():
         if p.stat().st_size == 0:
             raise InputError(f"{p}: {what} file is empty")
@@ -113,6 +136,10 @@ def _refuse_rows(path: object, bad: np.ndarray, problem: Callable[[int], str],
 
 
 def _is_number(text: str) -> bool:
+    """Whether a text field is a number as pandas parses one (Python's float() also takes
+    digit separators, "1_000", which pandas does not)."""
+    if "_" in text:
+        return False
     try:
         float(text)
     except ValueError:
@@ -120,11 +147,32 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _number_text(value: float | np.floating) -> str:
+    """A parsed number as its file most likely wrote it: an integral value as an integer
+    (4, not 4.0) while float64 holds it exactly, anything else in the shortest form of
+    its own type (1e+23, also for a float32 1e23), never an int64 cast (which wraps 1e23
+    to a negative number)."""
+    v = float(value)
+    if v.is_integer() and abs(v) < 2.0 ** 53:
+        return str(int(v))
+    return str(value) if isinstance(value, np.generic) else repr(v)
+
+
+def _values_text(values: np.ndarray) -> str:
+    """A row of parsed numbers (or of integers from a binary file) as a tuple."""
+    if np.issubdtype(values.dtype, np.floating):
+        return "(" + ", ".join(_number_text(v) for v in values) + ")"
+    return "(" + ", ".join(str(v) for v in values.tolist()) + ")"
+
+
 def _numeric_column(p: Path, series: pd.Series, name: str,
                     where: Callable[[int], str]) -> np.ndarray:
     """A column as float64; names the first non-numeric cell."""
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
-            series.dtype):
+    if pd.api.types.is_bool_dtype(series.dtype):  # pandas reads True/False as booleans
+        _refuse_rows(p, np.ones(len(series), dtype=bool),
+                     lambda r: f"column '{name}' must be a number, found "
+                               f"{str(series.iloc[r])!r}", where)
+    if pd.api.types.is_numeric_dtype(series.dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     values = pd.to_numeric(series, errors="coerce")
     _refuse_rows(p, (values.isna() & series.notna()).to_numpy(),
@@ -135,12 +183,14 @@ def _numeric_column(p: Path, series: pd.Series, name: str,
 
 def _integer_values(p: Path, values: np.ndarray, name: str,
                     where: Callable[[int], str]) -> np.ndarray:
-    """float64 → int64, refusing missing and non-integral values."""
+    """Refuse missing and non-integral values of a float64 column (N,); returns it still
+    float64: callers check its range first and cast after, as an int64 cast of a value
+    like 1e23 wraps around and would be shown as a negative number."""
     _refuse_rows(p, np.isnan(values), lambda r: f"missing value in column '{name}'", where)
     _refuse_rows(p, ~np.isfinite(values) | (values != np.floor(values)),
                  lambda r: f"column '{name}' must be an integer, found {float(values[r])!r}",
                  where)
-    return values.astype(np.int64)
+    return values
 
 
 def _read_text_matrix(p: Path, what: str, ncols: int | None) -> np.ndarray:
@@ -157,39 +207,52 @@ def _read_text_matrix(p: Path, what: str, ncols: int | None) -> np.ndarray:
     try:
         frame = pd.read_csv(p, sep=r"\s+", header=None, skip_blank_lines=False,
                             dtype=np.float64, na_filter=True, keep_default_na=False,
-                            na_values=["nan", "NaN", "NAN"], encoding="utf-8")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+                            na_values=["nan", "NaN", "NAN"], encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise _not_utf8(p, what) from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the {what} file: "
+                         f"{exc.strerror or checks.one_line(exc)}") from exc
+    except (ValueError, pd.errors.ParserError) as exc:
         error = exc
     irregular = (frame is None or frame.isna().to_numpy().any()
                  or (ncols is not None and frame.shape[1] != ncols))
     if irregular:
-        _scan_text_matrix(p, ncols)  # raises on the first structural problem
+        _scan_text_matrix(p, what, ncols)  # raises on the first structural problem
         if frame is None:
             raise InputError(f"{p}: cannot be read as a whitespace-separated table of "
-                             f"numbers: {error}")
+                             f"numbers: {checks.one_line(error)}")
     assert frame is not None
     if frame.shape[0] == 0:
         raise InputError(f"{p}: {what} file has no rows")
     return frame.to_numpy(dtype=np.float64)
 
 
-def _scan_text_matrix(p: Path, ncols: int | None) -> None:
+def _scan_text_matrix(p: Path, what: str, ncols: int | None) -> None:
+    try:
+        with open(p, encoding="utf-8-sig") as fh:
+            _scan_lines(p, fh, ncols)
+    except UnicodeDecodeError:
+        raise _not_utf8(p, what) from None
+
+
+def _scan_lines(p: Path, lines: Iterable[str], ncols: int | None) -> None:
+    """Raise for the first empty line, wrong number of values or non-number."""
     expected = ncols
-    with open(p, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            fields = line.split()
-            if not fields:
-                raise InputError(f"{p}: line {lineno} is empty")
-            if expected is None:
-                expected = len(fields)
-            if len(fields) != expected:
-                origin = "" if ncols is not None else " (as many as line 1)"
-                raise InputError(f"{p}: line {lineno} has {len(fields)} values, expected "
-                                 f"{expected}{origin}")
-            for col, field in enumerate(fields):
-                if not _is_number(field):
-                    raise InputError(f"{p}: line {lineno}, value {col + 1}: {field!r} is "
-                                     f"not a number")
+    for lineno, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields:
+            raise InputError(f"{p}: line {lineno} is empty")
+        if expected is None:
+            expected = len(fields)
+        if len(fields) != expected:
+            origin = "" if ncols is not None else " (as many as line 1)"
+            raise InputError(f"{p}: line {lineno} has {len(fields)} values, expected "
+                             f"{expected}{origin}")
+        for col, field in enumerate(fields):
+            if not _is_number(field):
+                raise InputError(f"{p}: line {lineno}, value {col + 1}: {field!r} is "
+                                 f"not a number")
 
 
 def _unique_unordered(t: np.ndarray) -> int:
@@ -226,7 +289,7 @@ def read_things_triplets(path: PathLike, n_objects: int = 1854) -> pd.DataFrame:
     header = _first_line(p, "THINGS triplet")
     delimiter = "\t" if "\t" in header else ","
     kind = "TAB" if delimiter == "\t" else "comma"
-    raw_names = next(csv.reader([header], delimiter=delimiter))
+    raw_names = _header_fields(p, header, delimiter)
     names = [n.strip() for n in raw_names]
     missing = [c for c in THINGS_REQUIRED if c not in names]
     if missing:
@@ -240,13 +303,20 @@ def read_things_triplets(path: PathLike, n_objects: int = 1854) -> pd.DataFrame:
     na_values: dict[str, list[str]] = {raw[c]: _NA_STRINGS for c in numeric}
     na_values[raw["subject_id"]] = [""]
     try:
+        # low_memory=False: a column whose type changes between pandas' chunks would
+        # otherwise warn on stderr; the checks below name any cell that is not a number.
         frame = pd.read_csv(p, sep=delimiter, header=0, usecols=list(raw.values()),
                             dtype={raw["subject_id"]: str}, skip_blank_lines=False,
                             keep_default_na=False, na_values=na_values,
-                            encoding="utf-8-sig")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+                            encoding="utf-8-sig", low_memory=False)
+    except UnicodeDecodeError:
+        raise _not_utf8(p, "THINGS triplet") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the THINGS triplet file: "
+                         f"{exc.strerror or checks.one_line(exc)}") from exc
+    except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{p}: cannot be read as a {kind}-separated table: "
-                         f"{exc}") from exc
+                         f"{checks.one_line(exc)}") from exc
     if len(frame) == 0:
         raise InputError(f"{p}: THINGS triplet file has a header but no data rows")
 
@@ -261,27 +331,31 @@ def read_things_triplets(path: PathLike, n_objects: int = 1854) -> pd.DataFrame:
                                _data_row)
             for c in numeric}
 
-    images = np.stack([cols["image1"], cols["image2"], cols["image3"]], axis=1)
-    out_of_range = (images < 1) | (images > n_objects)
+    # Ranges are checked on the parsed float64 values, cast to integers only after.
+    values = np.stack([cols["image1"], cols["image2"], cols["image3"]], axis=1)
+    out_of_range = (values < 1) | (values > n_objects)
 
     def outside(r: int) -> str:
         c = int(np.flatnonzero(out_of_range[r])[0])
-        return (f"image{c + 1} = {images[r, c]} is outside 1..{n_objects} "
+        return (f"image{c + 1} = {_number_text(values[r, c])} is outside 1..{n_objects} "
                 "(THINGS indices are 1-based)")
 
     _refuse_rows(p, out_of_range.any(axis=1), outside)
+    images = values.astype(np.int64)
     _refuse_rows(p, (images[:, 0] == images[:, 1]) | (images[:, 0] == images[:, 2])
                  | (images[:, 1] == images[:, 2]),
                  lambda r: f"(image1, image2, image3) = {tuple(images[r].tolist())} repeats "
                            "an object; a triplet needs three distinct objects")
-    choice = cols["choice"]
-    _refuse_rows(p, (choice < 1) | (choice > 3),
-                 lambda r: f"choice = {choice[r]} must be 1, 2 or 3 (the position of the odd "
-                           "one out among image1..image3)")
-    split = cols["noise_ceiling"]
-    _refuse_rows(p, ~np.isin(split, list(SPLIT_NAMES)),
-                 lambda r: f"noise_ceiling = {split[r]} must be 0 (training) or 1, 2, 3 "
-                           "(repeated test sets)")
+    choice_value = cols["choice"]
+    _refuse_rows(p, (choice_value < 1) | (choice_value > 3),
+                 lambda r: f"choice = {_number_text(choice_value[r])} must be 1, 2 or 3 (the "
+                           "position of the odd one out among image1..image3)")
+    choice = choice_value.astype(np.int64)
+    split_value = cols["noise_ceiling"]
+    _refuse_rows(p, ~np.isin(split_value, list(SPLIT_NAMES)),
+                 lambda r: f"noise_ceiling = {_number_text(split_value[r])} must be 0 "
+                           "(training) or 1, 2, 3 (repeated test sets)")
+    split = split_value.astype(np.int64)
 
     zero = images - 1
     rows = np.arange(len(zero))
@@ -363,14 +437,16 @@ def read_triplet_array(path: PathLike, n_objects: int) -> np.ndarray:
     if a.dtype == object or not (np.issubdtype(a.dtype, np.integer)
                                  or np.issubdtype(a.dtype, np.floating)):
         raise InputError(f"{p}: triplet array must hold integers, found dtype {a.dtype}")
+    values = a
     if np.issubdtype(a.dtype, np.floating):
-        flat = a.astype(np.float64)
-        _refuse_rows(p, (~np.isfinite(flat) | (flat != np.floor(flat))).any(axis=1),
-                     lambda r: f"{tuple(flat[r].tolist())} are not all integers", where)
-    t = a.astype(np.int64)
-    _refuse_rows(p, ((t < 0) | (t >= n_objects)).any(axis=1),
-                 lambda r: f"{tuple(t[r].tolist())} has an index outside 0..{n_objects - 1} "
-                           "(indices are 0-based)", where)
+        values = a.astype(np.float64)
+        _refuse_rows(p, (~np.isfinite(values) | (values != np.floor(values))).any(axis=1),
+                     lambda r: f"{tuple(values[r].tolist())} are not all integers", where)
+    # The range is checked on the values as read (a uint64 or 1e23 wraps in int64).
+    _refuse_rows(p, ((values < 0) | (values >= n_objects)).any(axis=1),
+                 lambda r: f"{_values_text(a[r])} has an index outside "
+                           f"0..{n_objects - 1} (indices are 0-based)", where)
+    t = values.astype(np.int64)
     _refuse_rows(p, (t[:, 0] == t[:, 1]) | (t[:, 0] == t[:, 2]) | (t[:, 1] == t[:, 2]),
                  lambda r: f"{tuple(t[r].tolist())} repeats an object; a triplet needs "
                            "three distinct objects", where)
@@ -383,17 +459,21 @@ def read_triplet_array(path: PathLike, n_objects: int) -> np.ndarray:
 def read_object_names(path: PathLike, *, n_objects: int | None = None) -> list[str]:
     """Read a THINGS-style object list: one concept name per line, in object order.
 
-    Surrounding whitespace is stripped. Nothing is skipped silently: an empty line, a
-    line holding a TAB (a table, not a list), or a name already seen is an error naming
-    the (1-based) line. ``n_objects``, when given, must equal the number of names.
+    Surrounding whitespace is stripped; lines end with LF, CRLF or CR. Nothing is
+    skipped silently: an empty line, a line holding a TAB (a table, not a list) or another
+    control character, a name already seen, or bytes that are not UTF-8 are an error
+    naming the (1-based) line. ``n_objects``, when given, must equal the number of names.
     Returns the names; name r is object r.
     """
     p = Path(path)
     _exists(p, "object list")
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{p}: object list is not UTF-8 text: {exc}") from exc
+        text = p.read_text(encoding="utf-8-sig")  # universal newlines: CRLF, CR end lines
+    except UnicodeDecodeError:
+        raise _not_utf8(p, "object list") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the object list: "
+                         f"{exc.strerror or checks.one_line(exc)}") from exc
     if not text:
         raise InputError(f"{p}: object list file is empty")
     lines = text.split("\n")
@@ -409,6 +489,10 @@ def read_object_names(path: PathLike, *, n_objects: int | None = None) -> list[s
         if "\t" in name:
             raise InputError(f"{p}: line {lineno} holds a TAB ({name!r}); expected one "
                              f"name per line, not a table")
+        ch = checks.control_character(name)
+        if ch is not None:
+            raise InputError(f"{p}: line {lineno}: name {name!r} holds a control "
+                             f"character {ch!r}")
         if name in first_seen:
             raise InputError(f"{p}: line {lineno}: name {name!r} duplicates line "
                              f"{first_seen[name]}")
@@ -438,20 +522,26 @@ def _load_npy(p: Path, what: str) -> np.ndarray:
         if "pickle" in str(exc):
             raise InputError(f"{p}: holds a Python object array, which would have to be "
                              f"unpickled; refused (save a numeric array)") from exc
-        raise InputError(f"{p}: cannot be read as a .npy array: {exc}") from exc
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{p}: cannot be read as a .npy array: {exc}") from exc
+        raise InputError(f"{p}: cannot be read as a .npy array: {checks.one_line(exc)}") \
+            from exc
+    except Exception as exc:  # a corrupt header fails in tokenize or ast, a short file in io
+        raise InputError(f"{p}: cannot be read as a .npy array: "
+                         f"{type(exc).__name__}: {checks.one_line(exc)}") from exc
     if hasattr(a, "files"):  # an .npz archive under another name
         a.close()
         raise InputError(f"{p}: is an .npz archive, expected a single .npy array")
     return a
 
 
-def _array_where(r: int, c: int) -> str:
+def _array_where(r: int, c: int | None) -> str:
+    if c is None:
+        return f"row {r} (0-based object index)"
     return f"row {r} (0-based object index), dimension {c} (0-based)"
 
 
-def _text_where(r: int, c: int) -> str:
+def _text_where(r: int, c: int | None) -> str:
+    if c is None:
+        return f"line {r + 1} (object row {r}, 0-based)"
     return f"line {r + 1}, value {c + 1} (object row {r}, dimension {c}, 0-based)"
 
 
@@ -502,14 +592,21 @@ def _load_features_pt(p: Path) -> tuple[np.ndarray, Where]:
     else:
         raise InputError(f"{p}: holds a {type(obj).__name__}, expected a tensor or a dict "
                          f"of tensors")
-    tensor = tensor.detach().cpu()
-    if tensor.layout != torch.strided:
-        tensor = tensor.to_dense()
     if tensor.is_complex():
         raise InputError(f"{p}: features must be real numbers, found {tensor.dtype}")
-    if tensor.dtype in (torch.bfloat16, torch.float16):
-        tensor = tensor.float()
-    return tensor.numpy(), _array_where
+    if tensor.is_quantized:
+        raise InputError(f"{p}: features are a quantized tensor ({tensor.dtype}); save "
+                         f"tensor.dequantize() instead")
+    try:
+        tensor = tensor.detach().cpu()
+        if tensor.layout != torch.strided:
+            tensor = tensor.to_dense()
+        if tensor.dtype in (torch.bfloat16, torch.float16):
+            tensor = tensor.float()
+        return tensor.numpy(), _array_where
+    except (TypeError, RuntimeError) as exc:  # dtypes numpy lacks, meta tensors, ...
+        raise InputError(f"{p}: cannot convert the {tensor.dtype} tensor of shape "
+                         f"{tuple(tensor.shape)} to numbers: {checks.one_line(exc)}") from exc
 
 
 def _load_features_hdf5(p: Path) -> tuple[np.ndarray, Where]:
@@ -522,20 +619,38 @@ def _load_features_hdf5(p: Path) -> tuple[np.ndarray, Where]:
     try:
         with h5py.File(p, "r") as f:
             if "features" in f:
-                node = f["features"]
-                if not isinstance(node, h5py.Dataset):
-                    raise InputError(f"{p}: 'features' is an HDF5 group, expected a "
-                                     f"dataset")
-                return np.asarray(node[()]), _array_where
+                return _hdf5_array(p, f["features"], "features"), _array_where
             splits = sorted((key for key in f if re.fullmatch(r"features_\d+", key)),
                             key=lambda key: int(key.split("_")[1]))
             if not splits:
                 raise InputError(f"{p}: no dataset named 'features' (thingsvision's "
                                  f"layout); the file has {list(f)[:10]}")
-            parts = [np.asarray(f[key][()]) for key in splits]
-    except OSError as exc:
-        raise InputError(f"{p}: cannot be read as HDF5: {exc}") from exc
+            _check_numbering(p, splits, [int(key.split("_")[1]) for key in splits])
+            parts = [_hdf5_array(p, f[key], key) for key in splits]
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise InputError(f"{p}: cannot be read as HDF5: {checks.one_line(exc)}") from exc
     return _stack_parts(p, parts, splits), _array_where
+
+
+def _hdf5_array(p: Path, node: Any, key: str) -> np.ndarray:
+    import h5py
+
+    if not isinstance(node, h5py.Dataset):
+        raise InputError(f"{p}: '{key}' is an HDF5 group, expected a dataset")
+    if node.shape is None:  # h5py.Empty: a dataset without data
+        raise InputError(f"{p}: dataset '{key}' is empty (it holds no array)")
+    return np.asarray(node[()])
+
+
+def _check_numbering(p: Path, names: list[str], numbers: list[int]) -> None:
+    """Split parts must be numbered 1, 2, 3, ... without gaps (a gap loses rows)."""
+    for expected, (name, number) in enumerate(zip(names, numbers), 1):
+        if number != expected:
+            raise InputError(f"{p}: split parts {names[:5]}{'...' if len(names) > 5 else ''}"
+                             f" are not numbered 1, 2, 3, ...: part {expected} is missing "
+                             f"(found {name})")
 
 
 def _stack_parts(p: Path, parts: list[np.ndarray], names: list[str]) -> np.ndarray:
@@ -548,6 +663,7 @@ def _stack_parts(p: Path, parts: list[np.ndarray], names: list[str]) -> np.ndarr
 
 def _load_features_mat(p: Path) -> tuple[np.ndarray, Where]:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     _exists(p, "features")
     try:
@@ -555,24 +671,32 @@ def _load_features_mat(p: Path) -> tuple[np.ndarray, Where]:
     except NotImplementedError as exc:  # MATLAB v7.3 files are HDF5
         raise InputError(f"{p}: is a MATLAB v7.3 (HDF5) file; save it as v7 or as "
                          f".npy/.hdf5") from exc
-    except (ValueError, OSError, TypeError) as exc:
-        raise InputError(f"{p}: cannot be read as a MATLAB file: {exc}") from exc
+    except (ValueError, OSError, TypeError, MatReadError) as exc:
+        raise InputError(f"{p}: cannot be read as a MATLAB file: {checks.one_line(exc)}") \
+            from exc
     if "features" in content:
-        return np.asarray(content["features"]), _array_where
+        return _mat_array(content["features"]), _array_where
     names_file = p.parent / "file_names.txt"
     variables = [key for key in content if not key.startswith("__")]
     if not names_file.exists():
         raise InputError(f"{p}: no variable 'features', and no file_names.txt beside it "
                          f"to order the per-image variables {variables[:10]}")
     rows = []
-    lines = names_file.read_text(encoding="utf-8").splitlines()
+    _exists(names_file, "file_names.txt")
+    try:
+        lines = names_file.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise _not_utf8(names_file, "file name list") from None
+    except OSError as exc:
+        raise InputError(f"{names_file}: cannot read the file name list: "
+                         f"{exc.strerror or checks.one_line(exc)}") from exc
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         key = _TV_IMAGE_SUFFIX.sub("", line.strip())
         if key not in content:
             raise InputError(f"{p}: no variable {key!r} for line {lineno} of {names_file}")
-        rows.append(np.asarray(content[key]).reshape(-1))
+        rows.append(_mat_array(content[key]).reshape(-1))
     if not rows:
         raise InputError(f"{names_file}: lists no file names")
     widths = {len(r) for r in rows}
@@ -581,18 +705,35 @@ def _load_features_mat(p: Path) -> tuple[np.ndarray, Where]:
     return np.stack(rows), _array_where
 
 
+def _mat_array(value: Any) -> np.ndarray:
+    """A MATLAB variable as an array (a sparse matrix is made dense)."""
+    from scipy import sparse
+
+    return value.toarray() if sparse.issparse(value) else np.asarray(value)
+
+
 def _load_features_csv(p: Path, n_objects: int | None) -> np.ndarray:
     first = _first_line(p, "features")
-    fields = [f.strip() for f in next(csv.reader([first]))]
+    fields = [f.strip() for f in _header_fields(p, first, ",")]
     # A header is a first line that is not all numbers, or exactly "0,1,...,d-1": the
     # header pandas writes for a frame with unnamed columns (DataFrame(x).to_csv()).
     header = (not all(_is_number(f) for f in fields)
               or fields == [str(c) for c in range(len(fields))])
+    if header:
+        repeated = sorted({f for f in fields if f and fields.count(f) > 1})
+        if repeated:  # pandas would silently rename the second one "name.1"
+            raise InputError(f"{p}: header line 1 names column(s) {repeated} more than "
+                             f"once")
     try:
         frame = pd.read_csv(p, header=0 if header else None, skip_blank_lines=False,
-                            encoding="utf-8-sig")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: cannot be read as CSV: {exc}") from exc
+                            encoding="utf-8-sig", low_memory=False)
+    except UnicodeDecodeError:
+        raise _not_utf8(p, "features") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the features file: "
+                         f"{exc.strerror or checks.one_line(exc)}") from exc
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{p}: cannot be read as CSV: {checks.one_line(exc)}") from exc
     if len(frame) == 0:
         raise InputError(f"{p}: features file has a header but no data rows")
     if header:
@@ -615,32 +756,41 @@ def _load_features_csv(p: Path, n_objects: int | None) -> np.ndarray:
     x = np.stack([_numeric_column(p, frame[c], c, row_where) for c in feature_cols],
                  axis=1)
 
-    def where(r: int, c: int) -> str:
-        return f"{row_where(r)}, column {feature_cols[c]!r}"
+    def where(r: int, c: int | None) -> str:
+        return row_where(r) if c is None else f"{row_where(r)}, column {feature_cols[c]!r}"
 
-    x = _check_matrix(p, x, where)
+    ids = None
     if "object_id" in names:
-        ids = _integer_values(p, _numeric_column(p, frame["object_id"], "object_id",
-                                                 row_where), "object_id", row_where)
-        n = len(ids) if n_objects is None else int(n_objects)
-        if len(ids) != n:
-            raise InputError(f"{p}: features have {len(ids)} rows, expected {n} (one per "
-                             f"object)")
-        seen: dict[int, int] = {}
-        for r, v in enumerate(ids.tolist()):
-            if not 0 <= v < n:
-                raise InputError(f"{p}: {row_where(r)}: object_id {v} is outside "
-                                 f"0..{n - 1}")
-            if v in seen:
-                raise InputError(f"{p}: {row_where(r)}: object_id {v} repeats "
-                                 f"{row_where(seen[v])}")
-            seen[v] = r
-        x = x[np.argsort(ids, kind="stable")]
-    return x
+        ids = _csv_object_ids(p, frame["object_id"], n_objects, row_where)
+    x = _check_matrix(p, x, where)
+    return x if ids is None else x[np.argsort(ids, kind="stable")]
+
+
+def _csv_object_ids(p: Path, column: pd.Series, n_objects: int | None,
+                    row_where: Callable[[int], str]) -> np.ndarray:
+    """The object_id column (rows,) as int64: each of 0..n−1 exactly once."""
+    values = _integer_values(p, _numeric_column(p, column, "object_id", row_where),
+                             "object_id", row_where)
+    n = len(values) if n_objects is None else int(n_objects)
+    if len(values) != n:
+        raise InputError(f"{p}: features have {len(values)} rows, expected {n} (one per "
+                         f"object)")
+    _refuse_rows(p, (values < 0) | (values >= n),
+                 lambda r: f"object_id {_number_text(values[r])} is outside 0..{n - 1}",
+                 row_where)
+    ids = values.astype(np.int64)
+    seen: dict[int, int] = {}
+    for r, v in enumerate(ids.tolist()):
+        if v in seen:
+            raise InputError(f"{p}: {row_where(r)}: object_id {v} repeats "
+                             f"{row_where(seen[v])}")
+        seen[v] = r
+    return ids
 
 
 def _check_matrix(p: Path, arr: np.ndarray, where: Where) -> np.ndarray:
-    """Shape, dtype and finiteness of a feature matrix; returns float32."""
+    """Dtype and shape of a feature matrix (n, d), then its values
+    (:func:`modelrecovery.checks.check_feature_values`); returns float32 (n, d)."""
     a = np.asarray(arr)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating)
                                  or np.issubdtype(a.dtype, np.integer)):
@@ -650,22 +800,7 @@ def _check_matrix(p: Path, arr: np.ndarray, where: Where) -> np.ndarray:
                 "maps)" if a.ndim > 2 else "")
         raise InputError(f"{p}: features must be a 2-D array (objects × dimensions), "
                          f"found shape {a.shape}{hint}")
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise InputError(f"{p}: features are empty (shape {a.shape})")
-    finite = np.isfinite(a)
-    if not finite.all():
-        bad = np.argwhere(~finite)
-        r, c = (int(v) for v in bad[0])
-        value = "missing or NaN" if np.isnan(a[r, c]) else repr(float(a[r, c]))
-        raise InputError(f"{p}: non-finite value ({value}) at {where(r, c)}; "
-                         f"{len(bad)} non-finite value(s) in all")
-    with np.errstate(over="ignore"):
-        x = a.astype(np.float32)
-    if not np.isfinite(x).all():
-        r, c = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
-        raise InputError(f"{p}: value {float(a[r, c])!r} at {where(r, c)} overflows "
-                         f"float32")
-    return x
+    return checks.check_feature_values(a, p, where=where, nan_shown="missing or NaN")
 
 
 def _feature_source(p: Path, fmt: str) -> tuple[Path, str]:
@@ -699,8 +834,10 @@ def _load_split_folder(p: Path) -> tuple[np.ndarray, Where]:
                         if re.fullmatch(rf"features_\d+\.{ext}", f.name)),
                        key=lambda f: int(f.stem.split("_")[1]))
         if files:
+            names = [f.name for f in files]
+            _check_numbering(p, names, [int(f.stem.split("_")[1]) for f in files])
             parts = [np.asarray(loader(f)[0]) for f in files]
-            return _stack_parts(p, parts, [f.name for f in files]), _array_where
+            return _stack_parts(p, parts, names), _array_where
     raise InputError(f"{p}: folder holds no thingsvision feature file (features.npy, "
                      f".hdf5, .txt, .pt, .mat or features_01.npy, ...)")
 
@@ -730,13 +867,14 @@ def read_features_file(path: PathLike, n_objects: int | None = None, fmt: str = 
     A folder is taken as a thingsvision ``out_path``: its single ``features.<ext>`` file,
     or its split files ``features_01.npy``, ... stacked in order.
 
-    Checks: 2-D, numeric, non-empty, rows == ``n_objects`` when given, every value
-    finite (the first bad value is named by row and column) and representable in
-    float32. Raises InputError otherwise.
+    Checks: 2-D, numeric, non-empty, rows == ``n_objects`` when given, and the values
+    of :func:`modelrecovery.checks.check_feature_values` (finite, within float32, row norms
+    the fit can take, not every object alike; the first bad value is named by row and
+    column as the file holds it). Raises InputError otherwise.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: features file does not exist")
+    if not p.is_dir():
+        checks.check_file(p, "features")
     p, kind = _feature_source(p, fmt)
     if kind == "parquet":
         return io.read_features(p, n_objects)
@@ -759,7 +897,8 @@ def read_features_file(path: PathLike, n_objects: int | None = None, fmt: str = 
 
 
 def preprocess(features: np.ndarray, *, center: bool = False, unit_norm: bool = False,
-               pca: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+               pca: int | None = None, source: PathLike | None = None
+               ) -> tuple[np.ndarray, dict[str, Any]]:
     """Optional per-model preprocessing, applied in this order.
 
     1. ``center``: subtract the column means;
@@ -774,14 +913,18 @@ def preprocess(features: np.ndarray, *, center: bool = False, unit_norm: bool = 
     (n, d) or (n, k), and a JSON-ready record of what was applied: the steps, input and
     output shapes, the norm of the input's column-mean vector, and for PCA the explained
     variance ratio of each kept component and their sum.
+
+    Refusals start with ``source`` (the file the features came from) when given, else
+    with "preprocess".
     """
+    head = "preprocess" if source is None else str(source)
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise InputError(f"preprocess: features must be a non-empty 2-D array, found "
+        raise InputError(f"{head}: features must be a non-empty 2-D array, found "
                          f"shape {x.shape}")
     if not np.isfinite(x).all():
         r, c = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
-        raise InputError(f"preprocess: non-finite value at row {r}, dimension {c}")
+        raise InputError(f"{head}: non-finite value at row {r}, dimension {c}")
     n, d = x.shape
     record: dict[str, Any] = {
         "steps": [], "center": bool(center), "unit_norm": bool(unit_norm),
@@ -798,7 +941,7 @@ def preprocess(features: np.ndarray, *, center: bool = False, unit_norm: bool = 
         zero = np.flatnonzero(norms <= tiny)
         if len(zero):
             after = " after centering" if center else ""
-            raise InputError(f"preprocess: row {int(zero[0])} (0-based object index) has "
+            raise InputError(f"{head}: row {int(zero[0])} (0-based object index) has "
                              f"zero norm{after}; cannot scale it to unit length "
                              f"({len(zero)} such row(s))")
         x /= norms[:, None]
@@ -806,14 +949,18 @@ def preprocess(features: np.ndarray, *, center: bool = False, unit_norm: bool = 
     if pca is not None:
         k = int(pca)
         if k != pca or k < 1 or k > min(n, d):
-            raise InputError(f"preprocess: pca = {pca} must be an integer in "
+            raise InputError(f"{head}: pca = {pca} must be an integer in "
                              f"1..min(n, d) = 1..{min(n, d)} for features of shape {(n, d)}")
         mean = x.mean(axis=0)
         xc = x - mean
-        _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        try:
+            _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        except np.linalg.LinAlgError as exc:
+            raise InputError(f"{head}: PCA failed, the SVD of the centred features (shape "
+                             f"{(n, d)}) did not converge: {checks.one_line(exc)}") from exc
         var = s ** 2
         if var.sum() <= 0:
-            raise InputError("preprocess: features have zero variance; PCA is undefined")
+            raise InputError(f"{head}: features have zero variance; PCA is undefined")
         comps = vt[:k]
         pivot = np.argmax(np.abs(comps), axis=1)
         signs = np.sign(comps[np.arange(k), pivot])
@@ -835,10 +982,15 @@ def import_features(path: PathLike, out_path: PathLike, *, n_objects: int | None
 
     Writes ``out_path`` (the features contract) and a JSON sidecar beside it
     (``out_path`` with suffix ``.json``) holding the source and the preprocessing
-    record of :func:`preprocess`; returns that sidecar's content.
+    record of :func:`preprocess`; returns that sidecar's content. The features are
+    checked as read and, when preprocessed, again as they will be stored (unit_norm can
+    make every row alike); every refusal names ``path``.
     """
     x = read_features_file(path, n_objects, fmt)
-    y, record = preprocess(x, center=center, unit_norm=unit_norm, pca=pca)
+    y, record = preprocess(x, center=center, unit_norm=unit_norm, pca=pca, source=path)
+    if record["steps"]:
+        y = checks.check_feature_values(y, path, where=_array_where,
+                                    step=", ".join(record["steps"]))
     meta = {"source": str(path), "format": fmt, "preprocessing": record}
     out = Path(out_path)
     io.write_features(out, y)

@@ -11,11 +11,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from .outputs import atomic_path  # noqa: E402
 
-# Fixed metadata keeps SVG/PNG bytes identical across reruns of the same numbers.
+# Fixed metadata and a fixed salt for the ids of clip paths and markers (random per
+# process otherwise) keep SVG and PNG bytes identical across reruns of the same numbers.
 _SVG_META = {"Date": None, "Creator": None}
 _PNG_META = {"Software": None}
+_RC = {"svg.hashsalt": "modelrecovery"}
 
 
 def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
@@ -23,7 +25,7 @@ def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
     out = []
     for ext, meta in (("png", _PNG_META), ("svg", _SVG_META)):
         path = Path(f"{stem}.{ext}")
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, matplotlib.rc_context(_RC):
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
         out.append(path)
     plt.close(fig)

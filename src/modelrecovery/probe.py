@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .errors import ResourceError
 from .lbfgs import STATUS, Settings, Start, minimise
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ _FLIP_TOL = 1e-6
 _MAX_UNFLIPS = 3
 
 
-class MemoryLimitError(RuntimeError):
+class MemoryLimitError(ResourceError):
     """A single fit would need more memory than the configured limit allows."""
 
 
@@ -931,7 +932,8 @@ def fit(features: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor
             f"one fit needs about {per_problem / 2**30:.2f} GiB ({batch.mode} path: "
             f"{int(data.triplets.shape[1])} triplets, {xs[0].shape[0]} objects, d = {dmax}, "
             f"history {options.history}, {options.dtype}), over the limit of "
-            f"{options.max_memory_gb} GiB (fitting.max_memory_gb)")
+            f"{options.max_memory_gb} GiB: raise fitting.max_memory_gb (with the job's "
+            f"memory), or use fewer triplets or fewer feature dimensions (pca)")
     chunk = max(1, int(limit // per_problem))
     method = options.parsed_method
     p = method.n_params(dmax)

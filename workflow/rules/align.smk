@@ -26,12 +26,12 @@ rule align:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery align --objects {input.objects} --features {input.features}"
-        " --train {input.train} --test {input.test} --model {wildcards.model}"
-        " --experiment {wildcards.experiment} --cv-folds {params.cv_folds}"
-        " --study-seed {params.seed} {params.fit} --threads {threads}"
-        " --out-weights {output.weights} --out-json {output.meta} --out-cv {output.cv}"
-        " 2> {log}"
+        "modelrecovery align --objects {input.objects:q} --features {input.features:q}"
+        " --train {input.train:q} --test {input.test:q} --model {wildcards.model:q}"
+        " --experiment {wildcards.experiment:q} --cv-folds {params.cv_folds:q}"
+        " --study-seed {params.seed:q} {params.fit:q} --threads {threads:q}"
+        " --out-weights {output.weights:q} --out-json {output.meta:q} --out-cv {output.cv:q}"
+        " 2> {log:q}"
 
 
 rule calibrate:
@@ -52,7 +52,7 @@ rule calibrate:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery calibrate --objects {input.objects} --features {input.features}"
-        " --aligned {input.weights} --aligned-json {input.meta} --triplets {input.triplets}"
-        " --target {params.target} --out-npz {output.weights} --out-json {output.meta}"
-        " 2> {log}"
+        "modelrecovery calibrate --objects {input.objects:q} --features {input.features:q}"
+        " --aligned {input.weights:q} --aligned-json {input.meta:q} --triplets {input.triplets:q}"
+        " --target {params.target:q} --out-npz {output.weights:q} --out-json {output.meta:q}"
+        " 2> {log:q}"

@@ -33,8 +33,8 @@ rule aggregate:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery aggregate --fits {input.fits} --generators {input.generators}"
-        " --out-dir {params.outdir} 2> {log}"
+        "modelrecovery aggregate --fits {input.fits:q} --generators {input.generators:q}"
+        " --out-dir {params.outdir:q} 2> {log:q}"
 
 
 # Why models are misidentified (per experiment) and how methods compare (across them).
@@ -56,12 +56,8 @@ rule analyse_geometry:
         ),
         figure_svg=exp_path("figures", "geometry.svg"),
     params:
-        features=lambda wildcards, input: " ".join(
-            f"{m}={p}" for m, p in zip(MODELS, input.features)
-        ),
-        aligned=lambda wildcards, input: " ".join(
-            f"{m}={p}" for m, p in zip(MODELS, input.aligned)
-        ),
+        features=lambda wildcards, input: named_paths(MODELS, input.features),
+        aligned=lambda wildcards, input: named_paths(MODELS, input.aligned),
         metric=ANALYSIS.get("metric", "correlation"),
         outdir=output_dir("geometry_parquet"),
         figures=output_dir("figure"),
@@ -70,10 +66,10 @@ rule analyse_geometry:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery analyse-geometry --objects {input.objects} --human-train {input.human}"
-        " --features {params.features} --generators {params.aligned} --metric {params.metric}"
-        " --experiment {wildcards.experiment} --out-dir {params.outdir}"
-        " --figures {params.figures} 2> {log}"
+        "modelrecovery analyse-geometry --objects {input.objects:q} --human-train {input.human:q}"
+        " --features {params.features:q} --generators {params.aligned:q} --metric {params.metric:q}"
+        " --experiment {wildcards.experiment:q} --out-dir {params.outdir:q}"
+        " --figures {params.figures:q} 2> {log:q}"
 
 
 rule analyse_identifiability:
@@ -100,11 +96,11 @@ rule analyse_identifiability:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery analyse-identifiability --outcomes {input.outcomes}"
-        " --confusion {input.confusion} --geometry {input.geometry}"
-        " --experiment {wildcards.experiment} --n-boot {params.n_boot}"
-        " --study-seed {params.seed} --out-dir {params.outdir} --figures {params.figures}"
-        " 2> {log}"
+        "modelrecovery analyse-identifiability --outcomes {input.outcomes:q}"
+        " --confusion {input.confusion:q} --geometry {input.geometry:q}"
+        " --experiment {wildcards.experiment:q} --n-boot {params.n_boot:q}"
+        " --study-seed {params.seed:q} --out-dir {params.outdir:q} --figures {params.figures:q}"
+        " 2> {log:q}"
 
 
 rule compare_methods:
@@ -141,7 +137,7 @@ rule compare_methods:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery compare-methods --experiments {params.experiments}"
-        " --alignment {input.alignment} --curves {input.curves}"
-        " --generator-curves {input.generator_curves} --rsa-human {input.rsa_human}"
-        " --out-dir {params.outdir} --figures {params.figures} 2> {log}"
+        "modelrecovery compare-methods --experiments {params.experiments:q}"
+        " --alignment {input.alignment:q} --curves {input.curves:q}"
+        " --generator-curves {input.generator_curves:q} --rsa-human {input.rsa_human:q}"
+        " --out-dir {params.outdir:q} --figures {params.figures:q} 2> {log:q}"

@@ -2,35 +2,18 @@
 import json
 import os
 
+from config_checks import model_names
+
 
 RESULTS = config.get("results", "results")
 WORLD = f"{RESULTS}/world"
 SOURCE = config["world"]["source"]
-if SOURCE == "synthetic":
-    MODELS = [m["name"] for m in config["world"]["synthetic"]["models"]]
-else:
-    MODELS = list(config["world"][SOURCE]["features"])
-if config["noise_ceiling"] == "auto" and SOURCE != "things":
-    raise ValueError(
-        "config key 'noise_ceiling': 'auto' needs world.source: things (the ceiling is "
-        "computed from THINGS' repeated test triplets); give a number instead"
-    )
+MODELS = model_names(config)
 EXPERIMENTS = list(config["experiments"])
 SIZES = sorted(int(n) for n in config["simulation"]["training_sizes"])
 SEEDS = list(range(int(config["simulation"]["seeds"])))
 GENERATORS = config.get("generators") or MODELS
 CANDIDATES = config.get("candidates") or MODELS
-for _key, _names in (("generators", GENERATORS), ("candidates", CANDIDATES)):
-    if set(_names) - set(MODELS):
-        raise ValueError(
-            f"config key '{_key}': unknown model(s) {sorted(set(_names) - set(MODELS))}; "
-            f"the world has {MODELS}"
-        )
-if set(GENERATORS) - set(CANDIDATES):
-    raise ValueError(
-        "config: every generator must also be a candidate, or recovery is undefined; "
-        f"missing from 'candidates': {sorted(set(GENERATORS) - set(CANDIDATES))}"
-    )
 
 
 wildcard_constraints:
@@ -68,46 +51,52 @@ def features_path(model):
 
 
 def fit_args(experiment):
-    """The fitting flags every torch rule passes to the CLI."""
+    """The fitting flags every torch rule passes to the CLI, one argument per item (the
+    rules quote each with ``:q``)."""
     exp, fit = config["experiments"][experiment], config["fitting"]
-    lambdas = " ".join(repr(float(x)) for x in exp["lambdas"])
     flags = [
-        f"--regulariser {exp['regulariser']}",
-        f"--method {exp['method']}",
-        f"--lambdas {lambdas}",
-        f"--dtype {fit['dtype']}",
-        f"--device {fit['device']}",
-        f"--max-iter {fit['max_iter']}",
-        f"--history {fit['history']}",
-        f"--grad-tol {fit['grad_tol']}",
-        f"--loss-tol {fit['loss_tol']}",
-        f"--max-memory-gb {fit['max_memory_gb']}",
+        *("--regulariser", exp["regulariser"]),
+        *("--method", exp["method"]),
+        "--lambdas",
+        *(repr(float(x)) for x in exp["lambdas"]),
+        *("--dtype", fit["dtype"]),
+        *("--device", fit["device"]),
+        *("--max-iter", str(fit["max_iter"])),
+        *("--history", str(fit["history"])),
+        *("--grad-tol", repr(float(fit["grad_tol"]))),
+        *("--loss-tol", repr(float(fit["loss_tol"]))),
+        *("--max-memory-gb", repr(float(fit["max_memory_gb"]))),
         "--warm-start" if fit["warm_start"] else "--no-warm-start",
     ]
     if fit.get("allow_tf32"):
         flags.append("--allow-tf32")
-    return " ".join(flags)
+    return flags
 
 
 def get_preprocess_flags(wildcards):
     """import-features flags from world.things.features.<model> (format, preprocessing)."""
     spec = config["world"]["things"]["features"][wildcards.model]
-    flags = [f"--format {spec.get('format', 'auto')}"]
+    flags = ["--format", spec.get("format", "auto")]
     if spec.get("center"):
         flags.append("--center")
     if spec.get("unit_norm"):
         flags.append("--unit-norm")
     if spec.get("pca"):
-        flags.append(f"--pca {int(spec['pca'])}")
-    return " ".join(flags)
+        flags += ["--pca", str(int(spec["pca"]))]
+    return flags
 
 
 def get_fit_args(wildcards):
     return fit_args(wildcards.experiment)
 
 
+def named_paths(names, paths):
+    """NAME=PATH arguments, one per model (each quoted by the rule's ``:q``)."""
+    return [f"{name}={path}" for name, path in zip(names, paths)]
+
+
 def get_candidate_args(wildcards, input):
-    return " ".join(f"{name}={path}" for name, path in zip(CANDIDATES, input.candidates))
+    return named_paths(CANDIDATES, input.candidates)
 
 
 def get_calibration_target(wildcards, input):

@@ -24,9 +24,9 @@ if config["world"]["source"] == "synthetic":
         conda:
             "../../envs/modelrecovery.yaml"
         shell:
-            "modelrecovery synthesize --spec {params.spec:q} --models {params.models}"
-            " --study-seed {params.seed} --noise-ceiling {params.ceiling}"
-            " --out-dir {params.outdir} 2> {log}"
+            "modelrecovery synthesize --spec {params.spec:q} --models {params.models:q}"
+            " --study-seed {params.seed:q} --noise-ceiling {params.ceiling:q}"
+            " --out-dir {params.outdir:q} 2> {log:q}"
 
 elif SOURCE == "files":
 
@@ -39,17 +39,15 @@ elif SOURCE == "files":
         output:
             **WORLD_OUTPUTS,
         params:
-            features=lambda wildcards, input: " ".join(
-                f"{m}={p}" for m, p in zip(MODELS, input.features)
-            ),
+            features=lambda wildcards, input: named_paths(MODELS, input.features),
             outdir=output_dir("objects"),
         log:
             "logs/data/import_world.log",
         conda:
             "../../envs/modelrecovery.yaml"
         shell:
-            "modelrecovery import --objects {input.objects} --features {params.features}"
-            " --train {input.train} --test {input.test} --out-dir {params.outdir} 2> {log}"
+            "modelrecovery import --objects {input.objects:q} --features {params.features:q}"
+            " --train {input.train:q} --test {input.test:q} --out-dir {params.outdir:q} 2> {log:q}"
 
 else:
     # The real THINGS study: the published odd-one-out file (or the older arrays), a
@@ -68,8 +66,8 @@ else:
         conda:
             "../../envs/modelrecovery.yaml"
         shell:
-            "modelrecovery import-objects --names {input} --n-objects {params.n}"
-            " --out {output} 2> {log}"
+            "modelrecovery import-objects --names {input:q} --n-objects {params.n:q}"
+            " --out {output:q} 2> {log:q}"
 
     rule import_features:
         input:
@@ -85,8 +83,8 @@ else:
         conda:
             "../../envs/modelrecovery.yaml"
         shell:
-            "modelrecovery import-features --path {input.path} --objects {input.objects}"
-            " {params.flags} --out {output.features} 2> {log}"
+            "modelrecovery import-features --path {input.path:q} --objects {input.objects:q}"
+            " {params.flags:q} --out {output.features:q} 2> {log:q}"
 
     HUMAN_OUTPUTS = dict(
         train=f"{WORLD}/human/train.parquet",
@@ -111,9 +109,9 @@ else:
             conda:
                 "../../envs/modelrecovery.yaml"
             shell:
-                "modelrecovery import-things --triplets {input.triplets}"
-                " --objects {input.objects} --test-split {params.split}"
-                " --out-dir {params.outdir} 2> {log}"
+                "modelrecovery import-things --triplets {input.triplets:q}"
+                " --objects {input.objects:q} --test-split {params.split:q}"
+                " --out-dir {params.outdir:q} 2> {log:q}"
 
     else:
 
@@ -131,5 +129,5 @@ else:
             conda:
                 "../../envs/modelrecovery.yaml"
             shell:
-                "modelrecovery import-arrays --train {input.train} --test {input.test}"
-                " --objects {input.objects} --out-dir {params.outdir} 2> {log}"
+                "modelrecovery import-arrays --train {input.train:q} --test {input.test:q}"
+                " --objects {input.objects:q} --out-dir {params.outdir:q} 2> {log:q}"

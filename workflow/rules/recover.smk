@@ -24,8 +24,8 @@ rule recover:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery recover --objects {input.objects} --shard {input.shard}"
-        " --candidates {params.candidates} --n-train {wildcards.n}"
-        " --experiment {wildcards.experiment} --generator {wildcards.generator}"
-        " --seed {wildcards.seed} --eval-fraction {params.eval_fraction} {params.fit}"
-        " --threads {threads} --out {output} 2> {log}"
+        "modelrecovery recover --objects {input.objects:q} --shard {input.shard:q}"
+        " --candidates {params.candidates:q} --n-train {wildcards.n:q}"
+        " --experiment {wildcards.experiment:q} --generator {wildcards.generator:q}"
+        " --seed {wildcards.seed:q} --eval-fraction {params.eval_fraction:q} {params.fit:q}"
+        " --threads {threads:q} --out {output:q} 2> {log:q}"

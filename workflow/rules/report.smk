@@ -29,6 +29,6 @@ rule plot:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery plot --curve {input.curve} --generator-curves {input.generator_curves}"
-        " --confusion {input.confusion} --experiment {wildcards.experiment}"
-        " --out-curve {params.curve} --out-confusion {params.confusion} 2> {log}"
+        "modelrecovery plot --curve {input.curve:q} --generator-curves {input.generator_curves:q}"
+        " --confusion {input.confusion:q} --experiment {wildcards.experiment:q}"
+        " --out-curve {params.curve:q} --out-confusion {params.confusion:q} 2> {log:q}"

@@ -28,9 +28,9 @@ rule simulate:
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
-        "modelrecovery simulate --objects {input.objects} --features {input.features}"
-        " --generator-file {input.generator} --experiment {wildcards.experiment}"
-        " --generator {wildcards.generator} --seed {wildcards.seed}"
-        " --study-seed {params.seed} --n-train-max {params.n_max} --folds {params.folds}"
-        " --val-fraction {params.val_fraction} --eval-fraction {params.eval_fraction}"
-        " --exclude {input.exclude} --out {output} 2> {log}"
+        "modelrecovery simulate --objects {input.objects:q} --features {input.features:q}"
+        " --generator-file {input.generator:q} --experiment {wildcards.experiment:q}"
+        " --generator {wildcards.generator:q} --seed {wildcards.seed:q}"
+        " --study-seed {params.seed:q} --n-train-max {params.n_max:q} --folds {params.folds:q}"
+        " --val-fraction {params.val_fraction:q} --eval-fraction {params.eval_fraction:q}"
+        " --exclude {input.exclude:q} --out {output:q} 2> {log:q}"
