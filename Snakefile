@@ -51,6 +51,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/recover.smk"
+include: "workflow/rules/design.smk"
 include: "workflow/rules/analyse.smk"
 include: "workflow/rules/report.smk"
 

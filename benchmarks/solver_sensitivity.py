@@ -40,8 +40,8 @@ def shards(results: Path, experiment: str, stored: pd.DataFrame
            ) -> dict[tuple[str, int], pd.DataFrame]:
     """The simulated dataset of each (generator, seed) of ``stored``'s rows (one shard
     serves every training size)."""
-    return {(gen, int(seed)): pd.read_parquet(results / experiment / "simulated" / gen
-                                              / f"seed{seed}.parquet")
+    return {(gen, int(seed)): pd.read_parquet(results / experiment / "simulated" / "random"
+                                              / gen / f"seed{seed}.parquet")
             for gen, seed in dict.fromkeys(zip(stored["generator"], stored["seed"]))}
 
 
@@ -105,7 +105,7 @@ def main() -> int:
     cfg = yaml.safe_load(Path(args.config).read_text())
     experiment = args.experiment or next(iter(cfg["experiments"]))
     results = Path(args.results or cfg.get("results", "results"))
-    paths = sorted((results / experiment / "recovery").glob("*/*/*.parquet"))
+    paths = sorted((results / experiment / "recovery" / "random").glob("*/*/*.parquet"))
     if not paths:
         print(f"no recovery rows under {results / experiment / 'recovery'}: run the study "
               "first", file=sys.stderr)

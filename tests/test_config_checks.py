@@ -61,6 +61,18 @@ BAD = {
     "duplicate_candidates": (lambda c: c.update(candidates=["lin", "lin"]), "candidates",
                              "non-unique"),
     "unknown_key": (lambda c: c["simulation"].update(foldz=3), "foldz", "unknown"),
+    "designs_without_random": (lambda c: c.update(designs=["static"]), "'designs'",
+                               "contain"),
+    "unknown_design": (lambda c: c.update(designs=["random", "clever"]), "designs.1",
+                       "clever"),
+    "prior_not_a_generator": (lambda c: c.update(design={"prior": {"nope": 1.0}}),
+                              "design.prior", "nope"),
+    "pair_not_generators": (lambda c: c.update(design={"pair": ["lin", "zzz"]}),
+                            "design.pair", "zzz"),
+    "prior_all_zero": (lambda c: c.update(design={"prior": {"lin": 0.0}}), "design.prior",
+                       "every weight is 0"),
+    "random_fraction_above_1": (lambda c: c.update(design={"random_fraction": 1.5}),
+                                "design.random_fraction", "1.5"),
 }
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -337,13 +342,25 @@ def test_paths_that_are_not_parquet_files(tmp_path):
         io.read_triplets(empty, 10)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_an_unreadable_file_is_refused(tmp_path):
-    path = tmp_path / "objects.parquet"
-    io.write_objects(path, ["a", "b"])
-    path.chmod(0)
-    with pytest.raises(InputError, match="cannot open the objects file: Permission denied"):
-        io.read_objects(path)
+def test_an_unreadable_file_is_refused():
+    # Root reads files whatever their mode, so as root (CI) the reader runs as 'nobody'.
+    folder = Path(tempfile.mkdtemp(prefix="unreadable-", dir="/tmp"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "objects.parquet"
+        io.write_objects(path, ["a", "b"])
+        path.chmod(0)
+        code = ("import sys; from modelrecovery import io; from modelrecovery.errors import "
+                "InputError\ntry:\n    io.read_objects(sys.argv[1])\nexcept InputError as e:"
+                "\n    print(e)")
+        cmd = [sys.executable, "-c", code, str(path)]
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+        assert out.stdout.strip() == (f"{path}: cannot open the objects file: Permission "
+                                      "denied"), out.stderr
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_triplet_indices_beyond_int64_are_shown_as_stored(tmp_path):

@@ -252,7 +252,8 @@ class Study:
         return (root or self.slurm_dir) / "results" / EXP
 
     def recovery(self, generator: str, n: int, seed: int = 0) -> Path:
-        return self.exp() / "recovery" / generator / f"n{n}" / f"seed{seed}.parquet"
+        return (self.exp() / "recovery" / "random" / generator / f"n{n}"
+                / f"seed{seed}.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -477,7 +478,7 @@ def test_until_stops_after_calibrate(study):
 
 def test_target_for_one_dataset_builds_only_that(study):
     target = study.recovery("lin", 120)
-    shard = study.exp() / "simulated" / "lin" / "seed0.parquet"
+    shard = study.exp() / "simulated" / "random" / "lin" / "seed0.parquet"
     target.unlink()
     shard.unlink()
     rest = mtimes(study.exp() / "simulated", study.exp() / "recovery", study.exp() / "tables")
@@ -495,11 +496,11 @@ def test_target_for_one_dataset_builds_only_that(study):
 
 
 def test_failed_job_is_reported_and_rerun_alone(study, capsys):
-    shard = study.exp() / "simulated" / "lin" / "seed0.parquet"
+    shard = study.exp() / "simulated" / "random" / "lin" / "seed0.parquet"
     good = shard.read_bytes()
     shard.write_bytes(b"not a parquet file\n" * 64)  # garbage, and newer than its outputs
     # An independent job that is due as well: simulating the other generator again.
-    other = study.exp() / "simulated" / "rel" / "seed0.parquet"
+    other = study.exp() / "simulated" / "random" / "rel" / "seed0.parquet"
     other.unlink()
     recovery, tables = study.exp() / "recovery", mtimes(study.exp() / "tables")
 
@@ -529,7 +530,7 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     # No partial output survives; nothing was aggregated; the log says what was wrong.
     assert files_in(recovery) == [], files_in(recovery)
     assert mtimes(study.exp() / "tables") == tables
-    log = (study.slurm_dir / "logs" / EXP / "recover" / "lin.n40.seed0.log").read_text()
+    log = (study.slurm_dir / "logs" / EXP / "recover" / "random.lin.n40.log").read_text()
     assert str(shard.relative_to(study.slurm_dir)) in log, log[-2000:]
 
     # Fix the input: the rerun redoes exactly what failed (the 4 fits), then aggregates.

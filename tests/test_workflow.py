@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from modelrecovery import cli, io, probe
-from modelrecovery.recover import RECOVERY_COLUMNS
 from modelrecovery.simulate import triplet_keys
 
 from conftest import base_config, copy_workflow, files_in, run_snakemake
@@ -155,11 +154,14 @@ def test_rerunning_one_recovery_job_reproduces_it(tiny):
     # Runs last in this module: it deletes one output and reruns snakemake.
     workdir, cfg = tiny
     base = exp_dir(workdir, cfg)
-    victim = base / "recovery" / "rel" / "n120" / "seed1.parquet"
+    victim = base / "recovery" / "random" / "rel" / "n120" / "seed1.parquet"
     before = pd.read_parquet(victim)
     tables_before = {name: (base / "tables" / f"{name}.csv").read_bytes() for name in TABLES}
+    # The victim's job fits every seed of its generator and size; the other jobs' tables
+    # must stay untouched, its siblings come back with the same rows.
+    siblings = {p: pd.read_parquet(p) for p in victim.parent.glob("*.parquet") if p != victim}
     others = {p: p.stat().st_mtime_ns for p in (base / "recovery").rglob("*.parquet")
-              if p != victim}
+              if p.parent != victim.parent}
     others.update({p: p.stat().st_mtime_ns for p in (base / "simulated").rglob("*.parquet")})
     table_mtime = (base / "tables" / "scores.csv").stat().st_mtime_ns
     victim.unlink()
@@ -184,6 +186,10 @@ def test_rerunning_one_recovery_job_reproduces_it(tiny):
             assert now == tables_before[name], name
     # Only that one job reran: every other recovery table and every shard is untouched.
     assert {p: p.stat().st_mtime_ns for p in others} == others
+    assert siblings
+    for path, rows in siblings.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(path).drop(columns="seconds"),
+                                      rows.drop(columns="seconds"), check_exact=True)
 
 
 # ----------------------------------------------------------------- certain recovery
@@ -325,8 +331,8 @@ def test_several_alignment_methods_run_into_their_own_folders(tmp_path):
         if spec["method"] == "zero_shot":
             np.testing.assert_allclose(w, w[0, 0] * np.eye(5))
             # One fit per fold: zero-shot has no λ to choose.
-            fits = pd.read_parquet(workdir / "results" / name / "recovery" / "lin" / "n60"
-                                   / "seed0.parquet")
+            fits = pd.read_parquet(workdir / "results" / name / "recovery" / "random"
+                                   / "lin" / "n60" / "seed0.parquet")
             assert fits.groupby("candidate").size().eq(3).all()
             # Zero-shot human accuracy is the probe's: W = s·I changes no ranking.
             assert np.allclose(align["zero_shot_test_acc"], align["probed_test_acc"])

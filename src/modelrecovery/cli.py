@@ -239,26 +239,48 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
+    """One generator's datasets, one per seed (``--seed``/``--out``, and ``--design-file``
+    for a designed dataset), each from its own random stream."""
     from .oddoneout import similarity
-    from .simulate import simulate_dataset, triplet_keys
+    from .simulate import simulate_dataset, simulate_design, triplet_keys
 
+    designs = args.design_file or [None] * len(args.seed)
+    if not len(args.seed) == len(args.out) == len(designs):
+        raise InputError(f"--seed, --out (and --design-file) need one entry per dataset; "
+                         f"got {len(args.seed)}, {len(args.out)} and {len(designs)}")
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
     w, temperature = io.load_generator(args.generator_file)
+    sim = similarity(x, w)
     exclude = None
-    if args.exclude:
+    if args.exclude and not args.design_file:
         exclude = np.concatenate([triplet_keys(io.read_triplets(p, n)[0], n)
                                   for p in args.exclude])
-    rng = rng_for(args.study_seed, "simulate", args.experiment, args.generator, args.seed)
-    shard = simulate_dataset(similarity(x, w), temperature, args.n_train_max,
-                             n_folds=args.folds, val_fraction=args.val_fraction,
-                             eval_fraction=args.eval_fraction, rng=rng, exclude=exclude)
-    io.write_parquet(shard, args.out)
+    for seed, out, design_file in zip(args.seed, args.out, designs):
+        if design_file:
+            # A designed dataset: the design fixed the triplets (and exclusions); only
+            # the responses are drawn, from a stream of the design's own.
+            design = io._open_parquet(design_file, "design").to_pandas()
+            rng = rng_for(args.study_seed, "simulate", args.experiment, args.design,
+                          args.generator, seed)
+            io.write_parquet(simulate_design(sim, temperature, design, rng), out)
+            continue
+        rng = rng_for(args.study_seed, "simulate", args.experiment, args.generator, seed)
+        shard = simulate_dataset(sim, temperature, args.n_train_max, n_folds=args.folds,
+                                 val_fraction=args.val_fraction,
+                                 eval_fraction=args.eval_fraction, rng=rng, exclude=exclude)
+        io.write_parquet(shard, out)
 
 
 def cmd_recover(args: argparse.Namespace) -> None:
+    """Every seed's dataset of one design, generator and training size, one after the
+    other in one process (one kernel call each: the rows are those of one job per
+    seed), so the candidates are read and the process started once per size."""
     from .recover import recovery_fits
 
+    if not len(args.shard) == len(args.seed) == len(args.out):
+        raise InputError(f"--shard, --seed and --out need one entry per dataset; got "
+                         f"{len(args.shard)}, {len(args.seed)} and {len(args.out)}")
     _fitting_process(args)
     n = len(io.read_objects(args.objects))
     candidates = {}
@@ -267,19 +289,21 @@ def cmd_recover(args: argparse.Namespace) -> None:
         if not sep:
             raise InputError(f"--candidates: expected NAME=PATH, got {item!r}")
         candidates[name] = io.read_features(path, n)
-    shard = io._open_parquet(args.shard, "simulated shard").to_pandas()
-    missing = {"fold", "split", "position", "i", "j", "k"} - set(shard.columns)
-    if missing:
-        raise InputError(f"{args.shard}: simulated shard lacks column(s) {sorted(missing)}")
-    rows = recovery_fits(shard, args.n_train, candidates, args.lambdas, _fit_options(args),
-                         eval_fraction=args.eval_fraction,
-                         labels={"experiment": args.experiment, "generator": args.generator,
-                                 "seed": args.seed})
-    io.write_parquet(rows, args.out)
-    unconverged = int((~rows["converged"]).sum())
-    if unconverged:
-        log.warning("%d of %d fits did not meet the tolerance (see 'status')", unconverged,
-                    len(rows))
+    for shard_path, seed, out in zip(args.shard, args.seed, args.out):
+        shard = io._open_parquet(shard_path, "simulated shard").to_pandas()
+        missing = {"fold", "split", "position", "i", "j", "k"} - set(shard.columns)
+        if missing:
+            raise InputError(f"{shard_path}: simulated shard lacks column(s) "
+                             f"{sorted(missing)}")
+        rows = recovery_fits(shard, args.n_train, candidates, args.lambdas,
+                             _fit_options(args), eval_fraction=args.eval_fraction,
+                             labels={"experiment": args.experiment, "design": args.design,
+                                     "generator": args.generator, "seed": seed})
+        io.write_parquet(rows, out)
+        unconverged = int((~rows["converged"]).sum())
+        if unconverged:
+            log.warning("seed %d: %d of %d fits did not meet the tolerance (see 'status')",
+                        seed, unconverged, len(rows))
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -511,25 +535,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expected accuracy to reach, or a ceiling.json (noise_ceiling: auto)")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("simulate", help="simulate one dataset from a calibrated generator")
-    for name in ("objects", "features", "generator_file", "experiment", "generator", "out"):
+    p = sub.add_parser("simulate", help="simulate datasets from a calibrated generator")
+    for name in ("objects", "features", "generator_file", "experiment", "generator"):
         p.add_argument("--" + name.replace("_", "-"), required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, nargs="+", required=True, help="one per dataset")
+    p.add_argument("--out", nargs="+", required=True, help="one per --seed")
     p.add_argument("--study-seed", type=int, required=True)
     p.add_argument("--n-train-max", type=int, required=True)
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--val-fraction", type=float, default=0.3)
     p.add_argument("--eval-fraction", type=float, default=0.125)
     p.add_argument("--exclude", nargs="*", default=[], help="triplet files not to redraw")
+    p.add_argument("--design", default="random", help="the design's name (a label)")
+    p.add_argument("--design-file", nargs="*", default=[],
+                   help="per --seed, a design's triplets to answer (else uniform draws)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("recover", parents=[fit], help="refit every candidate to one dataset")
-    for name in ("objects", "shard", "experiment", "generator", "out"):
+    p = sub.add_parser("recover", parents=[fit],
+                       help="refit every candidate to datasets of one training size")
+    for name in ("objects", "experiment", "generator"):
         p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--shard", nargs="+", required=True, help="simulated datasets")
+    p.add_argument("--seed", type=int, nargs="+", required=True, help="one per --shard")
+    p.add_argument("--out", nargs="+", required=True, help="one per --shard")
     p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
     p.add_argument("--n-train", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--design", default="random", help="the dataset's design (a label)")
     p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser("aggregate", help="recovery curves, confusion matrices, summary")
@@ -567,6 +599,10 @@ def build_parser() -> argparse.ArgumentParser:
                  "out_confusion"):
         p.add_argument("--" + name.replace("_", "-"), required=True)
     p.set_defaults(func=cmd_plot)
+
+    from .cli_design import register
+
+    register(sub, fit)
     return parser
 
 
@@ -605,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    prefix = f"modelrecovery {args.command}: error:"
+    command = " ".join(filter(None, [args.command, getattr(args, "design_command", None)]))
+    prefix = f"modelrecovery {command}: error:"
     try:
         with outputs.all_or_nothing():
             args.func(args)

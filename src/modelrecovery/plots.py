@@ -65,24 +65,65 @@ def confusion_figure(conf: pd.DataFrame, title: str) -> plt.Figure:
                              squeeze=False, layout="constrained")
     image = None
     for n_ax, (ax, size) in enumerate(zip(axes.flat, sizes)):
-        m = (conf[conf["n_train"] == size]
-             .pivot(index="generator", columns="candidate", values="rate")
-             .reindex(index=gens, columns=cands).to_numpy())
-        image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
-        for (r, c), v in np.ndenumerate(m):
-            ax.text(c, r, f"{v:.2f}".lstrip("0") if v < 1 else "1", ha="center", va="center",
-                    fontsize=6, color="w" if v < 0.6 else "k")
-        ax.set_title(f"N = {size}", fontsize=9)
-        ax.set_xticks(range(len(cands)), cands, rotation=60, ha="right", fontsize=7)
-        first_col = n_ax % cols == 0
-        ax.set_yticks(range(len(gens)), gens if first_col else [], fontsize=7)
-        ax.set_xlabel("winning candidate", fontsize=8)
-        if first_col:
-            ax.set_ylabel("generator", fontsize=8)
+        image = _confusion_panel(ax, conf[conf["n_train"] == size], gens, cands,
+                                 f"N = {size}", n_ax % cols == 0)
     for ax in list(axes.flat)[len(sizes):]:
         ax.axis("off")
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="share of datasets won")
+    fig.suptitle(title)
+    return fig
+
+
+def _confusion_panel(ax: plt.Axes, conf: pd.DataFrame, gens: list[str], cands: list[str],
+                     title: str, label_rows: bool):
+    """One confusion matrix (rows generators, columns winners, cells win share)."""
+    m = (conf.pivot(index="generator", columns="candidate", values="rate")
+         .reindex(index=gens, columns=cands).to_numpy())
+    image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+    for (r, c), v in np.ndenumerate(m):
+        ax.text(c, r, f"{v:.2f}".lstrip("0") if v < 1 else "1", ha="center", va="center",
+                fontsize=6, color="w" if v < 0.6 else "k")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks(range(len(cands)), cands, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(gens)), gens if label_rows else [], fontsize=7)
+    ax.set_xlabel("winning candidate", fontsize=8)
+    if label_rows:
+        ax.set_ylabel("generator", fontsize=8)
+    return image
+
+
+def design_figure(curves: pd.DataFrame, confusion: pd.DataFrame, n_candidates: int,
+                  title: str) -> plt.Figure:
+    """Left: recovery against training size per design, each with its exact 95%
+    interval. Right: each design's confusion matrix at the largest training size."""
+    designs = sorted(curves["design"].unique(), key=lambda d: (d != "random", d))
+    fig, axes = plt.subplots(1, 1 + len(designs), layout="constrained",
+                             figsize=(4.6 + 2.9 * len(designs), 3.9),
+                             gridspec_kw={"width_ratios": [1.5] + [1] * len(designs)})
+    ax = axes[0]
+    for design in designs:
+        c = curves[curves["design"] == design].sort_values("n_train")
+        line, = ax.plot(c["n_train"], c["recovery"], marker="o", lw=2, label=design)
+        ax.fill_between(c["n_train"], c["ci_low"], c["ci_high"], color=line.get_color(),
+                        alpha=0.15, lw=0)
+    ax.axhline(1.0 / n_candidates, color="grey", ls=":", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training triplets per fold (N)")
+    ax.set_ylabel("recovery accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    largest = confusion["n_train"].max()
+    gens = sorted(confusion["generator"].unique())
+    cands = sorted(confusion["candidate"].unique())
+    image = None
+    for k, design in enumerate(designs):
+        conf = confusion[(confusion["design"] == design) & (confusion["n_train"] == largest)]
+        image = _confusion_panel(axes[k + 1], conf, gens, cands, f"{design}, N = {largest}",
+                                 k == 0)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[1:]), shrink=0.7, label="share of datasets won")
     fig.suptitle(title)
     return fig
 

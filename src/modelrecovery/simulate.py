@@ -49,6 +49,26 @@ def triplet_keys(triplets: np.ndarray, n_objects: int) -> np.ndarray:
     return (s[:, 0] * n_objects + s[:, 1]) * n_objects + s[:, 2]
 
 
+def _exclusions_within(objects: np.ndarray, n_objects: int, exclude: np.ndarray | None
+                       ) -> np.ndarray:
+    """The excluded keys whose three objects all lie in ``objects``: only these can
+    collide with a draw (or reduce how many triplets there are to draw)."""
+    if exclude is None or not len(exclude):
+        return np.empty(0, dtype=np.int64)
+    keys = np.unique(np.asarray(exclude, dtype=np.int64))
+    a, rest = np.divmod(keys, n_objects * n_objects)
+    b, c = np.divmod(rest, n_objects)
+    inside = np.isin(a, objects) & np.isin(b, objects) & np.isin(c, objects)
+    return keys[inside]
+
+
+def available_triplets(objects: np.ndarray, n_objects: int,
+                       exclude: np.ndarray | None = None) -> int:
+    """How many distinct unordered triplets of ``objects`` are not excluded."""
+    objects = np.asarray(objects, dtype=np.int64)
+    return math.comb(len(objects), 3) - len(_exclusions_within(objects, n_objects, exclude))
+
+
 def sample_triplets(objects: np.ndarray, count: int, rng: np.random.Generator,
                     n_objects: int, exclude: np.ndarray | None = None) -> np.ndarray:
     """``count`` distinct unordered triplets of three distinct ``objects``, shape (count, 3).
@@ -59,14 +79,7 @@ def sample_triplets(objects: np.ndarray, count: int, rng: np.random.Generator,
     objects = np.asarray(objects, dtype=np.int64)
     m = len(objects)
     possible = math.comb(m, 3)
-    excluded = np.empty(0, dtype=np.int64)
-    if exclude is not None and len(exclude):
-        # Only exclusions among these objects can collide with a draw (or reduce capacity).
-        keys = np.unique(np.asarray(exclude, dtype=np.int64))
-        a, rest = np.divmod(keys, n_objects * n_objects)
-        b, c = np.divmod(rest, n_objects)
-        inside = np.isin(a, objects) & np.isin(b, objects) & np.isin(c, objects)
-        excluded = keys[inside]
+    excluded = _exclusions_within(objects, n_objects, exclude)
     if count > possible - len(excluded):
         raise InputError(f"cannot draw {count} distinct triplets from {m} objects "
                          f"({possible} possible, {len(excluded)} excluded)")
@@ -134,16 +147,35 @@ def simulate_dataset(sim: np.ndarray, temperature: float, n_train_max: int, *,
         for split, objs, size in (("train", fold.train, n_train_max),
                                   ("val", fold.val, n_eval), ("test", fold.test, n_eval)):
             trip = sample_triplets(objs, size, rng, n, exclude)
-            trip = sample_choices(sim, trip, temperature, rng)
-            frames.append(pd.DataFrame({
-                "fold": np.full(size, f, dtype=np.int8),
-                "split": split,
-                "position": np.arange(size, dtype=np.int32),
-                "i": trip[:, 0].astype(np.int32),
-                "j": trip[:, 1].astype(np.int32),
-                "k": trip[:, 2].astype(np.int32),
-            }))
+            frames.append(_answered(f, split, sample_choices(sim, trip, temperature, rng)))
     return pd.concat(frames, ignore_index=True)
+
+
+def simulate_design(sim: np.ndarray, temperature: float, design: pd.DataFrame,
+                    rng: np.random.Generator) -> pd.DataFrame:
+    """Responses to a design's triplets: the design's rows ``fold, split, position, i, j,
+    k`` (display order), each answered by one draw from softmax(S/T), in the shard layout
+    of :func:`simulate_dataset` (k odd, positions as in the design)."""
+    frames = []
+    for f in sorted(int(v) for v in design["fold"].unique()):
+        for split in SPLITS:
+            rows = design[(design["fold"] == f) & (design["split"] == split)]
+            trip = rows.sort_values("position", kind="stable")[["i", "j", "k"]].to_numpy(
+                dtype=np.int64)
+            frames.append(_answered(f, split, sample_choices(sim, trip, temperature, rng)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _answered(fold: int, split: str, trip: np.ndarray) -> pd.DataFrame:
+    """Shard rows of one fold and split from answered triplets (m, 3), k odd."""
+    return pd.DataFrame({
+        "fold": np.full(len(trip), fold, dtype=np.int8),
+        "split": split,
+        "position": np.arange(len(trip), dtype=np.int32),
+        "i": trip[:, 0].astype(np.int32),
+        "j": trip[:, 1].astype(np.int32),
+        "k": trip[:, 2].astype(np.int32),
+    })
 
 
 def subset(shard: pd.DataFrame, fold: int, split: str, size: int) -> np.ndarray:

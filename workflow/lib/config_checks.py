@@ -217,6 +217,17 @@ def check_consistency(config: dict) -> None:
     if len(chosen["candidates"]) < 2:
         raise ConfigError("config key 'candidates': model recovery needs at least two "
                           f"candidates, found {chosen['candidates']}")
+    design = config.get("design") or {}
+    for key, names in (("design.prior", list(design.get("prior") or {})),
+                       ("design.pair", design.get("pair") if isinstance(design.get("pair"),
+                                                                       list) else [])):
+        unknown = [n for n in names if n not in chosen["generators"]]
+        if unknown:
+            raise ConfigError(f"config key '{key}': {unknown} are not generators; the "
+                              f"generators are {chosen['generators']}")
+    if design.get("prior") and not any(design["prior"].values()):
+        raise ConfigError("config key 'design.prior': every weight is 0; give at least one "
+                          "generator a positive weight")
     for key, path in input_files(config).items():
         if not Path(path).exists():
             raise ConfigError(f"config key '{key}': {path} does not exist (relative paths "

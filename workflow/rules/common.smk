@@ -14,9 +14,12 @@ SIZES = sorted(int(n) for n in config["simulation"]["training_sizes"])
 SEEDS = list(range(int(config["simulation"]["seeds"])))
 GENERATORS = config.get("generators") or MODELS
 CANDIDATES = config.get("candidates") or MODELS
+DESIGNS = config["designs"]
+DESIGN = config["design"]
 
 
 wildcard_constraints:
+    design=r"random|static|adaptive",
     experiment=r"[A-Za-z0-9_\-]+",
     model=r"[A-Za-z0-9_\-.]+",
     generator=r"[A-Za-z0-9_\-.]+",
@@ -106,14 +109,24 @@ def get_calibration_target(wildcards, input):
     return config["noise_ceiling"]
 
 
-def get_recovery_rows(wildcards):
+def recovery_rows(experiment, designs):
     return expand(
-        exp_path("recovery", "{generator}", "n{n}", "seed{seed}.parquet"),
-        experiment=wildcards.experiment,
+        exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
+        experiment=experiment,
+        design=designs,
         generator=GENERATORS,
         n=SIZES,
         seed=SEEDS,
     )
+
+
+def get_recovery_rows(wildcards):
+    """The random design's rows: the study's protocol, which the analyses describe."""
+    return recovery_rows(wildcards.experiment, ["random"])
+
+
+def get_design_rows(wildcards):
+    return recovery_rows(wildcards.experiment, DESIGNS)
 
 
 def get_generator_sidecars(wildcards):
@@ -145,6 +158,10 @@ def table_outputs(names, experiment="{experiment}"):
 
 
 def get_final_output():
+    designed = [
+        exp_path("figures", "design_curves.png"),
+        *(exp_path("design", d, "triplets.csv") for d in DESIGNS),
+    ]
     return expand(
         [
             exp_path("tables", "summary.csv"),
@@ -152,9 +169,65 @@ def get_final_output():
             exp_path("figures", "confusion.png"),
             exp_path("figures", "geometry.png"),
             exp_path("figures", "misidentification.png"),
+            *(designed if len(DESIGNS) > 1 else []),
         ],
         experiment=EXPERIMENTS,
     ) + [
         f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.png",
         f"{RESULTS}/comparison/figures/metric_agreement.png",
     ]
+
+
+def get_human_exclusions(wildcards):
+    """The human triplet files never to draw (simulation.exclude_human_triplets)."""
+    if config["simulation"]["exclude_human_triplets"]:
+        return [f"{WORLD}/human/train.parquet", f"{WORLD}/human/test.parquet"]
+    return []
+
+
+def get_design_files(wildcards):
+    """The triplets designed datasets answer: each seed's static design (none for
+    random, which draws its own)."""
+    if wildcards.design == "static":
+        return [exp_path("design", "static", f"seed{s}.parquet") for s in SEEDS]
+    return []
+
+
+def design_flags():
+    """The ranking options every design command takes, from config key `design`."""
+    cap = DESIGN["object_cap"]
+    return [
+        *("--pool-factor", repr(float(DESIGN["pool_factor"]))),
+        *("--random-fraction", repr(float(DESIGN["random_fraction"]))),
+        *("--object-cap", "none" if cap is None else repr(float(cap))),
+    ]
+
+
+def get_criterion_args(wildcards, input):
+    """--prior NAME=WEIGHT ... or --pair A B (the named pair, or the pair the random
+    design confuses most, read from its confusion table)."""
+    pair = DESIGN.get("pair")
+    if pair == "most_confused":
+        return ["--pair-from-confusion", input.confusion]
+    if pair:
+        return ["--pair", *pair]
+    prior = DESIGN.get("prior")
+    if prior:
+        return ["--prior", *(f"{m}={float(w)!r}" for m, w in prior.items())]
+    return []
+
+
+def get_confusion_input(wildcards):
+    if DESIGN.get("pair") == "most_confused":
+        return exp_path("tables", "confusion.parquet")
+    return []
+
+
+def get_export_source(wildcards):
+    """What a design's triplets.csv comes from: seed 0's design (adaptive: its first
+    round, the static design's first rows; later rounds come from `design next`)."""
+    source = "static" if wildcards.design == "adaptive" else wildcards.design
+    return {
+        "design": exp_path("design", source, "seed0.parquet"),
+        "meta": exp_path("design", source, "seed0.json"),
+    }

@@ -1,5 +1,6 @@
-# Stage 3: one simulated dataset per generator × seed, at the largest training size;
-# every smaller size is a prefix of it.
+# Stage 3: one simulated dataset per design × generator × seed (one job per design and
+# generator), at the largest training size; every smaller size is a prefix of it. random draws uniform triplets; static
+# answers the seed's static design; adaptive collects its triplets in rounds (design.smk).
 
 
 rule simulate:
@@ -7,30 +8,35 @@ rule simulate:
         objects=f"{WORLD}/objects.parquet",
         features=features_path("{generator}"),
         generator=exp_path("generators", "{generator}.npz"),
-        exclude=(
-            [f"{WORLD}/human/train.parquet", f"{WORLD}/human/test.parquet"]
-            if config["simulation"]["exclude_human_triplets"]
-            else []
-        ),
+        exclude=get_human_exclusions,
+        designs=get_design_files,
     output:
-        exp_path("simulated", "{generator}", "seed{seed}.parquet"),
+        expand(exp_path("simulated", "{design}", "{generator}", "seed{seed}.parquet"),
+               seed=SEEDS, allow_missing=True),
+    wildcard_constraints:
+        design=r"random|static",
     params:
         n_max=max(SIZES),
         folds=config["simulation"]["folds"],
         val_fraction=config["simulation"]["val_fraction"],
         eval_fraction=config["simulation"]["eval_fraction"],
         seed=config["study_seed"],
+        seeds=SEEDS,
+        designs=lambda wildcards, input: (
+            ["--design-file", *input.designs] if input.designs else []
+        ),
     resources:
         mem_mb=2000,
         runtime=20,
     log:
-        log_path("simulate", "{generator}.seed{seed}"),
+        log_path("simulate", "{design}.{generator}"),
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
         "modelrecovery simulate --objects {input.objects:q} --features {input.features:q}"
         " --generator-file {input.generator:q} --experiment {wildcards.experiment:q}"
-        " --generator {wildcards.generator:q} --seed {wildcards.seed:q}"
+        " --generator {wildcards.generator:q} --seed {params.seeds:q}"
         " --study-seed {params.seed:q} --n-train-max {params.n_max:q} --folds {params.folds:q}"
         " --val-fraction {params.val_fraction:q} --eval-fraction {params.eval_fraction:q}"
-        " --exclude {input.exclude:q} --out {output:q} 2> {log:q}"
+        " --exclude {input.exclude:q} --design {wildcards.design:q} {params.designs:q}"
+        " --out {output:q} 2> {log:q}"

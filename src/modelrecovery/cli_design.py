@@ -1,0 +1,335 @@
+"""``modelrecovery design <static|adaptive|export|next>``: triplet designs on the command line.
+
+- ``static``: rank pool triplets by their information about the calibrated generators,
+  per fold and split, before any response exists (one design per seed);
+- ``adaptive``: a simulated study collected in rounds under the fitted candidates;
+- ``export``: a design as the table to show people (names, 1-based THINGS indices);
+- ``next``: for an experiment in progress, the next batch from the responses so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .errors import InputError
+from .seeds import rng_for
+
+log = logging.getLogger("modelrecovery")
+
+#: Columns of a design table for people: ``image*`` are 1-based object indices (THINGS'
+#: convention), ``object*`` their names, in display order.
+EXPORT_COLUMNS = ("fold", "split", "position", "image1", "image2", "image3", "object1",
+                  "object2", "object3", "utility")
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"{flag}: expected NAME=VALUE, got {item!r}")
+        if name in out:
+            raise InputError(f"{flag}: {name!r} is given twice")
+        out[name] = value
+    return out
+
+
+def _options(args: argparse.Namespace):
+    from .design import DesignOptions
+
+    cap = None if str(args.object_cap).lower() == "none" else float(args.object_cap)
+    try:
+        return DesignOptions(pool_factor=args.pool_factor,
+                             random_fraction=args.random_fraction, object_cap=cap)
+    except ValueError as exc:
+        raise InputError(f"design options: {exc}") from exc
+
+
+def _adaptive_options(args: argparse.Namespace):
+    from .adaptive import AdaptiveOptions
+
+    try:
+        return AdaptiveOptions(posterior_floor=args.posterior_floor)
+    except ValueError as exc:
+        raise InputError(f"design options: {exc}") from exc
+
+
+def _prior(names: list[str], prior: list[str], pair: list[str] | None) -> np.ndarray:
+    """Prior over the models (G,): uniform; ``--prior NAME=W ...`` (normalised); or a
+    pair's criterion, ``--pair A B`` (half each, the others zero)."""
+    if pair:
+        unknown = [p for p in pair if p not in names]
+        if unknown or len(set(pair)) != 2:
+            raise InputError(f"--pair: needs two different models of {names}, got {pair}")
+        return np.array([0.5 if n in pair else 0.0 for n in names])
+    if not prior:
+        return np.full(len(names), 1.0 / len(names))
+    given = _pairs(prior, "--prior")
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise InputError(f"--prior: unknown model(s) {unknown}; the models are {names}")
+    try:
+        w = np.array([float(given.get(n, 0.0)) for n in names])
+    except ValueError as exc:
+        raise InputError(f"--prior: weights must be numbers: {exc}") from exc
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise InputError(f"--prior: weights must be finite, non-negative and not all zero, "
+                         f"got {dict(zip(names, w.tolist()))}")
+    return w / w.sum()
+
+
+def _exclusions(paths: list[str], n: int) -> np.ndarray | None:
+    from .simulate import triplet_keys
+
+    if not paths:
+        return None
+    return np.concatenate([triplet_keys(io.read_triplets(p, n)[0], n) for p in paths])
+
+
+def cmd_static(args: argparse.Namespace) -> None:
+    from .design import design_folds, split_sizes, static_design
+    from .information import pool_information
+    from .probe import resolve_device
+
+    n = len(io.read_objects(args.objects))
+    feats = {m: io.read_features(p, n) for m, p in _pairs(args.features, "--features").items()}
+    gens = {m: io.load_generator(p) for m, p in _pairs(args.generators,
+                                                       "--generators").items()}
+    if set(feats) != set(gens):
+        raise InputError(f"--features names {sorted(feats)} and --generators names "
+                         f"{sorted(gens)} must be the same models")
+    names = list(gens)
+    pair = args.pair
+    if args.pair_from_confusion:
+        from .design_eval import most_confused_pair
+
+        pair = list(most_confused_pair(pd.read_parquet(args.pair_from_confusion), names))
+        log.info("pairwise criterion: %s and %s (most confused by the random design)", *pair)
+    prior = _prior(names, args.prior, pair)
+    device = str(resolve_device(args.device))
+    scored = [0]
+
+    def score(pool: np.ndarray) -> np.ndarray:
+        scored[0] += len(pool)
+        if args.uniform:
+            return np.zeros(len(pool))
+        return pool_information([feats[m] for m in names], [gens[m][0] for m in names],
+                                [gens[m][1] for m in names], pool, prior=prior,
+                                device=device, max_memory_gb=args.max_memory_gb)
+
+    folds = design_folds(n, args.folds, args.val_fraction, args.study_seed,
+                         args.experiment, args.seed)
+    start = time.perf_counter()
+    frame, records = static_design(folds, split_sizes(args.n_train_max, args.eval_fraction),
+                                   n, score, rng_for(args.study_seed, "design pool",
+                                                     args.experiment, args.seed),
+                                   _options(args), _exclusions(args.exclude, n))
+    seconds = time.perf_counter() - start
+    flat = any(r["uninformative"] for r in records) and not args.uniform
+    if flat:
+        log.warning("no pool triplet carries information about the models (they predict "
+                    "alike): those splits' designs are uniform")
+    meta = {"design": "uniform" if args.uniform else "static", "seed": args.seed,
+            "models": names, "prior": dict(zip(names, prior.tolist())),
+            "options": vars(_options(args)), "splits": records, "uninformative": flat,
+            "scored_triplets": scored[0],
+            "folds": [{s: getattr(f, s).tolist() for s in ("train", "val", "test")}
+                      for f in folds]}
+    io.write_parquet(frame, args.out)
+    io.write_json(meta, args.out_json)
+    # Timings go to the log only: the design's files are the same bytes on every rerun.
+    log.info("design %s, seed %d: %d triplets scored and ranked in %.2f s (%.3g per second)",
+             meta["design"], args.seed, scored[0], seconds, scored[0] / max(seconds, 1e-9))
+
+
+def _folds_from_meta(meta: dict, path: str):
+    from .simulate import FoldObjects
+
+    try:
+        return [FoldObjects(**{s: np.asarray(f[s], dtype=np.int64)
+                               for s in ("train", "val", "test")}) for f in meta["folds"]]
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{path}: design record lacks its folds ({exc})") from exc
+
+
+def cmd_adaptive(args: argparse.Namespace) -> None:
+    from .adaptive import adaptive_dataset
+    from .cli import _fit_options, _fitting_process
+    from .oddoneout import similarity
+    from .probe import resolve_device
+    from .simulate import sample_choices
+
+    _fitting_process(args)
+    n = len(io.read_objects(args.objects))
+    x = io.read_features(args.features, n)
+    w, temperature = io.load_generator(args.generator_file)
+    sim = similarity(x, w)
+    candidates = {m: io.read_features(p, n)
+                  for m, p in _pairs(args.candidates, "--candidates").items()}
+    first = pd.read_parquet(args.first) if args.first else None
+    folds = _folds_from_meta(io.read_json(args.first_json), args.first_json)
+    job = (args.experiment, "adaptive", args.generator, args.seed)
+
+    # Each round's responses and pool come from streams of their own, so a round's
+    # triplets depend on earlier rounds' responses only.
+    def respond(trip: np.ndarray, round_: int) -> np.ndarray:
+        return sample_choices(sim, trip, temperature,
+                              rng_for(args.study_seed, "simulate", *job, round_))
+
+    def pool_rng(round_: int) -> np.random.Generator:
+        return rng_for(args.study_seed, "design pool", *job, round_)
+
+    options = _fit_options(args)
+    shard, records = adaptive_dataset(
+        folds, args.sizes, args.eval_fraction, n, respond, candidates, args.lambdas,
+        options, _options(args), _adaptive_options(args), pool_rng, first=first,
+        exclude=_exclusions(args.exclude, n), device=str(resolve_device(options.device)))
+    io.write_parquet(shard, args.out)
+    io.write_json({"design": "adaptive", "generator": args.generator, "seed": args.seed,
+                   "rounds": records}, args.out_json)
+    for r in records:
+        top = max(r["weights"], key=r["weights"].get)
+        log.info("round %d (N = %d): leading candidate %s (weight %.3f)", r["round"],
+                 r["n_train"], top, r["weights"][top])
+
+
+def export_table(design: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """A design's rows as the table to show people (:data:`EXPORT_COLUMNS`)."""
+    t = design[["i", "j", "k"]].to_numpy(dtype=np.int64)
+    out = design[["fold", "split", "position"]].reset_index(drop=True).copy()
+    for c in range(3):
+        out[f"image{c + 1}"] = t[:, c] + 1
+    for c in range(3):
+        out[f"object{c + 1}"] = np.asarray(names, dtype=object)[t[:, c]]
+    util = design["utility"] if "utility" in design else np.zeros(len(design))
+    out["utility"] = np.asarray(util, dtype=np.float64)
+    return out[list(EXPORT_COLUMNS)]
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .design import split_sizes
+
+    names = io.read_objects(args.objects)["name"].tolist()
+    design = io._open_parquet(args.design, "design").to_pandas()
+    if args.n_train is not None:
+        want = split_sizes(args.n_train, args.eval_fraction)
+        design = design[design["position"] < design["split"].map(want)]
+    design = design.sort_values(["fold", "split", "position"], kind="stable")
+    io.write_csv(export_table(design, names), args.out)
+    meta = io.read_json(args.design_json)
+    rows = []
+    for f, fold in enumerate(_folds_from_meta(meta, args.design_json)):
+        for split in ("train", "val", "test"):
+            for obj in getattr(fold, split):
+                rows.append({"fold": f, "split": split, "image": int(obj) + 1,
+                             "object": names[int(obj)]})
+    io.write_csv(pd.DataFrame(rows), args.out_folds)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from . import analyse, design_eval, plots
+
+    fits = io.read_tables(args.fits, analyse.check_recovery_rows)
+    outcomes = design_eval.design_outcomes(fits)
+    curves = design_eval.design_curves(outcomes)
+    confusion = design_eval.design_confusion(fits)
+    random = curves[curves["design"] == "random"]
+    if random.empty:
+        raise InputError("--fits: the random design's rows are needed as the reference")
+    largest = random.loc[random["n_train"].idxmax()]
+    targets = {"random_at_largest_n": float(largest["recovery"]),
+               "fixed": float(args.target)}
+    savings = design_eval.savings(outcomes, targets, args.n_boot,
+                                  rng_for(args.study_seed, "design savings",
+                                          args.experiment))
+    out = Path(args.out_dir)
+    for name, frame in (("design_curves", curves), ("design_confusion", confusion),
+                        ("design_savings", savings)):
+        io.write_parquet(frame, out / f"{name}.parquet")
+        io.write_csv(frame, out / f"{name}.csv")
+    n_cands = fits["candidate"].nunique()
+    plots.save_figure(plots.design_figure(curves, confusion, n_cands,
+                                          f"Designs: {args.experiment}"),
+                      Path(args.figures) / "design_curves")
+    log.info("%s", design_eval.headline_details(savings))
+    log.info("%s", design_eval.headline(savings))
+
+
+def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> None:
+    """Add ``design`` and its subcommands to the main parser."""
+    from .cli_design_next import add_next_parser
+
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("design")
+    g.add_argument("--pool-factor", type=float, default=20.0,
+                   help="pool size as a multiple of the triplets to choose")
+    g.add_argument("--random-fraction", type=float, default=0.1,
+                   help="share of uniform triplets in every prefix")
+    g.add_argument("--object-cap", default="3",
+                   help="most uses of an object, relative to a uniform design ('none')")
+    design = sub.add_parser("design", help="choose triplets that discriminate the models")
+    dsub = design.add_subparsers(dest="design_command", required=True)
+
+    p = dsub.add_parser("static", parents=[common],
+                        help="rank pool triplets under the calibrated generators")
+    for name in ("objects", "experiment", "out", "out_json"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--generators", nargs="+", required=True, metavar="NAME=NPZ")
+    p.add_argument("--prior", nargs="*", default=[], metavar="NAME=WEIGHT")
+    p.add_argument("--pair", nargs=2, default=None, metavar=("A", "B"))
+    p.add_argument("--pair-from-confusion", default=None, metavar="PARQUET",
+                   help="the pair the random design confuses most (its confusion table)")
+    p.add_argument("--uniform", action="store_true", help="no scoring: a uniform design")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--study-seed", type=int, required=True)
+    p.add_argument("--n-train-max", type=int, required=True)
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--val-fraction", type=float, default=0.3)
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--exclude", nargs="*", default=[], help="triplet files never to draw")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-memory-gb", type=float, default=2.0)
+    p.set_defaults(func=cmd_static)
+
+    p = dsub.add_parser("adaptive", parents=[fit, common],
+                        help="simulate a study collected in rounds (fitted candidates)")
+    for name in ("objects", "features", "generator_file", "first_json", "experiment",
+                 "generator", "out", "out_json"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--first", default=None, help="a static design: round 0's triplets")
+    p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--sizes", type=int, nargs="+", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--study-seed", type=int, required=True)
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--posterior-floor", type=float, default=0.1)
+    p.add_argument("--exclude", nargs="*", default=[])
+    p.set_defaults(func=cmd_adaptive)
+
+    p = dsub.add_parser("export", help="a design as the table of triplets to show people")
+    for name in ("design", "design_json", "objects", "out", "out_folds"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--n-train", type=int, default=None,
+                   help="only the first N training triplets per fold (and their val/test)")
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.set_defaults(func=cmd_export)
+
+    p = dsub.add_parser("compare", help="recovery per design and the triplets saved")
+    for name in ("experiment", "out_dir", "figures"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--fits", nargs="+", required=True, help="recovery rows of every design")
+    p.add_argument("--target", type=float, default=0.9,
+                   help="a recovery to reach (besides random's at its largest N)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--study-seed", type=int, required=True)
+    p.set_defaults(func=cmd_compare)
+
+    add_next_parser(dsub, fit, common)

@@ -1,0 +1,151 @@
+"""``modelrecovery design next``: the next batch of an experiment in progress.
+
+Inputs are the files a real experiment has: the folds table written by ``design export``
+(which objects are training, validation and test objects of each fold), the responses
+collected so far in the layout of ``design export`` plus a ``choice`` column (the 1-based
+position, 1-3, of the object chosen as the odd one out, as in the THINGS file), and the
+candidates' features. Every candidate is fitted to the training responses (λ by
+validation accuracy), weighted by its validation likelihood, and the next batch of
+``--batch`` training triplets per fold (and their share of validation and test
+triplets) is the pool with the most information under the fitted candidates. The batch
+is written in the same layout, positions continuing the collected ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .checks import check_file
+from .errors import InputError
+from .seeds import rng_for
+
+RESPONSE_COLUMNS = ("fold", "split", "image1", "image2", "image3", "choice")
+
+
+def _read_csv(path: str, what: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    check_file(path, what)
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as a CSV {what} table: "
+                         f"{' '.join(str(exc).split())}") from exc
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: {what} table lacks column(s) {missing}; it has "
+                         f"{list(frame.columns)}")
+    if frame.empty:
+        raise InputError(f"{path}: {what} table has no rows")
+    return frame
+
+
+def _integers(frame: pd.DataFrame, path: str, column: str, lo: int, hi: int) -> np.ndarray:
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values))
+                         | (values < lo) | (values > hi))
+    if len(bad):
+        r = int(bad[0])
+        raise InputError(f"{path}: data row {r + 1}: {column} = {frame[column].iloc[r]!r} "
+                         f"must be an integer in {lo}..{hi}")
+    return values.astype(np.int64)
+
+
+def read_folds(path: str, n_objects: int):
+    """The folds table of ``design export`` → one FoldObjects per fold."""
+    from .simulate import SPLITS, FoldObjects
+
+    frame = _read_csv(path, "folds", ("fold", "split", "image"))
+    image = _integers(frame, path, "image", 1, n_objects) - 1
+    fold = _integers(frame, path, "fold", 0, 10**6)
+    bad = np.flatnonzero(~frame["split"].isin(SPLITS).to_numpy())
+    if len(bad):
+        raise InputError(f"{path}: data row {int(bad[0]) + 1}: split "
+                         f"{frame['split'].iloc[bad[0]]!r} must be one of {list(SPLITS)}")
+    out = []
+    for f in range(int(fold.max()) + 1):
+        sets = {s: np.sort(image[(fold == f) & (frame["split"] == s).to_numpy()])
+                for s in SPLITS}
+        if any(len(v) < 3 for v in sets.values()):
+            raise InputError(f"{path}: fold {f} needs at least 3 objects in every split")
+        out.append(FoldObjects(**sets))
+    return out
+
+
+def read_responses(path: str, n_objects: int) -> pd.DataFrame:
+    """Collected responses → the shard layout (fold, split, position, i, j, k; k odd),
+    positions in file order within each fold and split."""
+    from .simulate import SPLITS
+
+    frame = _read_csv(path, "responses", RESPONSE_COLUMNS)
+    images = np.stack([_integers(frame, path, f"image{c}", 1, n_objects) - 1
+                       for c in (1, 2, 3)], axis=1)
+    choice = _integers(frame, path, "choice", 1, 3) - 1
+    bad = np.flatnonzero(~frame["split"].isin(SPLITS).to_numpy())
+    if len(bad):
+        raise InputError(f"{path}: data row {int(bad[0]) + 1}: split "
+                         f"{frame['split'].iloc[bad[0]]!r} must be one of {list(SPLITS)}")
+    others = np.array([[1, 2], [0, 2], [0, 1]])[choice]
+    rows = np.arange(len(images))
+    trip = np.stack([images[rows, others[:, 0]], images[rows, others[:, 1]],
+                     images[rows, choice]], axis=1)
+    out = pd.DataFrame({"fold": _integers(frame, path, "fold", 0, 10**6).astype(np.int8),
+                        "split": frame["split"].to_numpy(), "i": trip[:, 0],
+                        "j": trip[:, 1], "k": trip[:, 2]})
+    out["position"] = out.groupby(["fold", "split"]).cumcount().astype(np.int32)
+    return out
+
+
+def cmd_next(args: argparse.Namespace) -> None:
+    from .adaptive import choose_batch, fitted_criterion
+    from .cli import _fit_options, _fitting_process
+    from .cli_design import _adaptive_options, _options, _pairs, export_table
+    from .design import split_sizes
+    from .probe import resolve_device
+    from .simulate import eval_size
+
+    _fitting_process(args)
+    names = io.read_objects(args.objects)["name"].tolist()
+    n = len(names)
+    folds = read_folds(args.folds, n)
+    collected = read_responses(args.responses, n)
+    candidates = {m: io.read_features(p, n)
+                  for m, p in _pairs(args.candidates, "--candidates").items()}
+    counts = collected.groupby(["fold", "split"]).size()
+    n_train = min(int(counts.get((f, "train"), 0)) for f in range(len(folds)))
+    need = eval_size(n_train, args.eval_fraction)
+    short = [f"fold {f} {s}" for f in range(len(folds)) for s in ("val", "test")
+             if counts.get((f, s), 0) < need]
+    if n_train < 1 or short:
+        raise InputError(f"{args.responses}: fitting the candidates to {n_train} training "
+                         f"response(s) per fold needs {need} validation and test responses "
+                         f"per fold; too few in {short or ['train']}")
+    options = _fit_options(args)
+    score_for, weights = fitted_criterion(collected, n_train, candidates, args.lambdas,
+                                          options, args.eval_fraction,
+                                          _adaptive_options(args),
+                                          str(resolve_device(options.device)))
+    rng = rng_for(args.study_seed, "design next", n_train, len(collected))
+    batch, _ = choose_batch(folds, collected, split_sizes(n_train + args.batch,
+                                                          args.eval_fraction),
+                            n, score_for, rng, _options(args))
+    io.write_csv(export_table(batch, names), args.out)
+    for name, w in zip(candidates, weights):
+        print(f"candidate {name}: weight {w:.4f}")
+
+
+def add_next_parser(dsub: argparse._SubParsersAction, fit: argparse.ArgumentParser,
+                    common: argparse.ArgumentParser) -> None:
+    p = dsub.add_parser("next", parents=[fit, common],
+                        help="the next batch of an experiment from its responses so far")
+    for name in ("objects", "folds", "responses", "out"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--batch", type=int, required=True,
+                   help="training triplets to add per fold")
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--posterior-floor", type=float, default=0.1)
+    p.add_argument("--study-seed", type=int, default=0)
+    p.set_defaults(func=cmd_next)
