@@ -18,8 +18,8 @@ def rows(generator: str, seed: int, candidate: str, lam: float, val: tuple[float
     """Two folds of one candidate at one λ; test NLL mirrors test accuracy (1 − acc)."""
     out = []
     for fold, (v, t) in enumerate(zip(val, test)):
-        out.append({"experiment": "e", "generator": generator, "candidate": candidate,
-                    "n_train": n_train, "seed": seed, "fold": fold, "lambda": lam,
+        out.append({"experiment": "e", "design": "random", "generator": generator,
+                    "candidate": candidate, "n_train": n_train, "seed": seed, "fold": fold, "lambda": lam,
                     "train_nll": 0.9, "val_acc": v, "test_acc": t, "test_nll": 1.0 - t,
                     "iterations": 10, "converged": converged, "seconds": 0.01,
                     "objective": 1.0, "status": "loss", "n_val": 8, "n_test": 8})

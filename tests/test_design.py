@@ -190,3 +190,21 @@ def test_savings_of_a_design_ten_times_faster():
     assert fast["savings"] == pytest.approx(10.0) and fast["reached"]
     assert fast["savings_ci_low"] <= 10.0 <= fast["savings_ci_high"]
     assert table[table["design"] == "random"]["savings"].iloc[0] == pytest.approx(1.0)
+
+
+def test_the_most_confused_pair_and_the_pairwise_prior():
+    from modelrecovery.cli_design import _prior
+    from modelrecovery.design_eval import most_confused_pair
+
+    rows = []
+    for n, rates in ((100, {("a", "c"): 0.9}), (1000, {("b", "c"): 0.3, ("c", "b"): 0.2,
+                                                      ("a", "b"): 0.4})):
+        for g in "abc":
+            for c in "abc":
+                rate = rates.get((g, c), 0.0)
+                rows.append({"n_train": n, "generator": g, "candidate": c, "rate": rate})
+    # At the largest N: a↔b 0.4, b↔c 0.5, a↔c 0 (the N = 100 confusion does not count).
+    assert most_confused_pair(pd.DataFrame(rows), ["a", "b", "c"]) == ("b", "c")
+    np.testing.assert_array_equal(_prior(["a", "b", "c"], [], ["c", "b"]), [0, 0.5, 0.5])
+    np.testing.assert_allclose(_prior(["a", "b", "c"], ["a=3", "c=1"], None),
+                               [0.75, 0, 0.25])
