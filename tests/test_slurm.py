@@ -530,7 +530,7 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     # No partial output survives; nothing was aggregated; the log says what was wrong.
     assert files_in(recovery) == [], files_in(recovery)
     assert mtimes(study.exp() / "tables") == tables
-    log = (study.slurm_dir / "logs" / EXP / "recover" / "random.lin.n40.log").read_text()
+    log = (study.slurm_dir / "logs" / EXP / "recover" / "lin.n40.log").read_text()
     assert str(shard.relative_to(study.slurm_dir)) in log, log[-2000:]
 
     # Fix the input: the rerun redoes exactly what failed (the 4 fits), then aggregates.

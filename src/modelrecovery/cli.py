@@ -273,14 +273,16 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_recover(args: argparse.Namespace) -> None:
-    """Every seed's dataset of one design, generator and training size, one after the
-    other in one process (one kernel call each: the rows are those of one job per
-    seed), so the candidates are read and the process started once per size."""
+    """Every design's and seed's dataset of one generator and training size, one after
+    the other in one process (one kernel call each: the rows are those of one job per
+    dataset), so the candidates are read and the process started once per size."""
     from .recover import recovery_fits
 
-    if not len(args.shard) == len(args.seed) == len(args.out):
-        raise InputError(f"--shard, --seed and --out need one entry per dataset; got "
-                         f"{len(args.shard)}, {len(args.seed)} and {len(args.out)}")
+    designs = args.design * len(args.shard) if len(args.design) == 1 else args.design
+    if not len(args.shard) == len(args.seed) == len(args.out) == len(designs):
+        raise InputError(f"--shard, --seed, --out and --design need one entry per dataset "
+                         f"(--design may be one for all); got {len(args.shard)}, "
+                         f"{len(args.seed)}, {len(args.out)} and {len(args.design)}")
     _fitting_process(args)
     n = len(io.read_objects(args.objects))
     candidates = {}
@@ -289,7 +291,7 @@ def cmd_recover(args: argparse.Namespace) -> None:
         if not sep:
             raise InputError(f"--candidates: expected NAME=PATH, got {item!r}")
         candidates[name] = io.read_features(path, n)
-    for shard_path, seed, out in zip(args.shard, args.seed, args.out):
+    for shard_path, seed, out, design in zip(args.shard, args.seed, args.out, designs):
         shard = io._open_parquet(shard_path, "simulated shard").to_pandas()
         missing = {"fold", "split", "position", "i", "j", "k"} - set(shard.columns)
         if missing:
@@ -297,7 +299,7 @@ def cmd_recover(args: argparse.Namespace) -> None:
                              f"{sorted(missing)}")
         rows = recovery_fits(shard, args.n_train, candidates, args.lambdas,
                              _fit_options(args), eval_fraction=args.eval_fraction,
-                             labels={"experiment": args.experiment, "design": args.design,
+                             labels={"experiment": args.experiment, "design": design,
                                      "generator": args.generator, "seed": seed})
         io.write_parquet(rows, out)
         unconverged = int((~rows["converged"]).sum())
@@ -561,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
     p.add_argument("--n-train", type=int, required=True)
     p.add_argument("--eval-fraction", type=float, default=0.125)
-    p.add_argument("--design", default="random", help="the dataset's design (a label)")
+    p.add_argument("--design", nargs="+", default=["random"],
+                   help="per --shard (or one for all), the dataset's design (a label)")
     p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser("aggregate", help="recovery curves, confusion matrices, summary")

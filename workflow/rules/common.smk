@@ -231,3 +231,13 @@ def get_export_source(wildcards):
         "design": exp_path("design", source, "seed0.parquet"),
         "meta": exp_path("design", source, "seed0.json"),
     }
+
+
+def get_recovery_shards(wildcards):
+    """Every design's and seed's simulated dataset of one generator, in the order of the
+    recover rule's outputs (design-major)."""
+    return [
+        exp_path("simulated", d, wildcards.generator, f"seed{s}.parquet")
+        for d in DESIGNS
+        for s in SEEDS
+    ]

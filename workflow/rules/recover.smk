@@ -1,36 +1,38 @@
-# Stage 4: the fan-out. Per design × generator × training size, refit every candidate
-# (λ grid × folds, one kernel call per seed's dataset) to each seed's simulated data; one
-# process serves every seed, so a job's start-up is paid once per size, not per seed.
+# Stage 4: the fan-out. Per generator × training size, refit every candidate (λ grid ×
+# folds, one kernel call per dataset) to each design's and seed's simulated data; one
+# process serves them all, so a job's start-up is paid once per size, not per dataset.
 
 
 rule recover:
     input:
         objects=f"{WORLD}/objects.parquet",
-        shards=expand(exp_path("simulated", "{design}", "{generator}", "seed{seed}.parquet"),
-                      seed=SEEDS, allow_missing=True),
+        shards=get_recovery_shards,
         candidates=[features_path(m) for m in CANDIDATES],
     output:
-        expand(exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
-               seed=SEEDS, allow_missing=True),
+        expand(
+            exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
+            design=DESIGNS, seed=SEEDS, allow_missing=True,
+        ),
     params:
         fit=get_fit_args,
         candidates=get_candidate_args,
-        seeds=SEEDS,
+        designs=[d for d in DESIGNS for _ in SEEDS],
+        seeds=[s for _ in DESIGNS for s in SEEDS],
         eval_fraction=config["simulation"]["eval_fraction"],
     threads: config["fitting"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,
     log:
-        log_path("recover", "{design}.{generator}.n{n}"),
+        log_path("recover", "{generator}.n{n}"),
     benchmark:
-        bench_path("recover", "{design}.{generator}.n{n}")
+        bench_path("recover", "{generator}.n{n}")
     conda:
         "../../envs/modelrecovery.yaml"
     shell:
         "modelrecovery recover --objects {input.objects:q} --shard {input.shards:q}"
-        " --seed {params.seeds:q} --out {output:q}"
+        " --design {params.designs:q} --seed {params.seeds:q} --out {output:q}"
         " --candidates {params.candidates:q} --n-train {wildcards.n:q}"
-        " --experiment {wildcards.experiment:q} --design {wildcards.design:q}"
-        " --generator {wildcards.generator:q} --eval-fraction {params.eval_fraction:q}"
-        " {params.fit:q} --threads {threads:q} 2> {log:q}"
+        " --experiment {wildcards.experiment:q} --generator {wildcards.generator:q}"
+        " --eval-fraction {params.eval_fraction:q} {params.fit:q} --threads {threads:q}"
+        " 2> {log:q}"
