@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import io, outputs
+from .cli_args import named_values
 from .errors import InputError, ResourceError
 from .seeds import rng_for
 
@@ -72,10 +73,8 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 def cmd_import(args: argparse.Namespace) -> None:
     objects = io.read_objects(args.objects)
     n = len(objects)
-    features = {}
-    for item in args.features:
-        name, _, path = item.partition("=")
-        features[name] = io.read_features(path, n)
+    features = {name: io.read_features(path, n)
+                for name, path in named_values(args.features, "--features").items()}
     train, _ = io.read_triplets(args.train, n)
     test, _ = io.read_triplets(args.test, n)
     out = Path(args.out_dir)
@@ -285,12 +284,8 @@ def cmd_recover(args: argparse.Namespace) -> None:
                          f"{len(args.seed)}, {len(args.out)} and {len(args.design)}")
     _fitting_process(args)
     n = len(io.read_objects(args.objects))
-    candidates = {}
-    for item in args.candidates:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise InputError(f"--candidates: expected NAME=PATH, got {item!r}")
-        candidates[name] = io.read_features(path, n)
+    candidates = {name: io.read_features(path, n)
+                  for name, path in named_values(args.candidates, "--candidates").items()}
     for shard_path, seed, out, design in zip(args.shard, args.seed, args.out, designs):
         shard = io._open_parquet(shard_path, "simulated shard").to_pandas()
         missing = {"fold", "split", "position", "i", "j", "k"} - set(shard.columns)
@@ -352,16 +347,6 @@ def cmd_plot(args: argparse.Namespace) -> None:
                       args.out_confusion)
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise InputError(f"{flag}: expected NAME=PATH, got {item!r}")
-        out[name] = path
-    return out
-
-
 def _write_tables(tables: dict, out: Path) -> None:
     for name, frame in tables.items():
         io.write_parquet(frame, out / f"{name}.parquet")
@@ -372,16 +357,16 @@ def cmd_analyse_geometry(args: argparse.Namespace) -> None:
     from . import geometry, plots, study_analyses
 
     n = len(io.read_objects(args.objects))
-    feats = {m: io.read_features(p, n) for m, p in _pairs(args.features, "--features").items()}
+    feats = {m: io.read_features(p, n) for m, p in named_values(args.features, "--features").items()}
     weights = {}
-    for m, p in _pairs(args.generators, "--generators").items():
+    for m, p in named_values(args.generators, "--generators").items():
         weights[m] = io.load_generator(p)[0]
         if not np.any(weights[m]):
             raise InputError(f"{p}: model {m!r}'s aligned transform is W = 0 (its fit to the "
                              "humans is no better than chance), so its aligned geometry is "
                              "undefined; leave it out of 'generators' or check its features")
     if args.metric == "correlation":
-        paths = _pairs(args.features, "--features")
+        paths = named_values(args.features, "--features")
         for m, x in feats.items():
             for label, z in (("features", x), ("aligned features", x @ weights[m])):
                 rows = geometry.constant_rows(z)

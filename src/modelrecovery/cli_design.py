@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import io
+from .cli_args import named_values
 from .errors import InputError
 from .seeds import rng_for
 
@@ -27,18 +28,6 @@ log = logging.getLogger("modelrecovery")
 #: convention), ``object*`` their names, in display order.
 EXPORT_COLUMNS = ("fold", "split", "position", "image1", "image2", "image3", "object1",
                   "object2", "object3", "utility")
-
-
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise InputError(f"{flag}: expected NAME=VALUE, got {item!r}")
-        if name in out:
-            raise InputError(f"{flag}: {name!r} is given twice")
-        out[name] = value
-    return out
 
 
 def _options(args: argparse.Namespace):
@@ -71,7 +60,7 @@ def _prior(names: list[str], prior: list[str], pair: list[str] | None) -> np.nda
         return np.array([0.5 if n in pair else 0.0 for n in names])
     if not prior:
         return np.full(len(names), 1.0 / len(names))
-    given = _pairs(prior, "--prior")
+    given = named_values(prior, "--prior")
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise InputError(f"--prior: unknown model(s) {unknown}; the models are {names}")
@@ -99,8 +88,8 @@ def cmd_static(args: argparse.Namespace) -> None:
     from .probe import resolve_device
 
     n = len(io.read_objects(args.objects))
-    feats = {m: io.read_features(p, n) for m, p in _pairs(args.features, "--features").items()}
-    gens = {m: io.load_generator(p) for m, p in _pairs(args.generators,
+    feats = {m: io.read_features(p, n) for m, p in named_values(args.features, "--features").items()}
+    gens = {m: io.load_generator(p) for m, p in named_values(args.generators,
                                                        "--generators").items()}
     if set(feats) != set(gens):
         raise InputError(f"--features names {sorted(feats)} and --generators names "
@@ -172,7 +161,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
     w, temperature = io.load_generator(args.generator_file)
     sim = similarity(x, w)
     candidates = {m: io.read_features(p, n)
-                  for m, p in _pairs(args.candidates, "--candidates").items()}
+                  for m, p in named_values(args.candidates, "--candidates").items()}
     first = pd.read_parquet(args.first) if args.first else None
     folds = _folds_from_meta(io.read_json(args.first_json), args.first_json)
     job = (args.experiment, "adaptive", args.generator, args.seed)

@@ -101,7 +101,8 @@ def read_responses(path: str, n_objects: int) -> pd.DataFrame:
 def cmd_next(args: argparse.Namespace) -> None:
     from .adaptive import choose_batch, fitted_criterion
     from .cli import _fit_options, _fitting_process
-    from .cli_design import _adaptive_options, _options, _pairs, export_table
+    from .cli_args import named_values
+    from .cli_design import _adaptive_options, _options, export_table
     from .design import split_sizes
     from .probe import resolve_device
     from .simulate import eval_size
@@ -112,7 +113,7 @@ def cmd_next(args: argparse.Namespace) -> None:
     folds = read_folds(args.folds, n)
     collected = read_responses(args.responses, n)
     candidates = {m: io.read_features(p, n)
-                  for m, p in _pairs(args.candidates, "--candidates").items()}
+                  for m, p in named_values(args.candidates, "--candidates").items()}
     counts = collected.groupby(["fold", "split"]).size()
     n_train = min(int(counts.get((f, "train"), 0)) for f in range(len(folds)))
     need = eval_size(n_train, args.eval_fraction)
