@@ -1,4 +1,6 @@
 # `make run`: the whole study on config/config.yaml.  `make test`: the test suite.
+# `make lint`: snakefmt and snakemake --lint.  The workflow is workflow/Snakefile, which
+# Snakemake finds by itself from the repository root.
 # Both build .venv first. TORCH_SPEC picks the torch build: the default lets pip choose
 # (CUDA wheels on a GPU machine); CI sets TORCH_SPEC=torch==2.13.0, a CPU build.
 
@@ -35,8 +37,12 @@ run: venv
 test: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The rule files' formatting (snakefmt, pinned in pyproject.toml) and Snakemake's own
+# checks, on the study config and the test study.
 lint: venv
+	$(BIN)/snakefmt --check workflow/
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint --configfile $(CONFIG)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint --configfile .test/config/config.yaml
 
 clean:
 	rm -rf results logs .snakemake

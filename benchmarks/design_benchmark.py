@@ -45,8 +45,7 @@ def run_study(config: Path, cores: int, seeds: int | None) -> tuple[pd.DataFrame
     cfg["results"] = "results"
     with tempfile.TemporaryDirectory(prefix="design-benchmark-") as tmp:
         work = Path(tmp)
-        shutil.copy2(REPO / "Snakefile", work / "Snakefile")
-        for folder in ("workflow", "profiles", "envs"):
+        for folder in ("workflow", "profiles", "envs"):  # workflow/ holds the Snakefile
             shutil.copytree(REPO / folder, work / folder)
         (work / "config").mkdir()
         (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -1,16 +1,18 @@
-"""Time this checkout's kernel against an earlier commit's, in one process, alternating.
+"""Time this checkout's kernel against another commit's, in one process, alternating.
 
     python benchmarks/kernel_ab.py --against HEAD~1          # ~30 s on 2 cores
 
 The benchmark's jobs (kernel_benchmark.py, part 1: the default world's recovery jobs of
 one generator, every training size) are fitted by this checkout's kernel and by the
 kernel of ``--against`` (its ``src/modelrecovery``, taken with ``git archive`` and
-imported under another name), alternately, each timed as the best of ``--rounds``.
-Both see the same drift of the machine's speed, and neither is compared with the
-baseline, whose share of the drift differs: a kernel change's effect reads from the
-ratio, where the speedup verdict moves by 15-50 % between runs on a shared VM. Prints
-per job both times, their ratio, both kernels' evaluations and the largest relative
-difference of their objectives; the last line is the ratio over all jobs.
+imported under another name: its ``fitting`` package, or for a commit that predates the
+package its ``probe`` module, which has the same entry points), alternately, each timed
+as the best of ``--rounds``. Both see the same drift of the machine's speed, and neither
+is compared with the baseline, whose share of the drift differs: a kernel change's
+effect reads from the ratio, where the speedup verdict moves by 15-50 % between runs on
+a shared VM. Prints per job both times, their ratio, both kernels' evaluations and the
+largest relative difference of their objectives; the last line is the ratio over all
+jobs.
 """
 
 from __future__ import annotations
@@ -35,13 +37,19 @@ sys.path.insert(0, str(HERE))
 
 import kernel_benchmark as kb  # noqa: E402
 
-from modelrecovery import probe  # noqa: E402
+from modelrecovery import fitting  # noqa: E402
 from modelrecovery.allocator import keep_freed_memory  # noqa: E402
 
 
+# Where a commit's kernel lives: the fitting package, or the single module that commits
+# before the package hold (both export FitOptions, TripletSets and fit).
+KERNEL_MODULES = ("fitting", "probe")
+
+
 def kernel_at(commit: str, into: Path) -> ModuleType:
-    """``modelrecovery.probe`` as of ``commit`` (of this repository), importable beside
-    the checkout's own: extracted under ``into`` as a package named after the commit."""
+    """The kernel (``modelrecovery.fitting``, or ``modelrecovery.probe`` in a commit that
+    predates the package) as of ``commit`` (of this repository), importable beside the
+    checkout's own: extracted under ``into`` as a package named after the commit."""
     root = HERE.parent
     sha = subprocess.run(["git", "rev-parse", "--short", commit], cwd=root, check=True,
                          capture_output=True, text=True).stdout.strip()
@@ -54,7 +62,10 @@ def kernel_at(commit: str, into: Path) -> ModuleType:
     sys.path.insert(0, str(into))
     for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
         del sys.modules[loaded]  # an earlier extraction's: import this one
-    return importlib.import_module(f"{name}.probe")
+    package = into / name
+    kernel = next(m for m in KERNEL_MODULES
+                  if (package / m / "__init__.py").exists() or (package / f"{m}.py").exists())
+    return importlib.import_module(f"{name}.{kernel}")
 
 
 def options(module: ModuleType, cfg: dict, dtype: str, tolerance: str) -> object:
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = {"against": 0.0, "this": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         old = kernel_at(args.against, Path(tmp))
-        kernels = {"against": old, "this": probe}
+        kernels = {"against": old, "this": fitting}
         opts = {side: options(m, jobs.cfg, args.dtype, args.tolerance)
                 for side, m in kernels.items()}
         print(f"kernel of {args.against} against this checkout's; best of {args.rounds}, "

@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE))
 
 import baseline  # noqa: E402
 
-from modelrecovery import probe, simulate, synthetic  # noqa: E402
+from modelrecovery import fitting, simulate, synthetic  # noqa: E402
 from modelrecovery.allocator import keep_freed_memory  # noqa: E402
 from modelrecovery.oddoneout import similarity  # noqa: E402
 from modelrecovery.seeds import rng_for  # noqa: E402
@@ -71,7 +71,7 @@ def machine() -> str:
 # ------------------------------------------------------------------ part 1: comparison
 
 
-def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> probe.FitOptions:
+def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> fitting.FitOptions:
     """The kernel as the recovery rule runs it (the config's ``fitting`` section), for
     the baseline's full W under eye_distance, in the comparison's device and dtype.
     ``tolerance="baseline"`` instead stops on the baseline's inner rule (torch's defaults:
@@ -79,7 +79,7 @@ def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> probe.
     opts = dict(device=device, dtype=dtype)
     if tolerance == "baseline":
         opts.update(grad_tol=1e-7, loss_tol=1e-9)
-    return probe.FitOptions.from_config(cfg["fitting"], **opts)
+    return fitting.FitOptions.from_config(cfg["fitting"], **opts)
 
 
 @dataclasses.dataclass
@@ -147,13 +147,13 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
         # drift of the machine's speed; each side's best time counts.
         tdt = torch.float64 if dtype == "float64" else torch.float32
         opts = kernel_options(cfg, device, dtype, tolerance)
-        sets = probe.TripletSets.from_arrays(train, dtype=tdt)
+        sets = fitting.TripletSets.from_arrays(train, dtype=tdt)
         b_secs = k_secs = float("inf")
         for _ in range(repeats):
             records, secs = baseline.run(dict(zip(names, feats)), train, lambdas, tdt)
             b_secs = min(b_secs, secs)
             start = time.perf_counter()
-            res = probe.fit(feats, sets, ps, pl, opts, problem_features=pf)
+            res = fitting.fit(feats, sets, ps, pl, opts, problem_features=pf)
             if res.weights.is_cuda:
                 torch.cuda.synchronize()
             k_secs = min(k_secs, time.perf_counter() - start)
@@ -161,21 +161,21 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
         b_w = [r["weights"] for r in records]
         k_obj = res.objective.double().cpu().numpy()
         # Held-out NLL of both solutions on the same test triplets.
-        test_sets = probe.TripletSets.from_arrays(test, dtype=tdt)
-        _, k_nll = probe.evaluate(feats, res.weights, test_sets, ps, problem_features=pf)
+        test_sets = fitting.TripletSets.from_arrays(test, dtype=tdt)
+        _, k_nll = fitting.evaluate(feats, res.weights, test_sets, ps, problem_features=pf)
         dmax = res.weights.shape[-1]
         b_pad = torch.zeros(len(b_w), dmax, dmax, dtype=tdt)
         for i, w in enumerate(b_w):
             b_pad[i, : w.shape[0], : w.shape[1]] = w
-        _, b_nll = probe.evaluate(feats, b_pad, test_sets, ps, problem_features=pf)
+        _, b_nll = fitting.evaluate(feats, b_pad, test_sets, ps, problem_features=pf)
         # Where both should be: the same fits run far past either stopping rule (cold from
         # W = I, like the baseline), untimed. On flat objectives (small N, small λ) the
         # baseline's own stopping point can be >1e-4 in held-out NLL from it.
-        ref = probe.fit(feats, sets, ps, pl, probe.FitOptions(
+        ref = fitting.fit(feats, sets, ps, pl, fitting.FitOptions(
             device=device, dtype=dtype, grad_tol=1e-13, loss_tol=0.0, max_iter=20_000,
             history=opts.history, warm_start=False), problem_features=pf)
         r_obj = ref.objective.double().cpu().numpy()
-        _, r_nll = probe.evaluate(feats, ref.weights, test_sets, ps, problem_features=pf)
+        _, r_nll = fitting.evaluate(feats, ref.weights, test_sets, ps, problem_features=pf)
         rows.append({
             "n_train": n_train, "fits": len(pl),
             "baseline_seconds": b_secs, "kernel_seconds": k_secs,
@@ -210,18 +210,18 @@ def comparison(config: Path, device: str, generator: str, dtype: str,
 # ------------------------------------------------------------------ part 2: scaling
 
 
-def measured_fit(x: np.ndarray, sets: probe.TripletSets, ps: np.ndarray, lams: np.ndarray,
-                 opts: probe.FitOptions) -> tuple[probe.FitResult, float, int]:
+def measured_fit(x: np.ndarray, sets: fitting.TripletSets, ps: np.ndarray, lams: np.ndarray,
+                 opts: fitting.FitOptions) -> tuple[fitting.FitResult, float, int]:
     """One fit after a one-iteration warm-up on the same data (CUDA context, BLAS handles):
     its result, wall seconds and peak memory in bytes (the allocator's peak during the fit
     on CUDA, the process's peak RSS on CPU)."""
-    probe.fit(x, sets, ps, lams, dataclasses.replace(opts, max_iter=1))
+    fitting.fit(x, sets, ps, lams, dataclasses.replace(opts, max_iter=1))
     cuda = opts.device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    res = probe.fit(x, sets, ps, lams, opts)
+    res = fitting.fit(x, sets, ps, lams, opts)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -240,9 +240,9 @@ def scaling_point(n: int, d: int, n_trip: int, batch: int, device: str, iters: i
         t = gen.integers(0, n, size=(int(n_trip * 1.1), 3))
         t = t[(t[:, 0] != t[:, 1]) & (t[:, 0] != t[:, 2]) & (t[:, 1] != t[:, 2])]
         trip = t[:n_trip]
-    sets = probe.TripletSets.from_arrays([trip])
-    opts = probe.FitOptions(device=device, max_iter=iters, warm_start=False,
-                            grad_tol=0.0, loss_tol=0.0, max_memory_gb=1e9)
+    sets = fitting.TripletSets.from_arrays([trip])
+    opts = fitting.FitOptions(device=device, max_iter=iters, warm_start=False,
+                              grad_tol=0.0, loss_tol=0.0, max_memory_gb=1e9)
     lam = np.geomspace(1e-3, 1.0, batch)
     res, _, peak = measured_fit(x, sets, np.zeros(batch, dtype=np.int64), lam, opts)
     it = int(res.iterations.max())
@@ -251,8 +251,8 @@ def scaling_point(n: int, d: int, n_trip: int, batch: int, device: str, iters: i
             "seconds": res.seconds, "seconds_per_iteration": res.seconds / max(it, 1),
             "seconds_per_iteration_per_fit": res.seconds / max(it, 1) / batch,
             "peak_memory_mb": peak / 2**20,
-            "estimated_memory_mb": probe.memory_estimate(n, len(trip), d, batch, opts,
-                                                         res.mode) / 2**20}
+            "estimated_memory_mb": fitting.memory_estimate(n, len(trip), d, batch, opts,
+                                                           res.mode) / 2**20}
 
 
 GRIDS = {
@@ -328,7 +328,7 @@ def plot_scaling(frame: pd.DataFrame, path: Path, title: str) -> None:
 
 # ------------------------------------------------------------------ part 3: the published study
 
-# The published full experiment (docs/DESIGN.md): every generator × training size ×
+# The published full experiment (docs/study.md): every generator × training size ×
 # simulated dataset is one recovery job of candidates × λ × folds fits. Its 18 training
 # sizes run from 50 to 4.2M triplets; their exact values are not to hand, so they are
 # taken as geometrically spaced (the cost is dominated by the largest sizes either way).
@@ -385,8 +385,8 @@ def target_fit(n: int, d: int, n_trip: int, device: str, lam: float) -> dict:
     trip = simulate.sample_choices(sim, simulate.sample_triplets(objects, n_trip, gen, n),
                                    temp, gen)
     del sim
-    sets = probe.TripletSets.from_arrays([trip])
-    opts = probe.FitOptions(device=device, max_memory_gb=16.0)
+    sets = fitting.TripletSets.from_arrays([trip])
+    opts = fitting.FitOptions(device=device, max_memory_gb=16.0)
     res, seconds, peak = measured_fit(x, sets, np.zeros(1, dtype=np.int64), np.array([lam]),
                                       opts)
     return {"n_objects": n, "dim": d, "n_triplets": int(len(trip)), "lambda": lam,
@@ -394,8 +394,8 @@ def target_fit(n: int, d: int, n_trip: int, device: str, lam: float) -> dict:
             "evaluations": res.evaluations, "status": res.status[0],
             "train_nll": float(res.train_nll[0]), "mode": res.mode,
             "peak_memory_mb": peak / 2**20,
-            "estimated_memory_mb": probe.memory_estimate(n, len(trip), d, 1, opts,
-                                                         res.mode) / 2**20}
+            "estimated_memory_mb": fitting.memory_estimate(n, len(trip), d, 1, opts,
+                                                           res.mode) / 2**20}
 
 
 def main() -> int:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import yaml
 
-from modelrecovery import analyse, io, probe
+from modelrecovery import analyse, fitting, io
 from modelrecovery.allocator import keep_freed_memory
 from modelrecovery.recover import recovery_fits
 
@@ -45,7 +45,7 @@ def shards(results: Path, experiment: str, stored: pd.DataFrame
             for gen, seed in dict.fromkeys(zip(stored["generator"], stored["seed"]))}
 
 
-def refit(cfg: dict, experiment: str, options: probe.FitOptions, stored: pd.DataFrame,
+def refit(cfg: dict, experiment: str, options: fitting.FitOptions, stored: pd.DataFrame,
           cands: dict[str, np.ndarray], data: dict[tuple[str, int], pd.DataFrame]
           ) -> pd.DataFrame:
     """The recovery rows of every (generator, n_train, seed) job in ``stored``, refitted."""
@@ -113,7 +113,7 @@ def main() -> int:
     stored = io.read_tables([str(p) for p in paths], analyse.check_recovery_rows)
     fit, exp = cfg["fitting"], cfg["experiments"][experiment]
     torch.set_num_threads(max(1, int(fit["threads"])))  # as the recovery jobs ran
-    as_config = probe.FitOptions.from_config(fit, exp)
+    as_config = fitting.FitOptions.from_config(fit, exp)
     converged = dataclasses.replace(as_config, dtype="float64", grad_tol=1e-10,
                                     loss_tol=0.0, max_iter=20_000, warm_start=False)
     cands, data = candidates(results, stored), shards(results, experiment, stored)

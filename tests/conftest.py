@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -40,13 +41,13 @@ def cli_path(name: str) -> str:
 
 
 def copy_workflow(dest: Path, config: dict) -> Path:
-    """Copy Snakefile, workflow/, profiles/ and envs/ into ``dest``; write the config.
+    """Copy workflow/ (with workflow/Snakefile), profiles/ and envs/ into ``dest``; write
+    the config.
 
     The config becomes ``dest/config/config.yaml`` (the Snakefile's default configfile),
     so nothing of the repository's default study is merged into it.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
     for folder in ("workflow", "profiles", "envs"):
         if (REPO / folder).exists():
             shutil.copytree(REPO / folder, dest / folder)
@@ -63,51 +64,13 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 300
                           timeout=timeout)
 
 
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
+
+
 def base_config(**overrides) -> dict:
-    """A small but complete config (synthetic world); ``overrides`` replace top-level keys."""
-    cfg = {
-        "study_seed": 11,
-        "noise_ceiling": 0.678,
-        "results": "results",
-        "world": {
-            "source": "synthetic",
-            "synthetic": {
-                "n_objects": 60,
-                "latent_dim": 4,
-                "density": 0.5,
-                "human_train_triplets": 600,
-                "human_test_triplets": 100,
-                "models": [
-                    {"name": "lin", "transform": "linear", "dim": 5, "noise": 0.2},
-                    {"name": "rel", "transform": "relu", "dim": 5, "noise": 0.2},
-                    {"name": "unr", "transform": "unrelated", "dim": 4},
-                ],
-            },
-        },
-        "experiments": {
-            "tiny": {"method": "full", "regulariser": "eye_distance",
-                     "lambdas": [0.01, 1.0]},
-        },
-        "simulation": {
-            "training_sizes": [40, 120],
-            "seeds": 2,
-            "folds": 3,
-            "val_fraction": 0.3,
-            "eval_fraction": 0.125,
-            "exclude_human_triplets": False,
-        },
-        "alignment": {"cv_folds": 2},
-        "fitting": {
-            "dtype": "float64",
-            "device": "cpu",
-            "allow_tf32": False,
-            "max_iter": 200,
-            "history": 10,
-            "grad_tol": 1.0e-6,
-            "loss_tol": 1.0e-9,
-            "threads": 1,
-        },
-    }
+    """The test study, .test/config/config.yaml (a small but complete synthetic world),
+    read afresh on every call; ``overrides`` replace top-level keys."""
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
     cfg.update(overrides)
     return cfg
 
@@ -117,3 +80,14 @@ def files_in(folder: Path) -> list[Path]:
     if not folder.exists():
         return []
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> tuple[Path, dict]:
+    """The test study (.test/config/config.yaml), run to the end once per test run in a
+    temporary copy of the workflow: (its folder, its config)."""
+    cfg = base_config()
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"), cfg)
+    proc = run_snakemake(workdir)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    return workdir, cfg

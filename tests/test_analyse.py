@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from scipy.stats import binomtest
 
 from modelrecovery import analyse
 from modelrecovery.errors import InputError
-from modelrecovery.recover import RECOVERY_COLUMNS
+from modelrecovery.io import RECOVERY_COLUMNS
 
 
 def rows(generator: str, seed: int, candidate: str, lam: float, val: tuple[float, float],
@@ -189,3 +191,44 @@ def test_bad_recovery_tables_are_refused(fits):
     with pytest.raises(InputError, match="not among the candidates"):
         analyse.dataset_outcomes(no_gen)
     assert set(RECOVERY_COLUMNS) <= set(fits.columns)
+
+
+def _sidecar(model: str, human: dict, converged: bool = True) -> dict:
+    """A calibrated generator's JSON sidecar, as ``modelrecovery calibrate`` writes it."""
+    return {"model": model, "experiment": "e", "lambda": 0.1, "temperature": 0.25,
+            "expected_accuracy": 0.6, "noise_ceiling_target": 0.6, "human": human,
+            "fit": {"converged": converged, "iterations": 12, "status": "loss"},
+            "lambdas": [0.1, 1.0], "cv_folds": 2}
+
+
+def test_alignment_table_rows_follow_the_sidecars(tmp_path):
+    human = {"zero_shot_test_acc": 0.4, "probed_test_acc": 0.55, "probed_train_acc": 0.6,
+             "cv_val_acc": 0.5}
+    paths = []
+    for model, converged in (("b", False), ("a", True)):
+        path = tmp_path / f"{model}.json"
+        path.write_text(json.dumps(_sidecar(model, human, converged)))
+        paths.append(path)
+    table = analyse.alignment_table(paths)
+    assert list(table.columns) == ["model", "lambda", "temperature", "expected_accuracy",
+                                   "zero_shot_test_acc", "probed_test_acc",
+                                   "probed_train_acc", "cv_val_acc", "converged"]
+    assert table["model"].tolist() == ["b", "a"]  # the order given, not sorted
+    assert table["converged"].tolist() == [False, True]
+    assert table["probed_test_acc"].tolist() == [0.55, 0.55]
+    assert table["temperature"].dtype == np.float64
+    assert analyse.alignment_table([]).shape == (0, 0)
+
+
+def test_alignment_table_refuses_an_incomplete_sidecar(tmp_path):
+    meta = _sidecar("a", {"probed_test_acc": 0.5})
+    del meta["temperature"]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=r"a\.json.*lacks key\(s\) \['temperature'\]"):
+        analyse.alignment_table([path])
+    meta = _sidecar("a", {"probed_test_acc": 0.5})
+    meta["fit"] = {}
+    path.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="'fit' with key 'converged'"):
+        analyse.alignment_table([path])

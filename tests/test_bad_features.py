@@ -245,7 +245,8 @@ def align_cmd(paths: dict[str, Path], out: Path) -> list[object]:
 
 
 def test_align_refuses_features_that_would_overflow_its_fit(tmp_path):
-    # ×1e19 features used to crash align with a LinAlgError traceback.
+    # ×1e19 features overflow float32 in the fit's squared norms: align refuses them by
+    # name instead of failing inside linalg.
     paths = good_world(tmp_path / "in")
     _scaled(1e19)(paths["a"])
     out = tmp_path / "out"

@@ -45,12 +45,17 @@ def test_target_fit_runs_in_its_own_process_and_learns_the_planted_transform():
 
 
 def test_kernel_ab_fits_the_jobs_with_a_commits_kernel_beside_this_one(tmp_path, capsys):
-    # The A/B tool imports an earlier commit's package under another name, beside the
+    # The A/B tool imports another commit's package under another name, beside the
     # checkout's own (which it must not shadow), and fits the same jobs with both.
-    old = kernel_ab.kernel_at("HEAD", tmp_path)
-    assert old.__name__.startswith("modelrecovery_") and old.__name__.endswith(".probe")
-    assert Path(old.__file__).is_relative_to(tmp_path)
-    assert kb.probe.__name__ == "modelrecovery.probe"
+    old = kernel_ab.kernel_at("HEAD", tmp_path / "head")
+    assert old.__name__.startswith("modelrecovery_")
+    assert old.__name__.endswith((".fitting", ".probe"))
+    assert Path(old.__file__).is_relative_to(tmp_path / "head")
+    assert kb.fitting.__name__ == "modelrecovery.fitting"
+    # A commit that predates the fitting package: its kernel is the probe module.
+    single = kernel_ab.kernel_at("eb495fe", tmp_path / "single")
+    assert single.__name__.endswith(".probe")
+    assert all(hasattr(single, name) for name in ("FitOptions", "TripletSets", "fit"))
     assert kernel_ab.main(["--against", "HEAD", "--rounds", "1", "--sizes", "100"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     job = [ln for ln in lines if ln.startswith("N=   100")]

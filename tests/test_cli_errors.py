@@ -121,9 +121,18 @@ def test_bad_input_is_refused_without_output(tmp_path, case):
     assert files_in(out) == []
 
 
+def geometry_outputs(out: Path) -> list[str]:
+    """analyse-geometry's output flags: its four tables and its figure under ``out``."""
+    tables = ("geometry", "rsa", "mds", "rsa_human")
+    return ["--out-parquet", *(f"{t}={out / 'tables' / t}.parquet" for t in tables),
+            "--out-csv", *(f"{t}={out / 'tables' / t}.csv" for t in tables),
+            "--out-png", f"geometry={out / 'figures' / 'geometry.png'}",
+            "--out-svg", f"geometry={out / 'figures' / 'geometry.svg'}"]
+
+
 def test_a_model_aligned_to_chance_is_refused_by_calibrate_and_geometry(tmp_path):
     # A model whose fit to the humans is no better than chance is returned as W = 0
-    # (probe.fit): it has no temperature and no aligned geometry. Both steps say so,
+    # (fitting.fit): it has no temperature and no aligned geometry. Both steps say so,
     # naming the aligned file, and write nothing.
     paths = good_inputs(tmp_path / "in")
     aligned = tmp_path / "aligned"
@@ -140,8 +149,7 @@ def test_a_model_aligned_to_chance_is_refused_by_calibrate_and_geometry(tmp_path
                  "--out-json", str(out / "a.json")]
     geometry = [cli_path("modelrecovery"), "analyse-geometry", "--objects",
                 str(paths["objects"]), "--human-train", str(paths["train"]),
-                "--experiment", "x", "--out-dir", str(out / "tables"),
-                "--figures", str(out / "figures"),
+                "--experiment", "x", *geometry_outputs(out),
                 "--features", f"a={paths['a']}", f"b={paths['b']}",
                 "--generators", f"a={aligned / 'a.npz'}", f"b={aligned / 'b.npz'}"]
     for cmd, phrase in ((calibrate, "predicts the humans no better than chance"),

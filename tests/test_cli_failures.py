@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelrecovery import cli, io, outputs
+from modelrecovery import cli, cli_report, io, outputs
 
 from conftest import cli_path, files_in, tool_env
-from test_cli_errors import DIM, good_inputs
+from test_cli_errors import DIM, geometry_outputs, good_inputs
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -119,9 +119,11 @@ def test_an_unexpected_failure_is_one_line_with_its_place(monkeypatch, capsys, t
         io.write_json({}, tmp_path / "partial.json")
         return {}["missing"]
 
-    monkeypatch.setattr(cli, "cmd_plot", broken)
+    monkeypatch.setattr(cli_report, "cmd_plot", broken)
     status = cli.main(["plot", "--curve", "c", "--generator-curves", "g", "--confusion",
-                       "f", "--experiment", "e", "--out-curve", "o", "--out-confusion", "p"])
+                       "f", "--experiment", "e", "--out-png", "recovery_curve=o.png",
+                       "confusion=p.png", "--out-svg", "recovery_curve=o.svg",
+                       "confusion=p.svg"])
     err = capsys.readouterr().err
     assert status == 1 and "Traceback" not in err
     (line,) = [ln for ln in err.splitlines() if "error:" in ln]
@@ -195,8 +197,8 @@ def test_correlation_geometry_of_a_constant_row_names_the_model_and_the_fix(tmp_
                           {"model": m})
     out = tmp_path / "out"
     args = ["analyse-geometry", "--objects", paths["objects"], "--human-train",
-            paths["train"], "--experiment", "x", "--out-dir", out / "tables",
-            "--figures", out / "figures", "--features", f"a={paths['a']}",
+            paths["train"], "--experiment", "x", *geometry_outputs(out),
+            "--features", f"a={paths['a']}",
             f"b={paths['b']}", "--generators", f"a={aligned / 'a.npz'}",
             f"b={aligned / 'b.npz'}"]
     proc = run_cli(*args)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from modelrecovery import probe
+from modelrecovery import fitting
 from modelrecovery.adaptive import AdaptiveOptions, adaptive_dataset
 from modelrecovery.design import (DesignOptions, _uniform_slots, design_folds, rank_pool,
                                   split_sizes, static_design)
@@ -132,7 +132,7 @@ def adaptive_run(respond_seed_from: int, rounds_changed_from: int):
         seed = 100 + round_ + (respond_seed_from if round_ >= rounds_changed_from else 0)
         return sample_choices(sim, trip, 1.0, np.random.default_rng(seed))
 
-    options = probe.FitOptions(dtype="float64", device="cpu", max_iter=200, history=10,
+    options = fitting.FitOptions(dtype="float64", device="cpu", max_iter=200, history=10,
                                loss_tol=1e-9)
     shard, records = adaptive_dataset(
         folds, [30, 60, 120], 0.125, N_OBJ, respond, candidates, [0.01, 1.0], options,

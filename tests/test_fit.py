@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.special import logsumexp
 
-from modelrecovery import oddoneout, probe, simulate
+from modelrecovery import fitting, oddoneout, simulate
 
 F64 = torch.float64
 
@@ -38,13 +38,13 @@ def known_model():
 def test_fit_recovers_known_model(known_model):
     x, w_true, sim_true, (train, test) = known_model
     n_train, d = len(train), x.shape[1]
-    options = probe.FitOptions(regulariser="eye_distance", dtype="float64", device="cpu",
+    options = fitting.FitOptions(regulariser="eye_distance", dtype="float64", device="cpu",
                                grad_tol=1e-8, loss_tol=1e-12, max_iter=1000)
-    res = probe.fit(x, probe.TripletSets.from_arrays([train], dtype=F64), np.array([0]),
+    res = fitting.fit(x, fitting.TripletSets.from_arrays([train], dtype=F64), np.array([0]),
                     np.array([1e-4]), options)
     assert bool(res.converged[0]), res.status
-    test_set = probe.TripletSets.from_arrays([test], dtype=F64)
-    acc, nll = probe.evaluate(x, res.weights, test_set, np.array([0]))
+    test_set = fitting.TripletSets.from_arrays([test], dtype=F64)
+    acc, nll = fitting.evaluate(x, res.weights, test_set, np.array([0]))
 
     sim_fit = oddoneout.similarity(x, res.weights[0].numpy())
     diff = per_triplet_nll(sim_fit, test) - per_triplet_nll(sim_true, test)
@@ -72,15 +72,15 @@ def test_fit_recovers_known_model(known_model):
 @pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
 def test_batched_fit_equals_fits_alone(regulariser, gather):
     x, _, _, sets = simulated_problem(1, n=30, d=4, sizes=[300, 500, 200], scale=0.5)
-    options = probe.FitOptions(regulariser=regulariser, dtype="float64", device="cpu",
+    options = fitting.FitOptions(regulariser=regulariser, dtype="float64", device="cpu",
                                gather=gather, grad_tol=1e-9, loss_tol=1e-13, max_iter=1000,
                                warm_start=False)
     problem_set = np.array([0, 1, 2, 0, 1])  # sets of different lengths: padding involved
     lambdas = np.array([1e-3, 1e-2, 0.1, 1.0, 3.0])
-    batch = probe.fit(x, probe.TripletSets.from_arrays(sets, dtype=F64), problem_set,
+    batch = fitting.fit(x, fitting.TripletSets.from_arrays(sets, dtype=F64), problem_set,
                       lambdas, options)
     for b, (s, lam) in enumerate(zip(problem_set, lambdas)):
-        alone = probe.fit(x, probe.TripletSets.from_arrays([sets[s]], dtype=F64),
+        alone = fitting.fit(x, fitting.TripletSets.from_arrays([sets[s]], dtype=F64),
                           np.array([0]), np.array([lam]), options)
         assert bool(batch.converged[b]) and bool(alone.converged[0])
         assert float(batch.objective[b]) == pytest.approx(float(alone.objective[0]),
@@ -106,14 +106,14 @@ def test_batched_fit_takes_the_same_steps_as_alone(regulariser):
     # (Not many more steps: by 12 the λ = 2 fit has reached the rounding floor, where
     # curvature pairs are noise and iterates may drift apart by 1e-9.)
     x, _, _, sets = simulated_problem(5, n=30, d=4, sizes=[250, 400, 150], scale=0.5)
-    options = probe.FitOptions(regulariser=regulariser, dtype="float64", device="cpu",
+    options = fitting.FitOptions(regulariser=regulariser, dtype="float64", device="cpu",
                                max_iter=10, grad_tol=1e-30, loss_tol=1e-30, warm_start=False)
     problem_set = np.array([0, 1, 2, 2])
     lambdas = np.array([1e-3, 0.05, 0.3, 2.0])
-    batch = probe.fit(x, probe.TripletSets.from_arrays(sets, dtype=F64), problem_set,
+    batch = fitting.fit(x, fitting.TripletSets.from_arrays(sets, dtype=F64), problem_set,
                       lambdas, options)
     for b, (s, lam) in enumerate(zip(problem_set, lambdas)):
-        alone = probe.fit(x, probe.TripletSets.from_arrays([sets[s]], dtype=F64),
+        alone = fitting.fit(x, fitting.TripletSets.from_arrays([sets[s]], dtype=F64),
                           np.array([0]), np.array([lam]), options)
         assert int(batch.iterations[b]) == int(alone.iterations[0])
         assert batch.status[b] == alone.status[0]
@@ -126,9 +126,9 @@ def test_batched_fit_takes_the_same_steps_as_alone(regulariser):
 def reference_lbfgs(x: np.ndarray, triplets: np.ndarray, lam: float, regulariser: str
                     ) -> tuple[float, np.ndarray]:
     """torch.optim.LBFGS with strong-Wolfe line search on the same objective, from W = I."""
-    data = probe.TripletSets.from_arrays([triplets], dtype=F64)
-    options = probe.FitOptions(regulariser=regulariser, dtype="float64")
-    fun = probe.objective(x, data, np.array([0]), np.array([lam]), options)
+    data = fitting.TripletSets.from_arrays([triplets], dtype=F64)
+    options = fitting.FitOptions(regulariser=regulariser, dtype="float64")
+    fun = fitting.objective(x, data, np.array([0]), np.array([lam]), options)
     idx = torch.tensor([0])
     w = torch.eye(x.shape[1], dtype=F64)[None].clone().requires_grad_(True)
     opt = torch.optim.LBFGS([w], lr=1.0, max_iter=5000, tolerance_grad=1e-12,
@@ -152,16 +152,16 @@ def reference_lbfgs(x: np.ndarray, triplets: np.ndarray, lam: float, regulariser
 def test_kernel_matches_torch_lbfgs_strong_wolfe(regulariser, lam):
     x, _, _, (train,) = simulated_problem(2, n=30, d=4, sizes=[400], scale=0.5)
     ref_obj, ref_w = reference_lbfgs(x, train, lam, regulariser)
-    data = probe.TripletSets.from_arrays([train], dtype=F64)
-    options = probe.FitOptions(regulariser=regulariser, dtype="float64", device="cpu",
+    data = fitting.TripletSets.from_arrays([train], dtype=F64)
+    options = fitting.FitOptions(regulariser=regulariser, dtype="float64", device="cpu",
                                grad_tol=1e-9, loss_tol=1e-12)
-    res = probe.fit(x, data, np.array([0]), np.array([lam]), options)
+    res = fitting.fit(x, data, np.array([0]), np.array([lam]), options)
     assert bool(res.converged[0]), res.status
     assert abs(float(res.objective[0]) - ref_obj) <= 1e-6 * abs(ref_obj)
     # At the default tolerances (relative loss change 1e-7 per iteration) the kernel
     # stops a little earlier on the slowly converging small-λ problem: within 1e-5.
-    default = probe.fit(x, data, np.array([0]), np.array([lam]),
-                        probe.FitOptions(regulariser=regulariser, dtype="float64",
+    default = fitting.fit(x, data, np.array([0]), np.array([lam]),
+                        fitting.FitOptions(regulariser=regulariser, dtype="float64",
                                          device="cpu"))
     assert bool(default.converged[0]), default.status
     assert abs(float(default.objective[0]) - ref_obj) <= 1e-5 * abs(ref_obj)
@@ -176,9 +176,9 @@ def test_float32_fit_reaches_the_float64_optimum():
     x, _, _, (train,) = simulated_problem(3, n=30, d=4, sizes=[400], scale=0.5)
     objs = {}
     for dtype in ("float32", "float64"):
-        options = probe.FitOptions(dtype=dtype, device="cpu")
-        data = probe.TripletSets.from_arrays([train], dtype=options.torch_dtype)
-        res = probe.fit(x, data, np.array([0]), np.array([0.01]), options)
+        options = fitting.FitOptions(dtype=dtype, device="cpu")
+        data = fitting.TripletSets.from_arrays([train], dtype=options.torch_dtype)
+        res = fitting.fit(x, data, np.array([0]), np.array([0.01]), options)
         assert bool(res.converged[0]), (dtype, res.status)
         objs[dtype] = float(res.objective[0])
     assert objs["float32"] == pytest.approx(objs["float64"], rel=1e-4)
@@ -186,16 +186,16 @@ def test_float32_fit_reaches_the_float64_optimum():
 
 def test_iteration_cap_is_reported_as_not_converged():
     x, _, _, (train,) = simulated_problem(4, n=30, d=4, sizes=[300], scale=0.5)
-    options = probe.FitOptions(dtype="float64", device="cpu", max_iter=2, grad_tol=1e-12,
+    options = fitting.FitOptions(dtype="float64", device="cpu", max_iter=2, grad_tol=1e-12,
                                loss_tol=1e-15)
-    res = probe.fit(x, probe.TripletSets.from_arrays([train], dtype=F64), np.array([0]),
+    res = fitting.fit(x, fitting.TripletSets.from_arrays([train], dtype=F64), np.array([0]),
                     np.array([1e-3]), options)
     assert res.status == ["max_iter"]
     assert not bool(res.converged[0])
     assert int(res.iterations[0]) == 2
     # Objective after two steps is below the starting point W = I.
-    start = probe.fit(x, probe.TripletSets.from_arrays([train], dtype=F64), np.array([0]),
+    start = fitting.fit(x, fitting.TripletSets.from_arrays([train], dtype=F64), np.array([0]),
                       np.array([1e-3]),
-                      probe.FitOptions(dtype="float64", device="cpu", max_iter=0))
+                      fitting.FitOptions(dtype="float64", device="cpu", max_iter=0))
     assert float(res.objective[0]) < float(start.objective[0])
     np.testing.assert_array_equal(start.weights[0].numpy(), np.eye(4))

@@ -401,3 +401,17 @@ def test_json_and_generator_files_that_are_malformed(tmp_path):
     np.savez(broken_w, W=np.array([[1.0, np.nan]]), T=np.array(1.0))
     with pytest.raises(InputError, match="non-finite"):
         io.load_generator(broken_w)
+
+
+def test_simulated_shards_and_recovery_rows_follow_their_contracts():
+    """The column lists in io.contracts are the layouts the jobs write."""
+    from modelrecovery import simulate
+    from modelrecovery.oddoneout import similarity
+
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    shard = simulate.simulate_dataset(similarity(x), 0.5, 6, n_folds=2, val_fraction=0.25,
+                                      eval_fraction=0.5, rng=np.random.default_rng(1))
+    assert tuple(shard.columns) == io.SHARD_COLUMNS
+    assert io.DESIGN_COLUMNS == (*io.SHARD_COLUMNS, "utility")
+    assert len(set(io.RECOVERY_COLUMNS)) == len(io.RECOVERY_COLUMNS)
+    assert {"val_acc", "test_acc", "test_nll", "lambda", "design"} <= set(io.RECOVERY_COLUMNS)

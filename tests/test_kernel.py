@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from modelrecovery import lbfgs, oddoneout, probe
+from modelrecovery import fitting, oddoneout
+from modelrecovery.fitting import chains, kernel, lbfgs, restarts
+from modelrecovery.fitting import gather as gather_modes
+from modelrecovery.fitting.lbfgs import Status
 from modelrecovery.simulate import sample_choices
 
 F64 = torch.float64
@@ -33,26 +36,26 @@ def world(seed: int, n: int, dims: list[int], n_trip: int, n_sets: int = 2,
     return feats, sets
 
 
-def tight(**kw) -> probe.FitOptions:
+def tight(**kw) -> fitting.FitOptions:
     base = dict(dtype="float64", device="cpu", grad_tol=1e-10, loss_tol=1e-14,
                 max_iter=2000, warm_start=False)
     base.update(kw)
-    return probe.FitOptions(**base)
+    return fitting.FitOptions(**base)
 
 
 def test_candidates_of_different_dimension_batched_equal_separate_fits():
     feats, sets = world(0, 40, [3, 5, 4], 300)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     pf = np.array([0, 1, 2, 1, 2, 0])
     ps = np.array([0, 0, 1, 1, 0, 1])
     lam = np.array([0.1, 0.01, 0.3, 0.1, 0.05, 0.02])
     for reg in ("eye_distance", "l2"):
         opts = tight(regulariser=reg)
-        batch = probe.fit(feats, data, ps, lam, opts, problem_features=pf)
+        batch = fitting.fit(feats, data, ps, lam, opts, problem_features=pf)
         assert batch.weights.shape == (6, 5, 5)
         for b in range(6):
             d = feats[pf[b]].shape[1]
-            alone = probe.fit(feats[pf[b]], probe.TripletSets.from_arrays([sets[ps[b]]],
+            alone = fitting.fit(feats[pf[b]], fitting.TripletSets.from_arrays([sets[ps[b]]],
                                                                         dtype=F64),
                               np.array([0]), lam[b:b + 1], opts)
             assert int(batch.dims[b]) == d
@@ -71,23 +74,23 @@ def test_candidates_of_different_dimension_batched_equal_separate_fits():
 def test_fold_local_similarity_equals_plain_computation(regulariser):
     # Sets that touch only 15 of 50 objects: the kernel builds S over those 15 only.
     feats, sets = world(1, 50, [6], 120, n_sets=3, objects_per_set=15)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     rng = np.random.default_rng(2)
     w = torch.as_tensor(np.eye(6) + 0.3 * rng.standard_normal((3, 6, 6)))
     lam = np.array([0.2, 0.5, 1.0])
     ps = np.arange(3)
     for gather in ("similarity", "rows", "pairs"):
-        fun = probe.objective(feats[0], data, ps, lam, probe.FitOptions(
+        fun = fitting.objective(feats[0], data, ps, lam, fitting.FitOptions(
             regulariser=regulariser, dtype="float64", gather=gather, reduce_rank=False))
-        assert fun.batch.mode == gather
-        if gather == "similarity":
+        assert fun.batch.gather is fitting.GATHERS[gather]
+        if fun.batch.gather is gather_modes.SIMILARITY:
             assert fun.batch.local_x.shape[1] == 15
         obj, grad = fun(w.reshape(3, -1), torch.arange(3))
         # The plain computation: full S over all 50 objects, autograd.
         wr = w.clone().requires_grad_(True)
-        logits = probe.pair_logits(torch.as_tensor(feats[0]), wr, data.triplets,
+        logits = fitting.pair_logits(torch.as_tensor(feats[0]), wr, data.triplets,
                                    "similarity")
-        plain = probe.data_nll(logits, data.weights) + torch.as_tensor(lam) * probe.penalty(
+        plain = fitting.data_nll(logits, data.counts) + torch.as_tensor(lam) * fitting.penalty(
             wr, regulariser)
         (g_plain,) = torch.autograd.grad(plain.sum(), wr)
         np.testing.assert_allclose(obj.numpy(), plain.detach().numpy(), rtol=1e-12)
@@ -105,16 +108,16 @@ def test_hand_written_gradient_equals_autograd(method, regulariser, gather):
     feats, sets = world(11, 30, [4, 6, 3], 90, n_sets=3, objects_per_set=12)
     sets[1] = sets[1][:60]
     feats[1] = feats[1] @ np.diag([1, 1, 1, 1, 0, 0]) + 0.0
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     pf = np.array([0, 1, 2, 1, 0])
     ps = np.array([0, 1, 2, 0, 1])
     lam = np.array([0.3, 0.05, 1.0, 0.2, 0.0])
-    fun = probe.objective(feats, data, ps, lam, probe.FitOptions(
+    fun = fitting.objective(feats, data, ps, lam, fitting.FitOptions(
         method=method, regulariser=regulariser, dtype="float64", gather=gather),
         problem_features=pf)
-    assert fun.batch.mode == gather
+    assert fun.batch.gather is fitting.GATHERS[gather]
     rng = np.random.default_rng(12)
-    p = probe.Method.parse(method).n_params(6)
+    p = fitting.Method.parse(method).n_params(6)
     theta = torch.as_tensor(0.5 * rng.standard_normal((5, p)) + 0.3)
     idx = torch.arange(5)
     obj, grad = fun(theta, idx)
@@ -137,20 +140,20 @@ def test_objective_is_exact_where_choice_zero_trails_by_hundreds_of_nats(dtype):
     # finite and equal the plain computation, with autograd's gradient.
     feats, sets = world(5, 30, [4], 200, n_sets=1)
     x = [40.0 * feats[0]]
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     idx = torch.arange(2)
     scale = torch.tensor([[1.0], [0.5]], dtype=F64)
-    theta = probe.Method("full").init(torch.tensor([4, 4]), 4, F64) * scale
-    ref = probe.objective(x, data, np.zeros(2, dtype=int), np.array([0.1, 0.0]),
-                          probe.FitOptions(dtype="float64"))
-    logits = probe.pair_logits(torch.as_tensor(x[0]), ref.batch.method.weights(
+    theta = fitting.Method("full").init(torch.tensor([4, 4]), 4, F64) * scale
+    ref = fitting.objective(x, data, np.zeros(2, dtype=int), np.array([0.1, 0.0]),
+                          fitting.FitOptions(dtype="float64"))
+    logits = fitting.pair_logits(torch.as_tensor(x[0]), ref.batch.method.matrix(
         theta, 4), data.triplets[[0, 0]])
     assert float((logits.amax(-1) - logits[..., 0]).max()) > 800  # p₀ underflows
     th = theta.clone().requires_grad_(True)
     plain, _ = ref.parts(th, idx)
     (g_plain,) = torch.autograd.grad(plain.sum(), th)
-    fun = probe.objective(x, data, np.zeros(2, dtype=int), np.array([0.1, 0.0]),
-                          probe.FitOptions(dtype=dtype))
+    fun = fitting.objective(x, data, np.zeros(2, dtype=int), np.array([0.1, 0.0]),
+                          fitting.FitOptions(dtype=dtype))
     obj, grad = fun(theta.to(fun.batch.local_x.dtype), idx)
     assert torch.isfinite(obj).all() and torch.isfinite(grad).all()
     rtol = 1e-5 if dtype == "float32" else 1e-12
@@ -177,8 +180,8 @@ def two_loop(g, pairs):
 
 def test_eye_distance_keeps_float32_accuracy_when_w_is_large():
     # d = 256 at W ≈ 4I: ‖W‖² ≈ 4,100 against a penalty of 3.3. Expanded as ‖W‖² − tr²/d
-    # the float32 penalty was off by 4e-5 relative (times λ in the objective: at λ = 1 a
-    # fit's objective came out below its own NLL); summed from W − cI it is exact to
+    # the float32 penalty is off by 4e-5 relative (times λ in the objective: at λ = 1 a
+    # fit's objective would come out below its own NLL); summed from W − cI it is exact to
     # float32 resolution, in all three places that compute it.
     gen = torch.Generator().manual_seed(0)
     d = 256
@@ -186,11 +189,11 @@ def test_eye_distance_keeps_float32_accuracy_when_w_is_large():
     w = (w + w.T) / 2
     exact = float(((w - torch.trace(w) / d * torch.eye(d, dtype=F64)) ** 2).sum())
     w32, dims = w.float()[None], torch.tensor([d])
-    method = probe.Method("full")
+    method = fitting.Method("full")
     mask, n = method.trace_mask(dims, d, torch.float32)
     pen, grad = method.penalty_and_grad(w32.reshape(1, -1), "eye_distance", mask, n)
     for value in (pen, method.penalty(w32.reshape(1, -1), "eye_distance", dims),
-                  probe.penalty(w32, "eye_distance")):
+                  fitting.penalty(w32, "eye_distance")):
         assert abs(float(value[0]) - exact) < 1e-6 * exact
     expected = 2 * (w - torch.trace(w) / d * torch.eye(d, dtype=F64))
     torch.testing.assert_close(grad.double().reshape(d, d), expected, rtol=0, atol=1e-5)
@@ -312,7 +315,7 @@ def test_flip_detection_is_the_eigenvalue_rule_on_padded_weights(monkeypatch):
     for b, (d, ev) in enumerate(zip(dims, spectra)):
         q, _ = np.linalg.qr(rng.standard_normal((d, d)))
         w[b, :d, :d] = torch.as_tensor(q @ np.diag(ev) @ q.T)
-    own, _ = probe.Method.parse("full").trace_mask(torch.tensor(dims), dmax, F64)
+    own, _ = fitting.Method.parse("full").trace_mask(torch.tensor(dims), dmax, F64)
     ev = torch.linalg.eigvalsh(w)
     expected = ev[:, 0] < -1e-6 * ev.abs().amax(1)
     assert expected.tolist() == [False, True, False, False, True, False]
@@ -320,17 +323,17 @@ def test_flip_detection_is_the_eigenvalue_rule_on_padded_weights(monkeypatch):
     eigvalsh = torch.linalg.eigvalsh
     monkeypatch.setattr(torch.linalg, "eigvalsh",
                         lambda a: decomposed.append(len(a)) or eigvalsh(a))
-    assert probe._flipped(w.reshape(len(dims), -1), dmax, own).tolist() == expected.tolist()
+    assert restarts.flipped(w.reshape(len(dims), -1), dmax, own).tolist() == expected.tolist()
     assert sum(decomposed) == 4  # the four that are not positive definite
 
 
 def test_warm_start_reaches_the_cold_optimum_with_less_work():
     feats, sets = world(4, 60, [5], 800, n_sets=3)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     lam = np.tile([1e-3, 1e-2, 1e-1, 1.0], 3)
     ps = np.repeat(np.arange(3), 4)
-    cold = probe.fit(feats[0], data, ps, lam, tight())
-    warm = probe.fit(feats[0], data, ps, lam, tight(warm_start=True))
+    cold = fitting.fit(feats[0], data, ps, lam, tight())
+    warm = fitting.fit(feats[0], data, ps, lam, tight(warm_start=True))
     assert cold.converged.all() and warm.converged.all()
     np.testing.assert_allclose(warm.objective.numpy(), cold.objective.numpy(), rtol=1e-9)
     np.testing.assert_allclose(warm.train_nll.numpy(), cold.train_nll.numpy(), rtol=1e-6)
@@ -339,7 +342,7 @@ def test_warm_start_reaches_the_cold_optimum_with_less_work():
     assert warm.iterations.sum() < cold.iterations.sum()
     # Each warm stage keeps the previous λ's curvature pairs: the same optimum again,
     # and fewer iterations than a warm start without them.
-    bare = probe.fit(feats[0], data, ps, lam, tight(warm_start=True, carry_history=False))
+    bare = fitting.fit(feats[0], data, ps, lam, tight(warm_start=True, carry_history=False))
     assert bare.converged.all()
     np.testing.assert_allclose(warm.objective.numpy(), bare.objective.numpy(), rtol=1e-9)
     assert warm.iterations.sum() < bare.iterations.sum()
@@ -354,12 +357,12 @@ def test_a_warm_start_reuses_the_finished_evaluation_shifted_by_the_penalty(
     # there are the finished ones plus Δλ·R and Δλ·∇R (no new evaluation: see the next
     # test); they must equal a fresh evaluation.
     feats, sets = world(4, 60, [5], 800, n_sets=2)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     lam = np.tile([1e-3, 1e-2, 1e-1, 1.0], 2)
     ps = np.repeat(np.arange(2), 4)
     opts = tight(warm_start=True, method=method, regulariser=regulariser)
     checked = []
-    solve = probe.minimise
+    solve = kernel.minimise
 
     def spy(problems, x0, settings, *, refill, **kw):
         def checked_refill(done, x, f, g):
@@ -388,13 +391,13 @@ def test_a_warm_start_reuses_the_finished_evaluation_shifted_by_the_penalty(
             return start
         return solve(problems, x0, settings, refill=checked_refill, **kw)
 
-    monkeypatch.setattr(probe, "minimise", spy)
-    warm = probe.fit(feats[0], data, ps, lam, opts)
+    monkeypatch.setattr(kernel, "minimise", spy)
+    warm = fitting.fit(feats[0], data, ps, lam, opts)
     assert warm.converged.all()
     # Every stage whose predecessor (10× larger λ) beat chance starts warm (here 6 under
     # eye_distance; under l2 the two largest λ collapse to chance, so 2).
     nll = warm.train_nll.numpy().reshape(2, 4)
-    expected = int((nll[:, 1:] < np.log(3) - probe._WARM_MARGIN).sum())
+    expected = int((nll[:, 1:] < np.log(3) - chains.WARM_MARGIN).sum())
     assert expected >= 2 and sum(checked) == expected
 
 
@@ -456,7 +459,7 @@ def test_a_refill_with_a_known_objective_costs_no_evaluation():
         x, _, its, status = lbfgs.minimise(
             quad, torch.zeros(1, 6, dtype=F64), lbfgs.Settings(grad_tol=1e-12, loss_tol=0.0),
             ids=torch.tensor([0]), n_total=2, refill=refill)
-        assert set(status.tolist()) <= {1, 2}  # converged (gradient or loss)
+        assert all(Status(s).converged for s in status.tolist())
         runs[known] = (x, its, calls.count(1))
     exact = quad.c / (quad.a + 2.0 * mu[:, None])
     np.testing.assert_allclose(runs[True][0].numpy(), exact.numpy(), rtol=1e-10)
@@ -475,7 +478,7 @@ def test_a_refill_with_a_known_objective_costs_no_evaluation():
     x, f, its, status = lbfgs.minimise(
         _Quadratics(mu, torch.tensor([0]), calls), torch.zeros(1, 6, dtype=F64),
         lbfgs.Settings(max_iter=0), ids=torch.tensor([0]), n_total=2, refill=then_problem_1)
-    assert status.tolist() == [4, 4] and its.tolist() == [0, 0]
+    assert status.tolist() == [Status.MAX_ITER] * 2 and its.tolist() == [0, 0]
     assert calls == [0] and float(f[1]) == float(f[0]) - 1.0
 
 
@@ -501,7 +504,7 @@ def test_a_start_where_the_objective_curves_downwards_is_left_in_a_few_steps():
     x0 = 0.01 * r[:, None] * torch.ones(3, p, dtype=F64) / p**0.5
     x, _, its, status = lbfgs.minimise(_DoubleWells(r, torch.arange(3)), x0,
                                        lbfgs.Settings(grad_tol=1e-9, loss_tol=0.0))
-    assert status.tolist() == [1, 1, 1]
+    assert status.tolist() == [Status.GRADIENT] * 3
     torch.testing.assert_close(x.norm(dim=1), r)
     assert int(its.max()) <= 8
     # With two trials per search, a search that found a too-short step and then
@@ -510,25 +513,25 @@ def test_a_start_where_the_objective_curves_downwards_is_left_in_a_few_steps():
     x, _, _, status = lbfgs.minimise(_DoubleWells(r, torch.arange(2)), x0[:2],
                                      lbfgs.Settings(grad_tol=1e-9, loss_tol=0.0,
                                                     max_line_search=2))
-    assert status.tolist() == [1, 1]
+    assert status.tolist() == [Status.GRADIENT] * 2
     torch.testing.assert_close(x.norm(dim=1), r)
 
 
 def test_a_cold_fit_with_small_logits_converges_to_the_optimum():
     # Features at 0.3 of unit scale: at W = I the logits are small and the objective curves
-    # downwards along the first steps. Such cold fits stopped at max_iter (500) far above
-    # the optimum (objective 1.04 against 0.67 at λ = 1e-6) before the line search could
-    # lengthen a step.
+    # downwards along the first steps. Unless the line search lengthens short steps, such
+    # cold fits stop at max_iter (500) far above the optimum (objective 1.04 against 0.67
+    # at λ = 1e-6).
     rng = np.random.default_rng(0)
     n, d = 100, 32
     x = 0.3 * rng.standard_normal((n, d)) / np.sqrt(d)
     sim = oddoneout.similarity(x, np.eye(d) + rng.standard_normal((d, d)) / np.sqrt(d))
     t = np.stack([rng.choice(n, 3, replace=False) for _ in range(3000)])
-    data = probe.TripletSets.from_arrays([sample_choices(sim, t, 0.01, rng)], dtype=F64)
+    data = fitting.TripletSets.from_arrays([sample_choices(sim, t, 0.01, rng)], dtype=F64)
     lam = np.array([1e-6, 1e-3])
-    res = probe.fit(x, data, np.zeros(2, int), lam, probe.FitOptions(dtype="float64",
+    res = fitting.fit(x, data, np.zeros(2, int), lam, fitting.FitOptions(dtype="float64",
                                                                       warm_start=False))
-    ref = probe.fit(x, data, np.zeros(2, int), lam, tight(grad_tol=1e-12, loss_tol=0.0,
+    ref = fitting.fit(x, data, np.zeros(2, int), lam, tight(grad_tol=1e-12, loss_tol=0.0,
                                                           max_iter=20000))
     assert res.converged.all() and int(res.iterations.max()) < 100
     assert float(ref.objective.max()) < np.log(3) - 0.1  # far from the start's ≈ log 3
@@ -540,11 +543,11 @@ def test_one_short_step_on_a_flat_objective_does_not_end_the_fit():
     # on the first iteration whose loss change is under loss_tol left these fits up to
     # 8e-7 above the optimum; the test must hold on consecutive iterations.
     feats, sets = world(1, 30, [8, 6], 60, n_sets=3)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     pf, ps, lam = np.repeat([0, 1], 3), np.tile([0, 1, 2], 2), np.full(6, 1e-4)
-    ref = probe.fit(feats, data, ps, lam, tight(grad_tol=1e-13, max_iter=20000),
+    ref = fitting.fit(feats, data, ps, lam, tight(grad_tol=1e-13, max_iter=20000),
                     problem_features=pf)
-    res = probe.fit(feats, data, ps, lam, tight(grad_tol=1e-7, loss_tol=1e-9),
+    res = fitting.fit(feats, data, ps, lam, tight(grad_tol=1e-7, loss_tol=1e-9),
                     problem_features=pf)
     assert ref.converged.all() and res.converged.all()
     gap = (res.objective - ref.objective) / ref.objective
@@ -558,10 +561,10 @@ def test_a_collapsed_stage_does_not_trap_the_next_lambda(regulariser):
     # start from there would stay stuck; the kernel restarts such problems from the
     # identity, so warm and cold agree.
     feats, sets = world(4, 60, [5, 8], 800, n_sets=1)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     lam = np.array([1e-3, 1e3])
-    cold = probe.fit(feats[1], data, np.zeros(2, int), lam, tight(regulariser=regulariser))
-    warm = probe.fit(feats[1], data, np.zeros(2, int), lam,
+    cold = fitting.fit(feats[1], data, np.zeros(2, int), lam, tight(regulariser=regulariser))
+    warm = fitting.fit(feats[1], data, np.zeros(2, int), lam,
                      tight(regulariser=regulariser, warm_start=True))
     assert float(cold.objective[1]) > np.log(3) - 1e-2  # collapsed: no better than chance
     if regulariser == "l2":
@@ -578,16 +581,16 @@ def test_a_fit_no_better_than_zero_is_returned_as_zero(regulariser):
     # three-way tie and scores exactly 1/3, however it was solved.
     feats, sets = world(5, 60, [5, 8], 800, n_sets=2)
     lam = np.array([1e-3, 1.0, 1e3])
-    held_out = probe.TripletSets.from_arrays(sets[1:], dtype=F64)
+    held_out = fitting.TripletSets.from_arrays(sets[1:], dtype=F64)
     for opts in (tight(regulariser=regulariser),
-                 probe.FitOptions(device="cpu", regulariser=regulariser, warm_start=True)):
-        data = probe.TripletSets.from_arrays(sets[:1], dtype=opts.torch_dtype)
-        res = probe.fit(feats[1], data, np.zeros(3, int), lam, opts)
+                 fitting.FitOptions(device="cpu", regulariser=regulariser, warm_start=True)):
+        data = fitting.TripletSets.from_arrays(sets[:1], dtype=opts.torch_dtype)
+        res = fitting.fit(feats[1], data, np.zeros(3, int), lam, opts)
         assert float(res.weights[1:].abs().max()) == 0.0
         log3 = torch.tensor(np.log(3), dtype=res.objective.dtype)
         assert bool((res.objective[1:] == log3).all())
         np.testing.assert_array_equal(res.train_nll[1:].numpy(), res.objective[1:].numpy())
-        acc, nll = probe.evaluate(feats[1], res.weights, held_out, np.zeros(3, int))
+        acc, nll = fitting.evaluate(feats[1], res.weights, held_out, np.zeros(3, int))
         assert acc[1] == acc[2] == pytest.approx(1.0 / 3.0, abs=1e-15)
         np.testing.assert_allclose(nll[1:], np.log(3), rtol=1e-7)
         # The small λ fits (beats chance by 8e-3) and is returned as it is.
@@ -595,7 +598,7 @@ def test_a_fit_no_better_than_zero_is_returned_as_zero(regulariser):
         assert float(res.weights[0].abs().max()) > 0.1 and acc[0] != 1.0 / 3.0
     # zero_shot keeps its W = s·I however small s gets: it ranks triplets as the raw
     # features do at every s > 0 (and W = 0 is outside its family).
-    zs = probe.fit(feats[1], data, np.zeros(1, int), np.zeros(1),
+    zs = fitting.fit(feats[1], data, np.zeros(1, int), np.zeros(1),
                    tight(method="zero_shot", regulariser=regulariser))
     w = zs.weights[0]
     assert float(w[0, 0]) > 0 and torch.equal(w, w[0, 0] * torch.eye(8, dtype=w.dtype))
@@ -607,21 +610,21 @@ def test_collapsed_repeats_equal_the_expanded_rows():
     rows = sets[0][rng.integers(0, 150, 600)]
     swap = rng.random(600) < 0.5  # (j, i, k) is the same judgement as (i, j, k)
     rows[swap] = rows[swap][:, [1, 0, 2]]
-    uniq, counts = probe.collapse(rows)
+    uniq, counts = fitting.collapse(rows)
     assert len(uniq) < len(rows) and counts.sum() == len(rows)
-    expanded = probe.TripletSets.from_arrays([rows], dtype=F64)
-    collapsed = probe.TripletSets.from_arrays([rows], collapse_repeats=True, dtype=F64)
+    expanded = fitting.TripletSets.from_arrays([rows], dtype=F64)
+    collapsed = fitting.TripletSets.from_arrays([rows], collapse_repeats=True, dtype=F64)
     assert collapsed.triplets.shape[1] == len(uniq)
     w = torch.as_tensor(np.eye(4) + 0.2 * rng.standard_normal((1, 4, 4)))
-    opts = probe.FitOptions(dtype="float64")
-    f1, g1 = probe.objective(feats[0], expanded, np.array([0]), np.array([0.1]), opts)(
+    opts = fitting.FitOptions(dtype="float64")
+    f1, g1 = fitting.objective(feats[0], expanded, np.array([0]), np.array([0.1]), opts)(
         w.reshape(1, -1), torch.tensor([0]))
-    f2, g2 = probe.objective(feats[0], collapsed, np.array([0]), np.array([0.1]), opts)(
+    f2, g2 = fitting.objective(feats[0], collapsed, np.array([0]), np.array([0.1]), opts)(
         w.reshape(1, -1), torch.tensor([0]))
     np.testing.assert_allclose(f1.numpy(), f2.numpy(), rtol=1e-12)
     np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-10, atol=1e-14)
-    r1 = probe.fit(feats[0], expanded, np.array([0]), np.array([0.1]), tight())
-    r2 = probe.fit(feats[0], collapsed, np.array([0]), np.array([0.1]), tight())
+    r1 = fitting.fit(feats[0], expanded, np.array([0]), np.array([0.1]), tight())
+    r2 = fitting.fit(feats[0], collapsed, np.array([0]), np.array([0.1]), tight())
     assert float(r1.objective[0]) == pytest.approx(float(r2.objective[0]), rel=1e-10)
 
 
@@ -630,14 +633,14 @@ def test_rank_reduction_is_exact(regulariser):
     # 12 objects per set but d = 20: the fold's features have rank 12 < d.
     feats, sets = world(7, 40, [20], 200, n_sets=2, objects_per_set=12)
     feats = [3.0 * feats[0]]
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     lam = np.array([1e-3, 1e-2, 1e-3, 1e-2])
     ps = np.array([0, 0, 1, 1])
-    full = probe.fit(feats[0], data, ps, lam, tight(regulariser=regulariser,
+    full = fitting.fit(feats[0], data, ps, lam, tight(regulariser=regulariser,
                                                     reduce_rank=False))
-    red = probe.fit(feats[0], data, ps, lam, tight(regulariser=regulariser,
+    red = fitting.fit(feats[0], data, ps, lam, tight(regulariser=regulariser,
                                                    reduce_rank=True))
-    fun = probe.objective(feats[0], data, ps, lam, tight(regulariser=regulariser))
+    fun = fitting.objective(feats[0], data, ps, lam, tight(regulariser=regulariser))
     assert set(fun.batch.bases) and all(b.shape == (20, 12) for b in fun.batch.bases.values())
     assert fun.batch.dims.tolist() == [12] * 4
     np.testing.assert_allclose(red.objective.numpy(), full.objective.numpy(), rtol=1e-7)
@@ -648,7 +651,7 @@ def test_rank_reduction_is_exact(regulariser):
         s_full = oddoneout.similarity(feats[0], full.weights[b].numpy())
         np.testing.assert_allclose(s_red, s_full, rtol=0, atol=1e-4 * np.abs(s_full).max())
         # ...and the full objective of the mapped-back W is the reported one.
-        obj_full = probe.objective(feats[0], data, ps[b:b + 1], lam[b:b + 1],
+        obj_full = fitting.objective(feats[0], data, ps[b:b + 1], lam[b:b + 1],
                                    tight(regulariser=regulariser, reduce_rank=False))
         f, _ = obj_full(red.weights[b].reshape(1, -1), torch.tensor([0]))
         assert float(f[0]) == pytest.approx(float(red.objective[b]), rel=1e-9)
@@ -656,15 +659,15 @@ def test_rank_reduction_is_exact(regulariser):
 
 def test_memory_limit_refuses_clearly_and_batches_split_exactly():
     feats, sets = world(9, 30, [4], 200, n_sets=1)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
-    with pytest.raises(probe.MemoryLimitError, match=r"200 triplets.*d = 4.*GiB"):
-        probe.fit(feats[0], data, np.zeros(2, dtype=int), np.array([0.1, 1.0]),
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
+    with pytest.raises(fitting.MemoryLimitError, match=r"200 triplets.*d = 4.*GiB"):
+        fitting.fit(feats[0], data, np.zeros(2, dtype=int), np.array([0.1, 1.0]),
                   tight(max_memory_gb=1e-6))
-    per = probe.memory_estimate(30, 200, 4, 1, tight())
-    assert probe.memory_estimate(30, 200, 4, 8, tight()) == 8 * per
+    per = fitting.memory_estimate(30, 200, 4, 1, tight())
+    assert fitting.memory_estimate(30, 200, 4, 8, tight()) == 8 * per
     lam = np.geomspace(1e-3, 1.0, 6)
-    whole = probe.fit(feats[0], data, np.zeros(6, dtype=int), lam, tight())
-    split = probe.fit(feats[0], data, np.zeros(6, dtype=int), lam,
+    whole = fitting.fit(feats[0], data, np.zeros(6, dtype=int), lam, tight())
+    split = fitting.fit(feats[0], data, np.zeros(6, dtype=int), lam,
                       tight(max_memory_gb=2.5 * per / 2**30))  # two problems per chunk
     np.testing.assert_allclose(split.objective.numpy(), whole.objective.numpy(), rtol=1e-12)
 
@@ -675,13 +678,13 @@ def test_slots_refilled_with_other_data_give_the_fits_of_the_whole_batch(gather)
     # chain's slot with other features and another set (the slot's data is replaced,
     # for pairs mode the gathered ends' features too).
     feats, sets = world(13, 25, [3, 5], 120, n_sets=3)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     pf, ps = np.array([0, 1, 0, 1, 0, 1]), np.array([0, 1, 2, 2, 1, 0])
     lam = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
     opts = tight(gather=gather)
-    per = probe.memory_estimate(25, 120, 5, 1, opts, gather)
-    whole = probe.fit(feats, data, ps, lam, opts, problem_features=pf)
-    split = probe.fit(feats, data, ps, lam,
+    per = fitting.memory_estimate(25, 120, 5, 1, opts, gather)
+    whole = fitting.fit(feats, data, ps, lam, opts, problem_features=pf)
+    split = fitting.fit(feats, data, ps, lam,
                       tight(gather=gather, max_memory_gb=2.5 * per / 2**30),
                       problem_features=pf)
     assert whole.mode == split.mode == gather
@@ -692,36 +695,36 @@ def test_slots_refilled_with_other_data_give_the_fits_of_the_whole_batch(gather)
 def test_gather_mode_is_chosen_by_cost():
     # The default world's recovery jobs (m ≈ 125-140 objects per fold, D = 16): pairs
     # where the triplets are few, similarity once they are many.
-    assert probe._prefers_pairs("rows", 125, 100, 16)
-    assert probe._prefers_pairs("similarity", 140, 300, 16)
-    assert not probe._prefers_pairs("similarity", 140, 1000, 16)
+    assert gather_modes.prefers_pairs(gather_modes.ROWS, 125, 100, 16)
+    assert gather_modes.prefers_pairs(gather_modes.SIMILARITY, 140, 300, 16)
+    assert not gather_modes.prefers_pairs(gather_modes.SIMILARITY, 140, 1000, 16)
     # Large D: x_iᵀ(WWᵀ) per pair costs D² each, the rows of Z are cheaper.
-    assert not probe._prefers_pairs("rows", 1000, 1000, 256)
-    assert not probe._prefers_pairs("rows", 20_000, 4_200_000, 1024)
+    assert not gather_modes.prefers_pairs(gather_modes.ROWS, 1000, 1000, 256)
+    assert not gather_modes.prefers_pairs(gather_modes.ROWS, 20_000, 4_200_000, 1024)
     feats, sets = world(14, 125, [16], 100, n_sets=1)
-    fun = probe.objective(feats[0], probe.TripletSets.from_arrays(sets, dtype=F64),
+    fun = fitting.objective(feats[0], fitting.TripletSets.from_arrays(sets, dtype=F64),
                           np.array([0]), np.array([0.1]), tight())
-    assert fun.batch.mode == "pairs"
+    assert fun.batch.gather is gather_modes.PAIRS
 
 
 def test_paper_scale_fit_is_within_16_gib_by_the_memory_model():
     # 4.2M triplets, 1,854 objects, d = 1,024, float32: one fit must fit a 16 GB GPU.
-    opts = probe.FitOptions()
-    assert probe.memory_estimate(1854, 4_200_000, 1024, 1, opts) < 16 * 2**30
+    opts = fitting.FitOptions()
+    assert fitting.memory_estimate(1854, 4_200_000, 1024, 1, opts) < 16 * 2**30
 
 
 def test_auto_device_falls_back_to_cpu_with_a_log_line(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    probe.resolve_device.cache_clear()
-    with caplog.at_level(logging.INFO, logger="modelrecovery.probe"):
-        assert probe.resolve_device("auto") == torch.device("cpu")
+    fitting.resolve_device.cache_clear()
+    with caplog.at_level(logging.INFO, logger="modelrecovery.fitting.options"):
+        assert fitting.resolve_device("auto") == torch.device("cpu")
     assert "no CUDA device visible" in caplog.text
-    probe.resolve_device.cache_clear()
+    fitting.resolve_device.cache_clear()
 
 
 def test_float32_default_and_no_silent_tf32():
     feats, sets = world(10, 20, [3], 100, n_sets=1)
-    res = probe.fit(feats[0], probe.TripletSets.from_arrays(sets), np.array([0]),
+    res = fitting.fit(feats[0], fitting.TripletSets.from_arrays(sets), np.array([0]),
                     np.array([0.1]))
     assert res.weights.dtype == torch.float32
     assert torch.backends.cuda.matmul.allow_tf32 is False
@@ -729,14 +732,14 @@ def test_float32_default_and_no_silent_tf32():
 
 @pytest.mark.parametrize("regulariser", ["eye_distance", "l2"])
 def test_symmetric_restriction_reaches_the_unrestricted_optimum(regulariser):
-    # Every optimum of full W under these penalties is symmetric (docs/DESIGN.md,
-    # "Symmetric W"); solving within the symmetric matrices must give the same fit, down
+    # Every optimum of full W under these penalties is symmetric (docs/kernel.md,
+    # "Exact reductions of the problem"); solving within the symmetric matrices must give the same fit, down
     # to λ = 1e-4 where the objective is flattest, in fewer evaluations.
     feats, sets = world(13, 40, [6], 300, n_sets=2)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     lam, ps = np.array([1e-4, 1e-2, 1.0, 1e-4]), np.array([0, 0, 0, 1])
-    free = probe.fit(feats[0], data, ps, lam, tight(regulariser=regulariser, symmetric=False))
-    sym = probe.fit(feats[0], data, ps, lam, tight(regulariser=regulariser))
+    free = fitting.fit(feats[0], data, ps, lam, tight(regulariser=regulariser, symmetric=False))
+    sym = fitting.fit(feats[0], data, ps, lam, tight(regulariser=regulariser))
     assert free.converged.all() and sym.converged.all()
     np.testing.assert_allclose(sym.objective.numpy(), free.objective.numpy(), rtol=1e-10)
     assert all(float((w - w.T).abs().max()) < 1e-12 for w in sym.weights)
@@ -757,17 +760,17 @@ def test_a_sign_flipped_symmetric_fit_resumes_from_its_absolute_value(monkeypatc
     # settles with the eigenvalue still negative (the way back crosses 0), worse than
     # the optimum under eye_distance. The kernel restarts it from |W|.
     feats, sets = world(13, 40, [6], 300, n_sets=2)
-    data = probe.TripletSets.from_arrays(sets, dtype=F64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
     q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 6)))
     flipped = torch.as_tensor(q @ np.diag([-1.0, 1, 1, 1, 1, 1]) @ q.T)[None].repeat(2, 1, 1)
     lam, ps = np.array([1e-4, 1e-3]), np.array([0, 1])
     opts = tight(reduce_rank=False)
-    ref = probe.fit(feats[0], data, ps, lam, tight(symmetric=False, reduce_rank=False))
-    res = probe.fit(feats[0], data, ps, lam, opts, init=flipped)
+    ref = fitting.fit(feats[0], data, ps, lam, tight(symmetric=False, reduce_rank=False))
+    res = fitting.fit(feats[0], data, ps, lam, opts, init=flipped)
     np.testing.assert_allclose(res.objective.numpy(), ref.objective.numpy(), rtol=1e-10)
     assert all(float(torch.linalg.eigvalsh(w)[0]) > 0 for w in res.weights)
-    monkeypatch.setattr(probe, "_MAX_UNFLIPS", 0)
-    stuck = probe.fit(feats[0], data, ps, lam, opts, init=flipped)
+    monkeypatch.setattr(restarts, "MAX_UNFLIPS", 0)
+    stuck = fitting.fit(feats[0], data, ps, lam, opts, init=flipped)
     assert (stuck.objective - ref.objective).min() > 1e-3
 
 
@@ -776,17 +779,17 @@ _FAULTS = textwrap.dedent("""
     import numpy as np
     import torch
     sys.path.insert(0, {tests!r})
-    from modelrecovery import probe
+    from modelrecovery import fitting
     from modelrecovery.allocator import keep_freed_memory
     from test_kernel import world
     assert keep_freed_memory()
     feats, sets = world(3, 200, [16], 600, n_sets=3)
-    data = probe.TripletSets.from_arrays(sets, dtype=torch.float64)
+    data = fitting.TripletSets.from_arrays(sets, dtype=torch.float64)
     lam, ps = np.tile(np.geomspace(1e-3, 1, 4), 3), np.repeat(np.arange(3), 4)
-    opts = probe.FitOptions(dtype="float64", max_iter=200)
-    probe.fit(feats[0], data, ps, lam, opts)
+    opts = fitting.FitOptions(dtype="float64", max_iter=200)
+    fitting.fit(feats[0], data, ps, lam, opts)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    probe.fit(feats[0], data, ps, lam, opts)
+    fitting.fit(feats[0], data, ps, lam, opts)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """)
 

@@ -1,6 +1,6 @@
 """The odd-one-out likelihood, its gradient and tie-aware accuracy against brute force.
 
-The reference here is written from the model's definition in DESIGN.md, one triplet at a
+The reference here is written from the model's definition in docs/study.md, one triplet at a
 time with explicit exp/log, so it shares no code with the package:
 
     p(k odd | i, j, k) = exp(S_ij) / (exp(S_ij) + exp(S_ik) + exp(S_jk)),  S = (XW)(XW)ᵀ
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelrecovery import oddoneout, probe
+from modelrecovery import fitting, oddoneout
 
 REGULARISERS = ["eye_distance", "l2"]
 GATHERS = ["similarity", "rows", "pairs"]
@@ -87,9 +87,9 @@ def test_kernel_objective_and_gradient_match_bruteforce(regulariser, gather):
     x, w0, trip0, c0 = make_problem(1, n_trip=25)
     _, w1, trip1, c1 = make_problem(2, n_trip=17)  # same n and d; its own W and triplets
     lambdas = np.array([0.3, 2.5])
-    data = probe.TripletSets.from_arrays([trip0, trip1], [c0, c1], dtype=torch.float64)
-    options = probe.FitOptions(regulariser=regulariser, dtype="float64", gather=gather)
-    fun = probe.objective(x, data, np.array([0, 1]), lambdas, options)
+    data = fitting.TripletSets.from_arrays([trip0, trip1], [c0, c1], dtype=torch.float64)
+    options = fitting.FitOptions(regulariser=regulariser, dtype="float64", gather=gather)
+    fun = fitting.objective(x, data, np.array([0, 1]), lambdas, options)
     w = np.stack([w0, w1])
     obj, grad = fun(torch.as_tensor(w.reshape(2, -1)), torch.tensor([0, 1]))
     obj, grad = obj.numpy(), grad.numpy().reshape(2, 3, 3)
@@ -103,9 +103,9 @@ def test_kernel_objective_and_gradient_match_bruteforce(regulariser, gather):
 
     # The public building blocks give the same pieces.
     wt = torch.as_tensor(w)
-    logits = probe.pair_logits(torch.as_tensor(x), wt, data.triplets, gather)
-    nll_t = probe.data_nll(logits, data.weights).numpy()
-    pen_t = probe.penalty(wt, regulariser).numpy()
+    logits = fitting.pair_logits(torch.as_tensor(x), wt, data.triplets, gather)
+    nll_t = fitting.data_nll(logits, data.counts).numpy()
+    pen_t = fitting.penalty(wt, regulariser).numpy()
     for b, (trip, counts) in enumerate(((trip0, c0), (trip1, c1))):
         nll, _, _ = brute_nll_and_grad(x, w[b], trip, counts)
         np.testing.assert_allclose(nll_t[b], nll, rtol=1e-12)
@@ -119,19 +119,19 @@ def test_eye_distance_penalty_is_zero_exactly_on_scaled_identity():
     w = torch.stack([2.7 * torch.eye(4, dtype=torch.float64),
                      torch.eye(4, dtype=torch.float64)])
     w[1, 0, 1] = 0.5  # off-diagonal entry: penalty 0.25 from it alone
-    pen = probe.penalty(w, "eye_distance").numpy()
+    pen = fitting.penalty(w, "eye_distance").numpy()
     assert abs(pen[0]) < 1e-12
     np.testing.assert_allclose(pen[1], 0.25, rtol=1e-12)
-    np.testing.assert_allclose(probe.penalty(w, "l2").numpy()[0], 4 * 2.7**2, rtol=1e-12)
+    np.testing.assert_allclose(fitting.penalty(w, "l2").numpy()[0], 4 * 2.7**2, rtol=1e-12)
 
 
 @pytest.mark.parametrize("gather", GATHERS)
 @pytest.mark.parametrize("regulariser", REGULARISERS)
 def test_objective_gradcheck_float64(regulariser, gather):
     x, w0, trip, counts = make_problem(7, n=8, d=3, n_trip=15)
-    data = probe.TripletSets.from_arrays([trip], [counts], dtype=torch.float64)
-    options = probe.FitOptions(regulariser=regulariser, dtype="float64", gather=gather)
-    fun = probe.objective(x, data, np.array([0]), np.array([0.7]), options)
+    data = fitting.TripletSets.from_arrays([trip], [counts], dtype=torch.float64)
+    options = fitting.FitOptions(regulariser=regulariser, dtype="float64", gather=gather)
+    fun = fitting.objective(x, data, np.array([0]), np.array([0.7]), options)
     idx = torch.tensor([0])
     w = torch.as_tensor(w0[None]).clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: fun.parts(v, idx)[0], (w,), eps=1e-6,
@@ -162,7 +162,7 @@ def test_numpy_and_torch_logits_agree():
     x, w, trip, _ = make_problem(5, n=12, d=4, n_trip=40)
     ref = oddoneout.pair_logits(oddoneout.similarity(x, w), trip)
     for gather in GATHERS:
-        got = probe.pair_logits(torch.as_tensor(x), torch.as_tensor(w[None]),
+        got = fitting.pair_logits(torch.as_tensor(x), torch.as_tensor(w[None]),
                                 torch.as_tensor(trip[None]), gather)[0].numpy()
         np.testing.assert_allclose(got, ref, rtol=1e-12)
 
@@ -191,10 +191,10 @@ def test_tie_aware_accuracy_splits_exact_ties_with_weights():
     logits = torch.tensor([[c[0] for c in TIE_CASES]], dtype=torch.float64)
     per = np.array([c[1] for c in TIE_CASES])
     weights = torch.tensor([[1.0, 2.0, 3.0, 4.0, 0.0]], dtype=torch.float64)
-    got = probe.tie_aware_accuracy(logits, weights).numpy()[0]
+    got = fitting.tie_aware_accuracy(logits, weights).numpy()[0]
     np.testing.assert_allclose(got, (per * weights.numpy()[0]).sum() / 10.0, rtol=1e-14)
     all_equal = torch.full((1, 5, 3), 0.25, dtype=torch.float64)
-    got = probe.tie_aware_accuracy(all_equal, torch.ones(1, 5, dtype=torch.float64))
+    got = fitting.tie_aware_accuracy(all_equal, torch.ones(1, 5, dtype=torch.float64))
     assert float(got[0]) == pytest.approx(1.0 / 3.0, abs=1e-15)
 
 
@@ -203,8 +203,8 @@ def test_accuracy_of_constant_similarity_is_one_third():
     trip = np.array([[0, 1, 2], [3, 4, 5], [1, 3, 5]])
     assert oddoneout.accuracy(sim, trip) == pytest.approx(1.0 / 3.0, abs=1e-15)
     weights = torch.eye(2, dtype=torch.float64)[None] * 0.0  # W = 0: every logit is 0
-    acc, nll = probe.evaluate(np.ones((6, 2)), weights,
-                              probe.TripletSets.from_arrays([trip], dtype=torch.float64),
+    acc, nll = fitting.evaluate(np.ones((6, 2)), weights,
+                              fitting.TripletSets.from_arrays([trip], dtype=torch.float64),
                               np.array([0]))
     assert acc[0] == pytest.approx(1.0 / 3.0, abs=1e-15)
     assert nll[0] == pytest.approx(math.log(3.0), abs=1e-12)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from modelrecovery import oddoneout, probe
+from modelrecovery import fitting, oddoneout
 from modelrecovery.simulate import sample_choices
 
 F64 = torch.float64
@@ -21,7 +21,7 @@ def problem(seed: int, n: int = 25, d: int = 4, n_trip: int = 200):
     return x, sample_choices(sim, t, 1.0, rng), rng
 
 
-def explicit_w(method: probe.Method, theta: np.ndarray, d: int) -> np.ndarray:
+def explicit_w(method: fitting.Method, theta: np.ndarray, d: int) -> np.ndarray:
     if method.kind == "zero_shot":
         return np.exp(theta[0]) * np.eye(d)
     if method.kind == "diagonal":
@@ -47,12 +47,12 @@ def brute_penalty(w: np.ndarray, reg: str, kind: str) -> float:
 @pytest.mark.parametrize("text", ["zero_shot", "diagonal", "low_rank:2", "low_rank:6", "full"])
 def test_objective_matches_explicit_transform(text, reg):
     x, trip, rng = problem(1)
-    method = probe.Method.parse(text)
+    method = fitting.Method.parse(text)
     d = x.shape[1]
     theta = rng.standard_normal(method.n_params(d)) + (1.0 if method.kind != "low_rank" else 0)
-    data = probe.TripletSets.from_arrays([trip], dtype=F64)
-    opts = probe.FitOptions(regulariser=reg, method=text, dtype="float64", reduce_rank=False)
-    fun = probe.objective(x, data, np.array([0]), np.array([0.4]), opts)
+    data = fitting.TripletSets.from_arrays([trip], dtype=F64)
+    opts = fitting.FitOptions(regulariser=reg, method=text, dtype="float64", reduce_rank=False)
+    fun = fitting.objective(x, data, np.array([0]), np.array([0.4]), opts)
     obj, grad = fun(torch.as_tensor(theta[None]), torch.tensor([0]))
     w = explicit_w(method, theta, d)
     expected = oddoneout.nll(oddoneout.similarity(x, w), trip) + 0.4 * brute_penalty(
@@ -69,7 +69,7 @@ def test_objective_matches_explicit_transform(text, reg):
 @pytest.mark.parametrize("text", ["zero_shot", "diagonal", "low_rank:2", "full"])
 def test_penalty_hessian_times_vectors_equals_autograd(text, reg):
     # Warm starts carry their curvature pairs to the next λ by y += Δλ·∇²R·s.
-    method = probe.Method.parse(text)
+    method = fitting.Method.parse(text)
     dims = torch.tensor([4, 3])  # the second problem padded to D = 4
     mask, n = method.trace_mask(dims, 4, F64)
     gen = torch.Generator().manual_seed(0)
@@ -86,21 +86,21 @@ def test_penalty_hessian_times_vectors_equals_autograd(text, reg):
 
 def test_low_rank_with_k_equal_d_is_the_full_method():
     x, trip, _ = problem(2)
-    data = probe.TripletSets.from_arrays([trip], dtype=F64)
+    data = fitting.TripletSets.from_arrays([trip], dtype=F64)
     kw = dict(dtype="float64", grad_tol=1e-10, loss_tol=1e-14, warm_start=False,
               reduce_rank=False)
-    full = probe.fit(x, data, np.zeros(2, int), np.array([0.01, 0.3]),
-                     probe.FitOptions(method="full", **kw))
-    low = probe.fit(x, data, np.zeros(2, int), np.array([0.01, 0.3]),
-                    probe.FitOptions(method="low_rank:4", **kw))
+    full = fitting.fit(x, data, np.zeros(2, int), np.array([0.01, 0.3]),
+                     fitting.FitOptions(method="full", **kw))
+    low = fitting.fit(x, data, np.zeros(2, int), np.array([0.01, 0.3]),
+                    fitting.FitOptions(method="low_rank:4", **kw))
     np.testing.assert_allclose(low.objective.numpy(), full.objective.numpy(), rtol=1e-10)
 
 
 def test_zero_shot_fits_only_a_scale():
     x, trip, _ = problem(3)
-    data = probe.TripletSets.from_arrays([trip], dtype=F64)
-    res = probe.fit(x, data, np.array([0]), np.array([1.0]),
-                    probe.FitOptions(method="zero_shot", dtype="float64", grad_tol=1e-10,
+    data = fitting.TripletSets.from_arrays([trip], dtype=F64)
+    res = fitting.fit(x, data, np.array([0]), np.array([1.0]),
+                    fitting.FitOptions(method="zero_shot", dtype="float64", grad_tol=1e-10,
                                      loss_tol=1e-14))
     w = res.weights[0].numpy()
     s = w[0, 0]
@@ -119,8 +119,8 @@ def test_zero_shot_never_collapses_features_that_predict_nothing():
     # raw ranking (zero-shot accuracy) survives; W = 0 would turn every triplet into a tie.
     x, _, rng = problem(8, d=4)
     trip = np.stack([rng.choice(25, 3, replace=False) for _ in range(300)])
-    res = probe.fit(x, probe.TripletSets.from_arrays([trip], dtype=F64), np.array([0]),
-                    np.array([0.0]), probe.FitOptions(method="zero_shot", dtype="float64"))
+    res = fitting.fit(x, fitting.TripletSets.from_arrays([trip], dtype=F64), np.array([0]),
+                    np.array([0.0]), fitting.FitOptions(method="zero_shot", dtype="float64"))
     w = res.weights[0].numpy()
     assert 0 < w[0, 0] < 1
     assert oddoneout.accuracy(oddoneout.similarity(x, w), trip) == pytest.approx(
@@ -132,27 +132,27 @@ def test_methods_batch_across_candidates_of_different_dimension(text):
     rng = np.random.default_rng(4)
     feats = [rng.standard_normal((30, d)) / np.sqrt(d) for d in (3, 5)]
     _, trip, _ = problem(4, n=30, d=3)
-    data = probe.TripletSets.from_arrays([trip], dtype=F64)
+    data = fitting.TripletSets.from_arrays([trip], dtype=F64)
     kw = dict(method=text, dtype="float64", grad_tol=1e-10, loss_tol=1e-14,
               warm_start=False)
     lam = np.array([0.05, 0.05, 0.5])
     pf = np.array([0, 1, 1])
-    batch = probe.fit(feats, data, np.zeros(3, int), lam, probe.FitOptions(**kw),
+    batch = fitting.fit(feats, data, np.zeros(3, int), lam, fitting.FitOptions(**kw),
                       problem_features=pf)
     for b in range(3):
-        alone = probe.fit(feats[pf[b]], data, np.array([0]), lam[b:b + 1],
-                          probe.FitOptions(**kw))
+        alone = fitting.fit(feats[pf[b]], data, np.array([0]), lam[b:b + 1],
+                          fitting.FitOptions(**kw))
         assert float(batch.objective[b]) == pytest.approx(float(alone.objective[0]),
                                                           rel=1e-9)
 
 
 def test_more_flexible_methods_fit_training_data_better():
     x, trip, _ = problem(5, d=5, n_trip=400)
-    data = probe.TripletSets.from_arrays([trip], dtype=F64)
+    data = fitting.TripletSets.from_arrays([trip], dtype=F64)
     nll = {}
     for text in ("zero_shot", "diagonal", "low_rank:2", "full"):
-        res = probe.fit(x, data, np.array([0]), np.array([1e-4]),
-                        probe.FitOptions(method=text, dtype="float64"))
+        res = fitting.fit(x, data, np.array([0]), np.array([1e-4]),
+                        fitting.FitOptions(method=text, dtype="float64"))
         nll[text] = float(res.train_nll[0])
     assert nll["full"] < nll["diagonal"] < nll["zero_shot"]
     assert nll["full"] <= nll["low_rank:2"] + 1e-6
@@ -160,11 +160,11 @@ def test_more_flexible_methods_fit_training_data_better():
 
 def test_l1_gives_sparser_transforms_than_l2():
     x, trip, _ = problem(6, d=6, n_trip=400)
-    data = probe.TripletSets.from_arrays([trip], dtype=F64)
+    data = fitting.TripletSets.from_arrays([trip], dtype=F64)
     out = {}
     for reg in ("l1", "l2"):
-        res = probe.fit(x, data, np.array([0]), np.array([0.02]),
-                        probe.FitOptions(regulariser=reg, dtype="float64"))
+        res = fitting.fit(x, data, np.array([0]), np.array([0.02]),
+                        fitting.FitOptions(regulariser=reg, dtype="float64"))
         w = res.weights[0].numpy()
         out[reg] = (np.abs(w) < 1e-3 * np.abs(w).max()).mean()
         assert float(res.objective[0]) < np.log(3)  # it fitted something
@@ -173,6 +173,6 @@ def test_l1_gives_sparser_transforms_than_l2():
 
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="low_rank:32"):
-        probe.FitOptions(method="low_rank")
+        fitting.FitOptions(method="low_rank")
     with pytest.raises(ValueError, match="unknown alignment method"):
-        probe.FitOptions(method="banana")
+        fitting.FitOptions(method="banana")

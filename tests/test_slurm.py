@@ -404,7 +404,8 @@ def default_study_submissions(workdir: Path) -> tuple[Counter, int]:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     workdir = copy_workflow(workdir, cfg)
     jobs = dry_run_jobs(workdir, "--forceall")
-    for path in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
+    workflow = REPO / "workflow"
+    for path in [workflow / "Snakefile", *sorted((workflow / "rules").glob("*.smk"))]:
         for names in re.findall(r"^localrules:\s*(.+)$", path.read_text(), re.M):
             for name in names.split(","):
                 jobs.pop(name.strip(), None)
@@ -508,8 +509,8 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     # fits into one group, so the rel fits (due after their new simulation) share a group
     # with a failing fit and fail with it: the documented price of grouping. --keep-going
     # lets the independent simulation finish. --retries 1: each failed group is resubmitted
-    # once with twice the runtime and memory (profiles/slurm: 60 * attempt minutes and
-    # 4000 * attempt MB per fit; a group asks for the sum of its members' runtimes).
+    # once with twice the runtime and memory (recover's resources: 60 * attempt minutes
+    # and 4000 * attempt MB per fit; a group asks for the sum of its members' runtimes).
     run = slurm_snakemake(study.slurm_dir, str(other.relative_to(study.slurm_dir)), "all",
                           "--keep-going", "--retries", "1")
     assert run.returncode != 0, run.tail()

@@ -13,14 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelrecovery import cli, io, probe
+from modelrecovery import cli, cli_args, fitting, io
 from modelrecovery.simulate import triplet_keys
 
 from conftest import base_config, copy_workflow, files_in, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
-# The columns DESIGN.md's data contract requires of every recovery Parquet.
+# The columns docs/study.md's data contract requires of every recovery Parquet.
 CONTRACT = ["experiment", "generator", "candidate", "n_train", "seed", "fold", "lambda",
             "train_nll", "val_acc", "test_acc", "test_nll", "iterations", "converged",
             "seconds"]
@@ -37,12 +37,7 @@ def run_ok(workdir: Path, *args: str) -> None:
 # ----------------------------------------------------------------- a tiny study
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, dict]:
-    cfg = base_config()
-    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"), cfg)
-    run_ok(workdir)
-    return workdir, cfg
+# The fixture `tiny` (tests/conftest.py) runs the test study, .test/config/config.yaml.
 
 
 def exp_dir(workdir: Path, cfg: dict) -> Path:
@@ -151,7 +146,8 @@ def test_simulated_shards_are_concept_disjoint(tiny):
 
 
 def test_rerunning_one_recovery_job_reproduces_it(tiny):
-    # Runs last in this module: it deletes one output and reruns snakemake.
+    # Deletes one output and reruns snakemake: everything comes back as it was, so the
+    # other tests of the shared study see the same files before and after.
     workdir, cfg = tiny
     base = exp_dir(workdir, cfg)
     victim = base / "recovery" / "random" / "rel" / "n120" / "seed1.parquet"
@@ -377,7 +373,7 @@ def test_scripts_fit_with_the_options_the_recover_rule_passes(tmp_path):
                 if "modelrecovery recover " in ln]
     assert commands, proc.stdout[-3000:]
     argv = shlex.split(commands[0].split(" 2>")[0])[1:]
-    via_cli = cli._fit_options(cli.build_parser().parse_args(argv))
-    via_config = probe.FitOptions.from_config(cfg["fitting"], cfg["experiments"]["tiny"])
+    via_cli = cli_args.fit_options(cli.build_parser().parse_args(argv))
+    via_config = fitting.FitOptions.from_config(cfg["fitting"], cfg["experiments"]["tiny"])
     assert via_cli == via_config
-    assert via_config != probe.FitOptions.from_config({}, cfg["experiments"]["tiny"])
+    assert via_config != fitting.FitOptions.from_config({}, cfg["experiments"]["tiny"])

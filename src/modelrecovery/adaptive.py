@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import probe
+from . import fitting
 from .design import DesignOptions, design_split, split_sizes
 from .information import pool_information
 from .recover import CandidateFits, fit_candidates
@@ -78,7 +78,7 @@ def _rows(fold: int, split: str, start: int, trip: np.ndarray, utility: np.ndarr
 
 def fitted_criterion(collected: pd.DataFrame, n_train: int,
                      candidates: dict[str, np.ndarray], lambdas: list[float],
-                     fit_options: probe.FitOptions, eval_fraction: float,
+                     fit_options: fitting.FitOptions, eval_fraction: float,
                      adaptive: AdaptiveOptions, device: str = "cpu"
                      ) -> tuple[Callable[[int], Callable[[np.ndarray], np.ndarray]],
                                 np.ndarray]:
@@ -123,7 +123,7 @@ def choose_batch(folds: list[FoldObjects], collected: pd.DataFrame | None,
 def adaptive_dataset(folds: list[FoldObjects], sizes: list[int], eval_fraction: float,
                      n_objects: int, respond: Callable[[np.ndarray, int], np.ndarray],
                      candidates: dict[str, np.ndarray], lambdas: list[float],
-                     fit_options: probe.FitOptions, options: DesignOptions,
+                     fit_options: fitting.FitOptions, options: DesignOptions,
                      adaptive: AdaptiveOptions,
                      rng_for_round: Callable[[int], np.random.Generator],
                      first: pd.DataFrame | None = None, exclude: np.ndarray | None = None,

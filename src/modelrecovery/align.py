@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import probe
+from . import fitting
 from .oddoneout import accuracy, similarity
 
 
@@ -35,7 +35,7 @@ def choose_lambda(table: pd.DataFrame) -> float:
 
 def align_to_humans(features: np.ndarray, train: np.ndarray, test: np.ndarray,
                     lambdas: list[float], cv_folds: int, rng: np.random.Generator,
-                    options: probe.FitOptions) -> Alignment:
+                    options: fitting.FitOptions) -> Alignment:
     """Fit W on human training triplets (N, 3) with λ chosen by ``cv_folds``-fold CV.
 
     Folds split the triplets (not the objects): the generator is meant to model the
@@ -51,17 +51,17 @@ def align_to_humans(features: np.ndarray, train: np.ndarray, test: np.ndarray,
     problem_set = np.repeat(np.arange(cv_folds), len(lam))
     problem_lam = np.tile(lam, cv_folds)
     dt = options.torch_dtype
-    res = probe.fit(features, probe.TripletSets.from_arrays(fit_sets, dtype=dt), problem_set,
-                    problem_lam, options)
-    val_acc, val_nll = probe.evaluate(features, res.weights,
-                                      probe.TripletSets.from_arrays(val_sets, dtype=dt),
-                                      problem_set)
+    res = fitting.fit(features, fitting.TripletSets.from_arrays(fit_sets, dtype=dt),
+                      problem_set, problem_lam, options)
+    val_acc, val_nll = fitting.evaluate(features, res.weights,
+                                        fitting.TripletSets.from_arrays(val_sets, dtype=dt),
+                                        problem_set)
     cv = pd.DataFrame({"fold": problem_set, "lambda": problem_lam, "val_acc": val_acc,
                        "val_nll": val_nll, "iterations": res.iterations.numpy(),
                        "converged": res.converged.numpy(), "status": res.status})
     best = choose_lambda(cv)
-    final = probe.fit(features, probe.TripletSets.from_arrays([train], dtype=dt),
-                      np.zeros(1, dtype=np.int64), np.array([best]), options)
+    final = fitting.fit(features, fitting.TripletSets.from_arrays([train], dtype=dt),
+                        np.zeros(1, dtype=np.int64), np.array([best]), options)
     w = final.weights[0].detach().to(torch.float64).cpu().numpy()
     sim_probe, sim_raw = similarity(features, w), similarity(features)
     human = {"zero_shot_test_acc": accuracy(sim_raw, test),

@@ -4,7 +4,7 @@ The kernel allocates the same few hundred kilobyte-to-megabyte tensors thousands
 per job. Under glibc's defaults such blocks are mapped fresh from the kernel (above the
 128 KiB mmap threshold) or handed back when the top of the heap is trimmed, so every
 iteration pays page faults on memory it just freed: up to 160,000 faults and ~2/3 of
-the wall time of a small recovery job (docs/DESIGN.md, "Tried for speed"). Keeping freed
+the wall time of a small recovery job (docs/kernel.md, "Memory, device, allocator"). Keeping freed
 memory in the process removes them; the peak is unchanged, freed memory is only returned
 to the system later.
 """

@@ -1,14 +1,24 @@
-"""Aggregation of recovery rows: λ selection, winners, curves, confusion matrices."""
+"""Aggregation of recovery rows: λ selection, winners, curves, confusion matrices, and
+the table of the generators' alignment to the humans.
+
+Inputs are recovery rows (:data:`modelrecovery.io.RECOVERY_COLUMNS`); accuracies are
+fractions of held-out triplets, NLLs nats per judgement. Nothing here imports torch.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import beta
 
+from . import io
 from .errors import InputError
-from .recover import RECOVERY_COLUMNS
+from .io import RECOVERY_COLUMNS, PathLike
 
+#: The columns naming one simulated dataset.
 DATASET = ["experiment", "generator", "n_train", "seed"]
 # Accuracies are fractions of test triplets (ties add 1/2 or 1/3 credits) averaged over
 # folds: distinct values differ by far more than 1e-9, while the same value reached by
@@ -17,7 +27,8 @@ TIE_TOL = 1e-9
 
 
 def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
-    """Refuse a recovery table that lacks contract columns or has out-of-range scores."""
+    """Refuse a recovery table that lacks contract columns or has a ``val_acc`` or
+    ``test_acc`` outside [0, 1] (NaN included); ``source`` names it in the refusal."""
     missing = [c for c in RECOVERY_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"{source}: recovery table lacks column(s) {missing}")
@@ -31,8 +42,11 @@ def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
 def candidate_scores(fits: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset × candidate: λ by mean validation accuracy over folds, its scores.
 
-    Validation ties (within :data:`TIE_TOL`) go to the larger λ (the simpler transform). The score is the mean
-    test accuracy over folds at that λ; ``test_nll`` is the mean test NLL there.
+    Validation ties (within :data:`TIE_TOL`) go to the larger λ (the simpler transform).
+    The score is the mean test accuracy over folds at that λ; ``test_nll`` is the mean
+    test NLL there and ``converged`` whether every fold's fit converged. Returns the
+    columns of :data:`DATASET`, ``candidate``, ``lambda``, ``val_acc``, ``test_acc``,
+    ``test_nll``, ``converged``, sorted by dataset and candidate.
     """
     keys = [*DATASET, "candidate"]
     per_lam = (fits.groupby([*keys, "lambda"], sort=True)
@@ -79,7 +93,9 @@ def dataset_outcomes(scores: pd.DataFrame) -> pd.DataFrame:
 
 def clopper_pearson(successes: np.ndarray, trials: np.ndarray, level: float = 0.95
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact binomial interval; fractional successes (split ties) enter the Beta quantiles."""
+    """Exact (Clopper–Pearson) binomial interval at ``level`` for ``successes`` out of
+    ``trials`` (arrays of one shape); fractional successes (split ties) enter the Beta
+    quantiles. Returns the lower and upper bounds, fractions in [0, 1], of that shape."""
     x = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     a = (1.0 - level) / 2.0
@@ -90,6 +106,7 @@ def clopper_pearson(successes: np.ndarray, trials: np.ndarray, level: float = 0.
 
 
 def _curve(outcomes: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Recovery rate, its interval, tie rate, NLL recovery, mean rank and MRR per group."""
     grp = outcomes.groupby(by, sort=True)
     out = grp.agg(datasets=("credit", "size"), recovered=("credit", "sum"),
                   tie_rate=("tie", "mean"), nll_recovered=("nll_credit", "sum"),
@@ -102,12 +119,18 @@ def _curve(outcomes: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def recovery_curve(outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Recovery accuracy per experiment × training size, pooled over generators and seeds."""
+    """Recovery accuracy per experiment × training size, pooled over generators and seeds.
+
+    Columns: ``experiment``, ``n_train``, ``datasets``, ``recovered`` (summed credit),
+    ``recovery`` (its fraction), ``ci_low``/``ci_high`` (95% Clopper–Pearson),
+    ``tie_rate``, ``nll_recovered``, ``nll_recovery``, ``mean_rank`` and ``mrr``.
+    """
     return _curve(outcomes, ["experiment", "n_train"])
 
 
 def generator_curves(outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Recovery accuracy per experiment × generator × training size."""
+    """Recovery accuracy per experiment × generator × training size (the columns of
+    :func:`recovery_curve` plus ``generator``)."""
     return _curve(outcomes, ["experiment", "generator", "n_train"])
 
 
@@ -140,7 +163,12 @@ def confusion(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(curve: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
-    """The headline table: per experiment × size, recovery with its interval and fit health."""
+    """The headline table: per experiment × size, recovery with its interval and fit health.
+
+    ``curve`` is :func:`recovery_curve`'s table, ``fits`` the recovery rows. Fit health:
+    ``fits`` (number of fits), ``converged_rate``, ``median_iterations`` and
+    ``fit_seconds`` (summed wall time).
+    """
     health = (fits.groupby(["experiment", "n_train"])
               .agg(fits=("converged", "size"), converged_rate=("converged", "mean"),
                    median_iterations=("iterations", "median"),
@@ -148,3 +176,36 @@ def summary(curve: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
     cols = ["experiment", "n_train", "datasets", "recovery", "ci_low", "ci_high", "tie_rate",
             "nll_recovery", "mrr"]
     return curve[cols].merge(health, on=["experiment", "n_train"])
+
+
+#: The columns of :func:`alignment_table` before the human scores.
+ALIGNMENT_KEYS = ("model", "lambda", "temperature", "expected_accuracy")
+
+
+def alignment_table(generator_jsons: Iterable[PathLike]) -> pd.DataFrame:
+    """One row per calibrated generator: how well it fits the humans.
+
+    ``generator_jsons`` are the JSON sidecars of the calibrated generators (written by
+    ``modelrecovery calibrate``), in the order the rows take. Each row holds ``model``,
+    ``lambda`` (the λ chosen by cross-validation), ``temperature`` (T, calibrated to the
+    noise ceiling), ``expected_accuracy`` (at that T, a fraction), every human score of
+    the alignment (``zero_shot_test_acc``, ``probed_test_acc``, ``probed_train_acc``,
+    ``cv_val_acc``: fractions of human triplets) and ``converged`` (the final fit's
+    flag). No sidecars give an empty table without columns.
+
+    Raises InputError naming the file and the key when a sidecar lacks one.
+    """
+    rows: list[dict[str, Any]] = []
+    for path in generator_jsons:
+        meta = io.read_json(path)
+        missing = [k for k in (*ALIGNMENT_KEYS, "human", "fit") if k not in meta]
+        if missing:
+            raise InputError(f"{path}: generator sidecar lacks key(s) {missing}; it has "
+                             f"{sorted(meta)}")
+        if not isinstance(meta["human"], dict) or not isinstance(meta["fit"], dict) \
+                or "converged" not in meta["fit"]:
+            raise InputError(f"{path}: generator sidecar needs an object 'human' of scores "
+                             f"and an object 'fit' with key 'converged'")
+        rows.append({**{k: meta[k] for k in ALIGNMENT_KEYS}, **meta["human"],
+                     "converged": meta["fit"]["converged"]})
+    return pd.DataFrame(rows)

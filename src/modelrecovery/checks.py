@@ -83,6 +83,7 @@ def first_true(mask: np.ndarray) -> tuple[int, int]:
 
 
 def such(n: int, what: str = "row") -> str:
+    """The suffix counting ``n`` faulty ``what``s in a refusal (empty when n is 1)."""
     return "" if n == 1 else f" ({n} such {what}s)"
 
 

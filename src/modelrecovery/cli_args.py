@@ -1,8 +1,13 @@
-"""Parsing of the CLI's NAME=VALUE arguments (``--features a=path b=path``), shared by
-every subcommand that takes them."""
+"""Arguments shared by the subcommands: the NAME=VALUE parser (``--features a=path
+b=path``), the fitting options of the torch commands, and the named outputs of the
+commands that write tables and figures (``--out-parquet NAME=PATH`` and its kin), so
+that every file a command writes is one its caller named."""
 
 from __future__ import annotations
 
+import argparse
+
+from . import fit_settings
 from .errors import InputError
 
 
@@ -18,3 +23,98 @@ def named_values(items: list[str], flag: str) -> dict[str, str]:
             raise InputError(f"{flag}: {name!r} is given twice")
         out[name] = value
     return out
+
+
+def named_paths(items: list[str], flag: str, names: list[str]) -> dict[str, str]:
+    """:func:`named_values` of ``flag``, which must name exactly ``names`` (in any order)."""
+    given = named_values(items, flag)
+    if set(given) != set(names):
+        raise InputError(f"{flag}: needs one NAME=PATH for each of {sorted(names)}; got "
+                         f"{sorted(given)}")
+    return {name: given[name] for name in names}
+
+
+# ------------------------------------------------------------------ fitting
+
+
+def fit_parent() -> argparse.ArgumentParser:
+    """The fitting options every torch command takes (align, recover, design adaptive
+    and next), one flag per :data:`~.fit_settings.SETTINGS` entry; the workflow passes
+    them from config keys ``fitting`` and the experiment's."""
+    p = argparse.ArgumentParser(add_help=False)
+    fit_settings.add_arguments(p.add_argument_group("fitting"))
+    return p
+
+
+def fit_options(args: argparse.Namespace):
+    """The :class:`FitOptions` of a command that took :func:`fit_parent`'s options."""
+    from .fitting import FitOptions
+
+    return FitOptions(**fit_settings.option_values(args))
+
+
+def fitting_process(args: argparse.Namespace) -> None:
+    """Threads as configured, and an allocator that keeps freed memory (see
+    :mod:`modelrecovery.allocator`)."""
+    import torch
+
+    from .allocator import keep_freed_memory
+
+    torch.set_num_threads(max(1, args.threads))
+    keep_freed_memory()
+
+
+# ------------------------------------------------------------------ named outputs
+
+
+def add_table_outputs(p: argparse.ArgumentParser, names: list[str]) -> None:
+    """``--out-parquet`` and ``--out-csv``: one NAME=PATH per table in ``names``."""
+    shown = ", ".join(names)
+    p.add_argument("--out-parquet", nargs="+", required=True, metavar="NAME=PATH",
+                   help=f"where each table goes as Parquet ({shown})")
+    p.add_argument("--out-csv", nargs="+", required=True, metavar="NAME=PATH",
+                   help="where each table goes as CSV (the same names)")
+
+
+def add_figure_outputs(p: argparse.ArgumentParser, names: list[str]) -> None:
+    """``--out-png`` and ``--out-svg``: one NAME=PATH per figure in ``names``."""
+    shown = ", ".join(names)
+    p.add_argument("--out-png", nargs="+", required=True, metavar="NAME=PATH",
+                   help=f"where each figure goes as PNG ({shown})")
+    p.add_argument("--out-svg", nargs="+", required=True, metavar="NAME=PATH",
+                   help="where each figure goes as SVG (the same names)")
+
+
+def write_tables(args: argparse.Namespace, tables: dict) -> None:
+    """Each frame of ``tables`` to the Parquet and CSV paths the command was given."""
+    from . import io
+
+    parquet = named_paths(args.out_parquet, "--out-parquet", list(tables))
+    csv = named_paths(args.out_csv, "--out-csv", list(tables))
+    for name, frame in tables.items():
+        io.write_parquet(frame, parquet[name])
+        io.write_csv(frame, csv[name])
+
+
+def save_figures(args: argparse.Namespace, figures: dict) -> None:
+    """Each figure of ``figures`` to the PNG and SVG paths the command was given. The
+    paths are checked before any figure is drawn: ``figures`` maps a name to a function
+    that draws it."""
+    from . import plots
+
+    png = named_paths(args.out_png, "--out-png", list(figures))
+    svg = named_paths(args.out_svg, "--out-svg", list(figures))
+    for name, draw in figures.items():
+        plots.save_figure_as(draw(), png[name], svg[name])
+
+
+def check_outputs(args: argparse.Namespace, tables: list[str] = (),
+                  figures: list[str] = ()) -> None:
+    """Refuse output flags that do not name exactly these tables and figures, before the
+    command reads or computes anything."""
+    if tables:
+        named_paths(args.out_parquet, "--out-parquet", list(tables))
+        named_paths(args.out_csv, "--out-csv", list(tables))
+    if figures:
+        named_paths(args.out_png, "--out-png", list(figures))
+        named_paths(args.out_svg, "--out-svg", list(figures))

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import io
-from .cli_args import named_values
+from .cli_args import (add_figure_outputs, add_table_outputs, check_outputs, named_values,
+                       save_figures, write_tables)
 from .errors import InputError
 from .seeds import rng_for
 
@@ -85,7 +85,7 @@ def _exclusions(paths: list[str], n: int) -> np.ndarray | None:
 def cmd_static(args: argparse.Namespace) -> None:
     from .design import design_folds, split_sizes, static_design
     from .information import pool_information
-    from .probe import resolve_device
+    from .fitting import resolve_device
 
     n = len(io.read_objects(args.objects))
     feats = {m: io.read_features(p, n) for m, p in named_values(args.features, "--features").items()}
@@ -150,12 +150,12 @@ def _folds_from_meta(meta: dict, path: str):
 
 def cmd_adaptive(args: argparse.Namespace) -> None:
     from .adaptive import adaptive_dataset
-    from .cli import _fit_options, _fitting_process
+    from .cli_args import fit_options, fitting_process
     from .oddoneout import similarity
-    from .probe import resolve_device
+    from .fitting import resolve_device
     from .simulate import sample_choices
 
-    _fitting_process(args)
+    fitting_process(args)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
     w, temperature = io.load_generator(args.generator_file)
@@ -175,7 +175,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
     def pool_rng(round_: int) -> np.random.Generator:
         return rng_for(args.study_seed, "design pool", *job, round_)
 
-    options = _fit_options(args)
+    options = fit_options(args)
     shard, records = adaptive_dataset(
         folds, args.sizes, args.eval_fraction, n, respond, candidates, args.lambdas,
         options, _options(args), _adaptive_options(args), pool_rng, first=first,
@@ -222,9 +222,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     io.write_csv(pd.DataFrame(rows), args.out_folds)
 
 
+COMPARE_TABLES = ["design_curves", "design_confusion", "design_savings"]
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     from . import analyse, design_eval, plots
 
+    check_outputs(args, tables=COMPARE_TABLES, figures=["design_curves"])
     fits = io.read_tables(args.fits, analyse.check_recovery_rows)
     outcomes = design_eval.design_outcomes(fits)
     curves = design_eval.design_curves(outcomes)
@@ -238,15 +242,11 @@ def cmd_compare(args: argparse.Namespace) -> None:
     savings = design_eval.savings(outcomes, targets, args.n_boot,
                                   rng_for(args.study_seed, "design savings",
                                           args.experiment))
-    out = Path(args.out_dir)
-    for name, frame in (("design_curves", curves), ("design_confusion", confusion),
-                        ("design_savings", savings)):
-        io.write_parquet(frame, out / f"{name}.parquet")
-        io.write_csv(frame, out / f"{name}.csv")
+    write_tables(args, {"design_curves": curves, "design_confusion": confusion,
+                        "design_savings": savings})
     n_cands = fits["candidate"].nunique()
-    plots.save_figure(plots.design_figure(curves, confusion, n_cands,
-                                          f"Designs: {args.experiment}"),
-                      Path(args.figures) / "design_curves")
+    save_figures(args, {"design_curves": lambda: plots.design_figure(
+        curves, confusion, n_cands, f"Designs: {args.experiment}")})
     log.info("%s", design_eval.headline_details(savings))
     log.info("%s", design_eval.headline(savings))
 
@@ -312,8 +312,9 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.set_defaults(func=cmd_export)
 
     p = dsub.add_parser("compare", help="recovery per design and the triplets saved")
-    for name in ("experiment", "out_dir", "figures"):
-        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--experiment", required=True)
+    add_table_outputs(p, COMPARE_TABLES)
+    add_figure_outputs(p, ["design_curves"])
     p.add_argument("--fits", nargs="+", required=True, help="recovery rows of every design")
     p.add_argument("--target", type=float, default=0.9,
                    help="a recovery to reach (besides random's at its largest N)")

@@ -100,14 +100,14 @@ def read_responses(path: str, n_objects: int) -> pd.DataFrame:
 
 def cmd_next(args: argparse.Namespace) -> None:
     from .adaptive import choose_batch, fitted_criterion
-    from .cli import _fit_options, _fitting_process
+    from .cli_args import fit_options, fitting_process
     from .cli_args import named_values
     from .cli_design import _adaptive_options, _options, export_table
     from .design import split_sizes
-    from .probe import resolve_device
+    from .fitting import resolve_device
     from .simulate import eval_size
 
-    _fitting_process(args)
+    fitting_process(args)
     names = io.read_objects(args.objects)["name"].tolist()
     n = len(names)
     folds = read_folds(args.folds, n)
@@ -123,7 +123,7 @@ def cmd_next(args: argparse.Namespace) -> None:
         raise InputError(f"{args.responses}: fitting the candidates to {n_train} training "
                          f"response(s) per fold needs {need} validation and test responses "
                          f"per fold; too few in {short or ['train']}")
-    options = _fit_options(args)
+    options = fit_options(args)
     score_for, weights = fitted_criterion(collected, n_train, candidates, args.lambdas,
                                           options, args.eval_fraction,
                                           _adaptive_options(args),

@@ -1,7 +1,7 @@
 """Representational geometry: dissimilarity matrices, RSA, MDS and effective dimensionality.
 
 These pure NumPy functions answer "how much does the fitted transform W reshape a model's
-geometry?" (DESIGN.md, *Aggregate*). Features are (n, d) arrays whose row r is object r;
+geometry?" (docs/study.md, "The protocol"). Features are (n, d) arrays whose row r is object r;
 a transform W is (d, k) (k = d for ``full``/``diagonal``, k < d for ``low_rank:k``), so
 the transformed features are X W, shape (n, k). Everything is computed in float64.
 

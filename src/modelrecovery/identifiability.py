@@ -1,7 +1,7 @@
 """Why models are misidentified: ranks, per-model precision/recall, regressions, trade-offs.
 
-Everything here reads the tables :mod:`modelrecovery.analyse` already produces and adds
-no new notion of a winner, a tie or a rank:
+Everything here reads the tables :mod:`modelrecovery.analyse` produces and keeps its
+notions of a winner, a tie and a rank:
 
 - ``outcomes`` (:func:`~modelrecovery.analyse.dataset_outcomes`): one row per simulated
   dataset (experiment × generator × n_train × seed) with ``credit`` (the generator's
@@ -174,7 +174,7 @@ def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outc
 
     In this study: ``rows`` = one row per experiment-cell × generator × n_train with
     outcome 1 − recovery and predictors such as the generator's geometry shift and
-    effective dimensionality (DESIGN.md: the published variant uses one row per
+    effective dimensionality (docs/study.md: the published variant uses one row per
     generator × candidate × seed at the largest N, outcome the generator's minus the
     candidate's test accuracy, bootstrap over models).
 

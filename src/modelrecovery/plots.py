@@ -22,9 +22,14 @@ _RC = {"svg.hashsalt": "modelrecovery"}
 
 def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically and close the figure."""
+    return save_figure_as(fig, f"{stem}.png", f"{stem}.svg")
+
+
+def save_figure_as(fig: plt.Figure, png: str | Path, svg: str | Path) -> list[Path]:
+    """Write the figure to ``png`` and ``svg`` atomically and close it."""
     out = []
-    for ext, meta in (("png", _PNG_META), ("svg", _SVG_META)):
-        path = Path(f"{stem}.{ext}")
+    for ext, meta, target in (("png", _PNG_META, png), ("svg", _SVG_META, svg)):
+        path = Path(target)
         with atomic_path(path) as tmp, matplotlib.rc_context(_RC):
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
         out.append(path)

@@ -8,14 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import probe
+from . import fitting
+from .io.contracts import RECOVERY_COLUMNS
 from .simulate import eval_size, subset
-
-RECOVERY_COLUMNS: tuple[str, ...] = (
-    "experiment", "design", "generator", "candidate", "n_train", "seed", "fold", "lambda",
-    "train_nll", "val_acc", "test_acc", "test_nll", "iterations", "converged", "seconds",
-    "objective", "status", "n_val", "n_test",
-)
 
 
 @dataclass
@@ -33,7 +28,7 @@ class CandidateFits:
     candidate: np.ndarray
     fold: np.ndarray
     lam: np.ndarray
-    result: probe.FitResult
+    result: fitting.FitResult
     val_acc: np.ndarray
     val_nll: np.ndarray
     test_acc: np.ndarray
@@ -43,7 +38,7 @@ class CandidateFits:
 
 
 def fit_candidates(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.ndarray],
-                   lambdas: list[float], options: probe.FitOptions, *,
+                   lambdas: list[float], options: fitting.FitOptions, *,
                    eval_fraction: float) -> CandidateFits:
     """Fit each candidate for every λ × fold on the first ``n_train`` training triplets
     of each fold of ``shard`` (see :func:`simulate.simulate_dataset`) and score it on the
@@ -52,7 +47,7 @@ def fit_candidates(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.n
     folds = sorted(int(f) for f in shard["fold"].unique())
     n_eval = eval_size(n_train, eval_fraction)
     dt = options.torch_dtype
-    sets = {split: probe.TripletSets.from_arrays(
+    sets = {split: fitting.TripletSets.from_arrays(
         [subset(shard, f, split, size) for f in folds], dtype=dt)
         for split, size in (("train", n_train), ("val", n_eval), ("test", n_eval))}
     lam = np.asarray(lambdas, dtype=np.float64)
@@ -65,11 +60,11 @@ def fit_candidates(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.n
     ps = np.tile(np.repeat(np.arange(n_f), n_l), n_c)
     pl = np.tile(lam, n_c * n_f)
     start = time.perf_counter()
-    res = probe.fit(feats, sets["train"], ps, pl, options, problem_features=pf)
-    val_acc, val_nll = probe.evaluate(feats, res.weights, sets["val"], ps,
-                                      problem_features=pf)
-    test_acc, test_nll = probe.evaluate(feats, res.weights, sets["test"], ps,
+    res = fitting.fit(feats, sets["train"], ps, pl, options, problem_features=pf)
+    val_acc, val_nll = fitting.evaluate(feats, res.weights, sets["val"], ps,
                                         problem_features=pf)
+    test_acc, test_nll = fitting.evaluate(feats, res.weights, sets["test"], ps,
+                                          problem_features=pf)
     return CandidateFits(names=names, folds=folds, candidate=pf, fold=ps, lam=pl,
                          result=res, val_acc=val_acc, val_nll=val_nll, test_acc=test_acc,
                          test_nll=test_nll, n_eval=n_eval,
@@ -77,7 +72,7 @@ def fit_candidates(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.n
 
 
 def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.ndarray],
-                  lambdas: list[float], options: probe.FitOptions, *, eval_fraction: float,
+                  lambdas: list[float], options: fitting.FitOptions, *, eval_fraction: float,
                   labels: dict[str, object]) -> pd.DataFrame:
     """One row per candidate × fold × λ of :func:`fit_candidates`, with the columns of
     :data:`RECOVERY_COLUMNS`. All fits run as one batched kernel call; ``seconds`` is its

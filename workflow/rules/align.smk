@@ -1,4 +1,5 @@
 # Stage 2: align each model to the humans (λ by cross-validation) and calibrate its T.
+# Commands: src/modelrecovery/cli_align.py (align.py, calibrate.py, fitting/).
 
 
 rule align:
@@ -11,20 +12,20 @@ rule align:
         weights=exp_path("aligned", "{model}.npz"),
         meta=exp_path("aligned", "{model}.json"),
         cv=exp_path("aligned", "{model}.cv.parquet"),
-    params:
-        fit=get_fit_args,
-        cv_folds=config["alignment"]["cv_folds"],
-        seed=config["study_seed"],
-    threads: config["fitting"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=30,
     log:
         log_path("align", "{model}"),
     benchmark:
         bench_path("align", "{model}")
     conda:
         "../../envs/modelrecovery.yaml"
+    threads: config["fitting"]["threads"]
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
+    params:
+        fit=get_fit_args,
+        cv_folds=config["alignment"]["cv_folds"],
+        seed=config["study_seed"],
     shell:
         "modelrecovery align --objects {input.objects:q} --features {input.features:q}"
         " --train {input.train:q} --test {input.test:q} --model {wildcards.model:q}"
@@ -45,12 +46,15 @@ rule calibrate:
     output:
         weights=exp_path("generators", "{model}.npz"),
         meta=exp_path("generators", "{model}.json"),
-    params:
-        target=get_calibration_target,
     log:
         log_path("calibrate", "{model}"),
     conda:
         "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        target=get_calibration_target,
     shell:
         "modelrecovery calibrate --objects {input.objects:q} --features {input.features:q}"
         " --aligned {input.weights:q} --aligned-json {input.meta:q} --triplets {input.triplets:q}"

@@ -1,4 +1,6 @@
 # Stage 5: aggregate recovery rows into curves, confusion matrices and the summary.
+# Commands: src/modelrecovery/cli_analyse.py (analyse.py, study_analyses.py, geometry.py,
+# identifiability.py).
 
 TABLES = [
     "scores",
@@ -16,25 +18,20 @@ rule aggregate:
         fits=get_recovery_rows,
         generators=get_generator_sidecars,
     output:
-        parquet=expand(exp_path("tables", "{table}.parquet"), table=TABLES, allow_missing=True),
-        csv=[
-            report(
-                exp_path("tables", f"{table}.csv"),
-                caption=f"../report/{table}.rst",
-                category="{experiment}",
-                subcategory="Tables",
-            )
-            for table in TABLES
-        ],
-    params:
-        outdir=output_dir("parquet"),
+        **table_outputs(TABLES),
     log:
         log_path("aggregate", "aggregate"),
     conda:
         "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
     shell:
         "modelrecovery aggregate --fits {input.fits:q} --generators {input.generators:q}"
-        " --out-dir {params.outdir:q} 2> {log:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q} 2> {log:q}"
 
 
 # Why models are misidentified (per experiment) and how methods compare (across them).
@@ -48,28 +45,30 @@ rule analyse_geometry:
         aligned=expand(exp_path("aligned", "{model}.npz"), model=MODELS, allow_missing=True),
     output:
         **table_outputs(["geometry", "rsa", "mds", "rsa_human"]),
-        figure=report(
-            exp_path("figures", "geometry.png"),
-            caption="../report/geometry_figure.rst",
-            category="{experiment}",
-            subcategory="Why models are misidentified",
+        **figure_outputs(
+            {"geometry": "geometry_figure"}, subcategory="Why models are misidentified"
         ),
-        figure_svg=exp_path("figures", "geometry.svg"),
-    params:
-        features=lambda wildcards, input: named_paths(MODELS, input.features),
-        aligned=lambda wildcards, input: named_paths(MODELS, input.aligned),
-        metric=ANALYSIS.get("metric", "correlation"),
-        outdir=output_dir("geometry_parquet"),
-        figures=output_dir("figure"),
     log:
         log_path("analyse", "geometry"),
     conda:
         "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        features=lambda wildcards, input: named_paths(MODELS, input.features),
+        aligned=lambda wildcards, input: named_paths(MODELS, input.aligned),
+        metric=ANALYSIS.get("metric", "correlation"),
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+        png=out_flags("png"),
+        svg=out_flags("svg"),
     shell:
         "modelrecovery analyse-geometry --objects {input.objects:q} --human-train {input.human:q}"
         " --features {params.features:q} --generators {params.aligned:q} --metric {params.metric:q}"
-        " --experiment {wildcards.experiment:q} --out-dir {params.outdir:q}"
-        " --figures {params.figures:q} 2> {log:q}"
+        " --experiment {wildcards.experiment:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
+        " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
 
 
 rule analyse_identifiability:
@@ -79,28 +78,31 @@ rule analyse_identifiability:
         geometry=exp_path("tables", "geometry.parquet"),
     output:
         **table_outputs(["ranks", "precision_recall", "misidentification"]),
-        figure=report(
-            exp_path("figures", "misidentification.png"),
-            caption="../report/misidentification_figure.rst",
-            category="{experiment}",
+        **figure_outputs(
+            {"misidentification": "misidentification_figure"},
             subcategory="Why models are misidentified",
         ),
-        figure_svg=exp_path("figures", "misidentification.svg"),
-    params:
-        n_boot=ANALYSIS.get("n_boot", 1000),
-        seed=config["study_seed"],
-        outdir=output_dir("ranks_parquet"),
-        figures=output_dir("figure"),
     log:
         log_path("analyse", "identifiability"),
     conda:
         "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        n_boot=ANALYSIS.get("n_boot", 1000),
+        seed=config["study_seed"],
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+        png=out_flags("png"),
+        svg=out_flags("svg"),
     shell:
         "modelrecovery analyse-identifiability --outcomes {input.outcomes:q}"
         " --confusion {input.confusion:q} --geometry {input.geometry:q}"
         " --experiment {wildcards.experiment:q} --n-boot {params.n_boot:q}"
-        " --study-seed {params.seed:q} --out-dir {params.outdir:q} --figures {params.figures:q}"
-        " 2> {log:q}"
+        " --study-seed {params.seed:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
+        " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
 
 
 rule compare_methods:
@@ -116,28 +118,29 @@ rule compare_methods:
             ["accuracy_vs_identifiability", "metrics_by_model", "metric_agreement"],
             experiment=None,
         ),
-        tradeoff=report(
-            f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.png",
-            caption="../report/tradeoff_figure.rst",
-            category="Across experiments",
+        **figure_outputs(
+            {
+                "accuracy_vs_identifiability": "tradeoff_figure",
+                "metric_agreement": "agreement_figure",
+            },
+            experiment=None,
         ),
-        tradeoff_svg=f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.svg",
-        agreement=report(
-            f"{RESULTS}/comparison/figures/metric_agreement.png",
-            caption="../report/agreement_figure.rst",
-            category="Across experiments",
-        ),
-        agreement_svg=f"{RESULTS}/comparison/figures/metric_agreement.svg",
-    params:
-        experiments=EXPERIMENTS,
-        outdir=output_dir("accuracy_vs_identifiability_parquet"),
-        figures=output_dir("tradeoff"),
     log:
         "logs/comparison/compare_methods.log",
     conda:
         "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        experiments=EXPERIMENTS,
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+        png=out_flags("png"),
+        svg=out_flags("svg"),
     shell:
         "modelrecovery compare-methods --experiments {params.experiments:q}"
         " --alignment {input.alignment:q} --curves {input.curves:q}"
         " --generator-curves {input.generator_curves:q} --rsa-human {input.rsa_human:q}"
-        " --out-dir {params.outdir:q} --figures {params.figures:q} 2> {log:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
+        " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"

@@ -3,7 +3,7 @@ import json
 import os
 
 from config_checks import model_names
-
+from modelrecovery.fit_settings import cli_flags
 
 RESULTS = config.get("results", "results")
 WORLD = f"{RESULTS}/world"
@@ -31,14 +31,25 @@ def exp_path(*parts):
     return os.path.join(RESULTS, "{experiment}", *parts)
 
 
-def output_dir(key):
-    """A param giving the folder of output ``key`` (for CLIs that take an --out-dir)."""
+def scaled(base):
+    """A resource of ``base`` units on the first attempt, growing with each retry (a
+    job resubmitted by --retries asks for twice as much, then three times, ...)."""
+    return lambda wildcards, attempt: base * attempt
 
-    def folder(wildcards, output):
-        value = output[key]
-        return os.path.dirname(value if isinstance(value, str) else value[0])
 
-    return folder
+def out_flags(kind):
+    """NAME=PATH for every output named ``<NAME>_<kind>`` (from :func:`table_outputs`
+    and :func:`figure_outputs`): the CLI's ``--out-<kind>`` arguments."""
+    suffix = f"_{kind}"
+
+    def flags(wildcards, output):
+        return [
+            f"{name[: -len(suffix)]}={path}"
+            for name, path in output.items()
+            if name.endswith(suffix)
+        ]
+
+    return flags
 
 
 def log_path(stage, name):
@@ -55,25 +66,8 @@ def features_path(model):
 
 def fit_args(experiment):
     """The fitting flags every torch rule passes to the CLI, one argument per item (the
-    rules quote each with ``:q``)."""
-    exp, fit = config["experiments"][experiment], config["fitting"]
-    flags = [
-        *("--regulariser", exp["regulariser"]),
-        *("--method", exp["method"]),
-        "--lambdas",
-        *(repr(float(x)) for x in exp["lambdas"]),
-        *("--dtype", fit["dtype"]),
-        *("--device", fit["device"]),
-        *("--max-iter", str(fit["max_iter"])),
-        *("--history", str(fit["history"])),
-        *("--grad-tol", repr(float(fit["grad_tol"]))),
-        *("--loss-tol", repr(float(fit["loss_tol"]))),
-        *("--max-memory-gb", repr(float(fit["max_memory_gb"]))),
-        "--warm-start" if fit["warm_start"] else "--no-warm-start",
-    ]
-    if fit.get("allow_tf32"):
-        flags.append("--allow-tf32")
-    return flags
+    rules quote each with ``:q``), from the one list of settings the CLI is built from."""
+    return cli_flags(config["fitting"], config["experiments"][experiment])
 
 
 def get_preprocess_flags(wildcards):
@@ -96,6 +90,11 @@ def get_fit_args(wildcards):
 def named_paths(names, paths):
     """NAME=PATH arguments, one per model (each quoted by the rule's ``:q``)."""
     return [f"{name}={path}" for name, path in zip(names, paths)]
+
+
+def get_feature_outputs(wildcards, output):
+    """--out-features NAME=PATH, one per model."""
+    return named_paths(MODELS, output.features)
 
 
 def get_candidate_args(wildcards, input):
@@ -154,6 +153,24 @@ def table_outputs(names, experiment="{experiment}"):
             category=category,
             subcategory="Tables",
         )
+    return out
+
+
+def figure_outputs(captions, subcategory=None, experiment="{experiment}"):
+    """PNG + SVG outputs named <figure>_png and <figure>_svg, per experiment or for the
+    comparison; ``captions`` maps each figure to its caption, workflow/report/<caption>.rst,
+    with which the PNG goes into the report."""
+    base = exp_path("figures") if experiment else f"{RESULTS}/comparison/figures"
+    category = "{experiment}" if experiment else "Across experiments"
+    out = {}
+    for name, caption in captions.items():
+        out[f"{name}_png"] = report(
+            f"{base}/{name}.png",
+            caption=f"../report/{caption}.rst",
+            category=category,
+            subcategory=subcategory,
+        )
+        out[f"{name}_svg"] = f"{base}/{name}.svg"
     return out
 
 

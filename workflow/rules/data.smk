@@ -1,8 +1,10 @@
 # Stage 1: the world (objects, features per model, human triplets), validated on the way in.
+# Commands: src/modelrecovery/cli_world.py (synthetic.py, importers/, ceiling.py).
+
 
 WORLD_OUTPUTS = dict(
     objects=f"{WORLD}/objects.parquet",
-    features=expand(f"{WORLD}/features/{{model}}.parquet", model=MODELS),
+    features=[features_path(m) for m in MODELS],
     train=f"{WORLD}/human/train.parquet",
     test=f"{WORLD}/human/test.parquet",
     meta=f"{WORLD}/world.json",
@@ -13,20 +15,25 @@ if config["world"]["source"] == "synthetic":
     rule synthesize_world:
         output:
             **WORLD_OUTPUTS,
+        log:
+            "logs/data/synthesize_world.log",
+        conda:
+            "../../envs/modelrecovery.yaml"
+        resources:
+            mem_mb=scaled(2000),
+            runtime=scaled(20),
         params:
             spec=json.dumps(config["world"]["synthetic"], sort_keys=True),
             models=MODELS,
             seed=config["study_seed"],
             ceiling=config["noise_ceiling"],
-            outdir=output_dir("objects"),
-        log:
-            "logs/data/synthesize_world.log",
-        conda:
-            "../../envs/modelrecovery.yaml"
+            features=get_feature_outputs,
         shell:
             "modelrecovery synthesize --spec {params.spec:q} --models {params.models:q}"
             " --study-seed {params.seed:q} --noise-ceiling {params.ceiling:q}"
-            " --out-dir {params.outdir:q} 2> {log:q}"
+            " --out-objects {output.objects:q} --out-features {params.features:q}"
+            " --out-train {output.train:q} --out-test {output.test:q}"
+            " --out-meta {output.meta:q} 2> {log:q}"
 
 elif SOURCE == "files":
 
@@ -38,16 +45,22 @@ elif SOURCE == "files":
             test=config["world"]["files"]["human_test"],
         output:
             **WORLD_OUTPUTS,
-        params:
-            features=lambda wildcards, input: named_paths(MODELS, input.features),
-            outdir=output_dir("objects"),
         log:
             "logs/data/import_world.log",
         conda:
             "../../envs/modelrecovery.yaml"
+        resources:
+            mem_mb=scaled(2000),
+            runtime=scaled(20),
+        params:
+            features=lambda wildcards, input: named_paths(MODELS, input.features),
+            out_features=get_feature_outputs,
         shell:
             "modelrecovery import --objects {input.objects:q} --features {params.features:q}"
-            " --train {input.train:q} --test {input.test:q} --out-dir {params.outdir:q} 2> {log:q}"
+            " --train {input.train:q} --test {input.test:q}"
+            " --out-objects {output.objects:q} --out-features {params.out_features:q}"
+            " --out-train {output.train:q} --out-test {output.test:q}"
+            " --out-meta {output.meta:q} 2> {log:q}"
 
 else:
     # The real THINGS study: the published odd-one-out file (or the older arrays), a
@@ -59,12 +72,15 @@ else:
             THINGS["objects"],
         output:
             f"{WORLD}/objects.parquet",
-        params:
-            n=THINGS.get("n_objects", 1854),
         log:
             "logs/data/import_objects.log",
         conda:
             "../../envs/modelrecovery.yaml"
+        resources:
+            mem_mb=scaled(2000),
+            runtime=scaled(20),
+        params:
+            n=THINGS.get("n_objects", 1854),
         shell:
             "modelrecovery import-objects --names {input:q} --n-objects {params.n:q}"
             " --out {output:q} 2> {log:q}"
@@ -76,12 +92,15 @@ else:
         output:
             features=f"{WORLD}/features/{{model}}.parquet",
             meta=f"{WORLD}/features/{{model}}.json",
-        params:
-            flags=get_preprocess_flags,
         log:
             "logs/data/import_features.{model}.log",
         conda:
             "../../envs/modelrecovery.yaml"
+        resources:
+            mem_mb=scaled(2000),
+            runtime=scaled(20),
+        params:
+            flags=get_preprocess_flags,
         shell:
             "modelrecovery import-features --path {input.path:q} --objects {input.objects:q}"
             " {params.flags:q} --out {output.features:q} 2> {log:q}"
@@ -92,7 +111,6 @@ else:
         ceiling=f"{WORLD}/human/ceiling.json",
         summary=f"{WORLD}/human/summary.json",
     )
-
     if THINGS.get("format", "things_csv") == "things_csv":
 
         rule import_things:
@@ -101,17 +119,21 @@ else:
                 objects=f"{WORLD}/objects.parquet",
             output:
                 **HUMAN_OUTPUTS,
-            params:
-                split=THINGS.get("test_split", 2),
-                outdir=output_dir("train"),
             log:
                 "logs/data/import_things.log",
             conda:
                 "../../envs/modelrecovery.yaml"
+            resources:
+                mem_mb=scaled(2000),
+                runtime=scaled(20),
+            params:
+                split=THINGS.get("test_split", 2),
             shell:
                 "modelrecovery import-things --triplets {input.triplets:q}"
                 " --objects {input.objects:q} --test-split {params.split:q}"
-                " --out-dir {params.outdir:q} 2> {log:q}"
+                " --out-train {output.train:q} --out-test {output.test:q}"
+                " --out-ceiling {output.ceiling:q} --out-summary {output.summary:q}"
+                " 2> {log:q}"
 
     else:
 
@@ -122,12 +144,15 @@ else:
                 objects=f"{WORLD}/objects.parquet",
             output:
                 **HUMAN_OUTPUTS,
-            params:
-                outdir=output_dir("train"),
             log:
                 "logs/data/import_arrays.log",
             conda:
                 "../../envs/modelrecovery.yaml"
+            resources:
+                mem_mb=scaled(2000),
+                runtime=scaled(20),
             shell:
                 "modelrecovery import-arrays --train {input.train:q} --test {input.test:q}"
-                " --objects {input.objects:q} --out-dir {params.outdir:q} 2> {log:q}"
+                " --objects {input.objects:q} --out-train {output.train:q}"
+                " --out-test {output.test:q} --out-ceiling {output.ceiling:q}"
+                " --out-summary {output.summary:q} 2> {log:q}"

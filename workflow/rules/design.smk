@@ -2,27 +2,38 @@
 # under the calibrated generators, shared by every generator's dataset), per generator
 # and seed an adaptive dataset (rounds ranked under the fitted candidates), the tables to
 # show people, and the comparison of designs by recovery.
+# Commands: src/modelrecovery/cli_design.py (information.py, design.py, adaptive.py,
+# design_eval.py).
 
 
 rule design_static:
     input:
         objects=f"{WORLD}/objects.parquet",
         features=[features_path(m) for m in GENERATORS],
-        generators=expand(exp_path("generators", "{model}.npz"), model=GENERATORS,
-                          allow_missing=True),
+        generators=expand(
+            exp_path("generators", "{model}.npz"), model=GENERATORS, allow_missing=True
+        ),
         exclude=get_human_exclusions,
         confusion=get_confusion_input,
     output:
         design=exp_path("design", "{kind}", "seed{seed}.parquet"),
         meta=exp_path("design", "{kind}", "seed{seed}.json"),
+    log:
+        log_path("design", "{kind}.seed{seed}"),
+    benchmark:
+        bench_path("design", "{kind}.seed{seed}")
     wildcard_constraints:
         kind=r"static|random",
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
     params:
         features=lambda wildcards, input: named_paths(GENERATORS, input.features),
         generators=lambda wildcards, input: named_paths(GENERATORS, input.generators),
         criterion=lambda wildcards, input: (
-            ["--uniform"] if wildcards.kind == "random"
-            else get_criterion_args(wildcards, input)
+            ["--uniform"] if wildcards.kind == "random" else get_criterion_args(wildcards, input)
         ),
         flags=design_flags(),
         n_max=max(SIZES),
@@ -32,15 +43,6 @@ rule design_static:
         seed=config["study_seed"],
         device=DESIGN["device"],
         memory=DESIGN["max_memory_gb"],
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    log:
-        log_path("design", "{kind}.seed{seed}"),
-    benchmark:
-        bench_path("design", "{kind}.seed{seed}")
-    conda:
-        "../../envs/modelrecovery.yaml"
     shell:
         "modelrecovery design static --objects {input.objects:q}"
         " --features {params.features:q} --generators {params.generators:q}"
@@ -65,6 +67,16 @@ rule simulate_adaptive:
     output:
         shard=exp_path("simulated", "adaptive", "{generator}", "seed{seed}.parquet"),
         meta=exp_path("simulated", "adaptive", "{generator}", "seed{seed}.json"),
+    log:
+        log_path("simulate", "adaptive.{generator}.seed{seed}"),
+    benchmark:
+        bench_path("simulate", "adaptive.{generator}.seed{seed}")
+    conda:
+        "../../envs/modelrecovery.yaml"
+    threads: config["fitting"]["threads"]
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(120),
     params:
         fit=get_fit_args,
         candidates=get_candidate_args,
@@ -73,16 +85,6 @@ rule simulate_adaptive:
         eval_fraction=config["simulation"]["eval_fraction"],
         floor=DESIGN["posterior_floor"],
         seed=config["study_seed"],
-    threads: config["fitting"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=120,
-    log:
-        log_path("simulate", "adaptive.{generator}.seed{seed}"),
-    benchmark:
-        bench_path("simulate", "adaptive.{generator}.seed{seed}")
-    conda:
-        "../../envs/modelrecovery.yaml"
     shell:
         "modelrecovery design adaptive --objects {input.objects:q}"
         " --features {input.features:q} --generator-file {input.generator:q}"
@@ -108,15 +110,18 @@ rule export_design:
             subcategory="Designing the next experiment",
         ),
         folds=exp_path("design", "{design}", "folds.csv"),
+    log:
+        log_path("design", "export.{design}"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
     params:
         n_train=lambda wildcards: (
             ["--n-train", str(SIZES[0])] if wildcards.design == "adaptive" else []
         ),
         eval_fraction=config["simulation"]["eval_fraction"],
-    log:
-        log_path("design", "export.{design}"),
-    conda:
-        "../../envs/modelrecovery.yaml"
     shell:
         "modelrecovery design export --design {input.design:q}"
         " --design-json {input.meta:q} --objects {input.objects:q} {params.n_train:q}"
@@ -129,25 +134,28 @@ rule compare_designs:
         fits=get_design_rows,
     output:
         **table_outputs(["design_curves", "design_confusion", "design_savings"]),
-        figure=report(
-            exp_path("figures", "design_curves.png"),
-            caption="../report/design_curves_figure.rst",
-            category="{experiment}",
+        **figure_outputs(
+            {"design_curves": "design_curves_figure"},
             subcategory="Designing the next experiment",
         ),
-        figure_svg=exp_path("figures", "design_curves.svg"),
-    params:
-        n_boot=DESIGN["n_boot"],
-        target=DESIGN["target"],
-        seed=config["study_seed"],
-        outdir=output_dir("design_curves_parquet"),
-        figures=output_dir("figure"),
     log:
         log_path("design", "compare"),
     conda:
         "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        n_boot=DESIGN["n_boot"],
+        target=DESIGN["target"],
+        seed=config["study_seed"],
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+        png=out_flags("png"),
+        svg=out_flags("svg"),
     shell:
         "modelrecovery design compare --fits {input.fits:q}"
         " --experiment {wildcards.experiment:q} --n-boot {params.n_boot:q}"
         " --target {params.target:q} --study-seed {params.seed:q}"
-        " --out-dir {params.outdir:q} --figures {params.figures:q} 2> {log:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
+        " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"

@@ -1,6 +1,7 @@
 # Stage 4: the fan-out. Per generator × training size, refit every candidate (λ grid ×
 # folds, one kernel call per dataset) to each design's and seed's simulated data; one
 # process serves them all, so a job's start-up is paid once per size, not per dataset.
+# Commands: src/modelrecovery/cli_recover.py (recover.py, fitting/).
 
 
 rule recover:
@@ -11,24 +12,26 @@ rule recover:
     output:
         expand(
             exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
-            design=DESIGNS, seed=SEEDS, allow_missing=True,
+            design=DESIGNS,
+            seed=SEEDS,
+            allow_missing=True,
         ),
-    params:
-        fit=get_fit_args,
-        candidates=get_candidate_args,
-        designs=[d for d in DESIGNS for _ in SEEDS],
-        seeds=[s for _ in DESIGNS for s in SEEDS],
-        eval_fraction=config["simulation"]["eval_fraction"],
-    threads: config["fitting"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
     log:
         log_path("recover", "{generator}.n{n}"),
     benchmark:
         bench_path("recover", "{generator}.n{n}")
     conda:
         "../../envs/modelrecovery.yaml"
+    threads: config["fitting"]["threads"]
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
+    params:
+        fit=get_fit_args,
+        candidates=get_candidate_args,
+        designs=[d for d in DESIGNS for _ in SEEDS],
+        seeds=[s for _ in DESIGNS for s in SEEDS],
+        eval_fraction=config["simulation"]["eval_fraction"],
     shell:
         "modelrecovery recover --objects {input.objects:q} --shard {input.shards:q}"
         " --design {params.designs:q} --seed {params.seeds:q} --out {output:q}"

@@ -1,4 +1,5 @@
 # Figures for the report: recovery curves and confusion matrices (PNG + SVG).
+# Commands: src/modelrecovery/cli_report.py (plots.py).
 
 
 rule plot:
@@ -7,28 +8,24 @@ rule plot:
         generator_curves=exp_path("tables", "generator_curves.parquet"),
         confusion=exp_path("tables", "confusion.parquet"),
     output:
-        curve=report(
-            exp_path("figures", "recovery_curve.png"),
-            caption="../report/recovery_curve_figure.rst",
-            category="{experiment}",
+        **figure_outputs(
+            {
+                "recovery_curve": "recovery_curve_figure",
+                "confusion": "confusion_figure",
+            },
             subcategory="Figures",
         ),
-        curve_svg=exp_path("figures", "recovery_curve.svg"),
-        confusion=report(
-            exp_path("figures", "confusion.png"),
-            caption="../report/confusion_figure.rst",
-            category="{experiment}",
-            subcategory="Figures",
-        ),
-        confusion_svg=exp_path("figures", "confusion.svg"),
-    params:
-        curve=lambda wildcards, output: output.curve[: -len(".png")],
-        confusion=lambda wildcards, output: output.confusion[: -len(".png")],
     log:
         log_path("plot", "plot"),
     conda:
         "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        png=out_flags("png"),
+        svg=out_flags("svg"),
     shell:
         "modelrecovery plot --curve {input.curve:q} --generator-curves {input.generator_curves:q}"
         " --confusion {input.confusion:q} --experiment {wildcards.experiment:q}"
-        " --out-curve {params.curve:q} --out-confusion {params.confusion:q} 2> {log:q}"
+        " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"

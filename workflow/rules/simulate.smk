@@ -1,6 +1,8 @@
 # Stage 3: one simulated dataset per design × generator × seed (one job per design and
-# generator), at the largest training size; every smaller size is a prefix of it. random draws uniform triplets; static
-# answers the seed's static design; adaptive collects its triplets in rounds (design.smk).
+# generator), at the largest training size; every smaller size is a prefix of it. random
+# draws uniform triplets; static answers the seed's static design; adaptive collects its
+# triplets in rounds (design.smk).
+# Commands: src/modelrecovery/cli_simulate.py (simulate.py).
 
 
 rule simulate:
@@ -11,10 +13,20 @@ rule simulate:
         exclude=get_human_exclusions,
         designs=get_design_files,
     output:
-        expand(exp_path("simulated", "{design}", "{generator}", "seed{seed}.parquet"),
-               seed=SEEDS, allow_missing=True),
+        expand(
+            exp_path("simulated", "{design}", "{generator}", "seed{seed}.parquet"),
+            seed=SEEDS,
+            allow_missing=True,
+        ),
+    log:
+        log_path("simulate", "{design}.{generator}"),
     wildcard_constraints:
         design=r"random|static",
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
     params:
         n_max=max(SIZES),
         folds=config["simulation"]["folds"],
@@ -25,13 +37,6 @@ rule simulate:
         designs=lambda wildcards, input: (
             ["--design-file", *input.designs] if input.designs else []
         ),
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    log:
-        log_path("simulate", "{design}.{generator}"),
-    conda:
-        "../../envs/modelrecovery.yaml"
     shell:
         "modelrecovery simulate --objects {input.objects:q} --features {input.features:q}"
         " --generator-file {input.generator:q} --experiment {wildcards.experiment:q}"

@@ -1,0 +1,165 @@
+"""``modelrecovery aggregate | analyse-geometry | analyse-identifiability |
+compare-methods``: recovery rows into curves, confusion matrices and the summary, why
+models are misidentified, and how methods compare (workflow/rules/analyse.smk), with
+:mod:`modelrecovery.analyse`, :mod:`modelrecovery.study_analyses` and
+:mod:`modelrecovery.identifiability`.
+
+Every table goes to the Parquet and CSV paths given by ``--out-parquet`` and
+``--out-csv`` (NAME=PATH each), every figure to ``--out-png`` and ``--out-svg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .cli_args import (add_figure_outputs, add_table_outputs, check_outputs, named_values,
+                       save_figures, write_tables)
+from .errors import InputError
+from .seeds import rng_for
+
+log = logging.getLogger("modelrecovery")
+
+AGGREGATE_TABLES = ["scores", "outcomes", "recovery_curve", "generator_curves",
+                    "confusion", "summary", "alignment"]
+GEOMETRY_TABLES = ["geometry", "rsa", "mds", "rsa_human"]
+IDENTIFIABILITY_TABLES = ["ranks", "precision_recall", "misidentification"]
+COMPARISON_TABLES = ["accuracy_vs_identifiability", "metrics_by_model", "metric_agreement"]
+COMPARISON_FIGURES = ["accuracy_vs_identifiability", "metric_agreement"]
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from . import analyse
+
+    check_outputs(args, tables=AGGREGATE_TABLES)
+    fits = io.read_tables(args.fits, analyse.check_recovery_rows)
+    scores = analyse.candidate_scores(fits)
+    outcomes = analyse.dataset_outcomes(scores)
+    curve = analyse.recovery_curve(outcomes)
+    gen = analyse.generator_curves(outcomes)
+    conf = analyse.confusion(scores)
+    summ = analyse.summary(curve, fits)
+    tables = {"scores": scores, "outcomes": outcomes, "recovery_curve": curve,
+              "generator_curves": gen, "confusion": conf, "summary": summ,
+              "alignment": analyse.alignment_table(args.generators)}
+    write_tables(args, tables)
+    for _, r in summ.iterrows():
+        log.info("N = %6d  recovery %.3f [%.3f, %.3f]  ties %.2f", r["n_train"],
+                 r["recovery"], r["ci_low"], r["ci_high"], r["tie_rate"])
+
+
+def cmd_analyse_geometry(args: argparse.Namespace) -> None:
+    from . import geometry, plots, study_analyses
+
+    check_outputs(args, tables=GEOMETRY_TABLES, figures=["geometry"])
+    n = len(io.read_objects(args.objects))
+    paths = named_values(args.features, "--features")
+    feats = {m: io.read_features(p, n) for m, p in paths.items()}
+    weights = {}
+    for m, p in named_values(args.generators, "--generators").items():
+        weights[m] = io.load_generator(p)[0]
+        if not np.any(weights[m]):
+            raise InputError(f"{p}: model {m!r}'s aligned transform is W = 0 (its fit to the "
+                             "humans is no better than chance), so its aligned geometry is "
+                             "undefined; leave it out of 'generators' or check its features")
+    if args.metric == "correlation":
+        for m, x in feats.items():
+            for label, z in (("features", x), ("aligned features", x @ weights[m])):
+                rows = geometry.constant_rows(z)
+                if len(rows):
+                    raise InputError(
+                        f"{paths[m]}: model {m!r}: object row {int(rows[0])} has constant "
+                        f"{label} ({len(rows)} such row(s)), so its correlation distance "
+                        "is undefined; set config key 'analysis.metric' to euclidean")
+    geom, rsa, mds = study_analyses.model_geometry(feats, weights, args.metric)
+    human = study_analyses.human_similarity(io.read_triplets(args.human_train, n)[0], n)
+    rsa_h = pd.DataFrame({"model": list(feats), "experiment": args.experiment,
+                          "rsa_human": [study_analyses.rsa_with_humans(feats[m], weights[m],
+                                                                       human)
+                                        for m in feats]})
+    write_tables(args, {"geometry": geom.assign(experiment=args.experiment),
+                        "rsa": rsa.assign(experiment=args.experiment),
+                        "mds": mds.assign(experiment=args.experiment), "rsa_human": rsa_h})
+    save_figures(args, {"geometry": lambda: plots.mds_figure(
+        mds, geom, f"Aligned geometry: {args.experiment}")})
+
+
+def cmd_analyse_identifiability(args: argparse.Namespace) -> None:
+    from . import identifiability, plots, study_analyses
+
+    check_outputs(args, tables=IDENTIFIABILITY_TABLES, figures=["misidentification"])
+    outcomes = pd.read_parquet(args.outcomes)
+    confusion = pd.read_parquet(args.confusion)
+    geom = pd.read_parquet(args.geometry)
+    rng = rng_for(args.study_seed, "misidentification", args.experiment)
+    tables = {"ranks": identifiability.rank_table(outcomes),
+              "precision_recall": identifiability.precision_recall_f1(confusion),
+              "misidentification": study_analyses.misidentification(
+                  outcomes, geom[["model", "geometry_shift", "pr_aligned"]], args.n_boot, rng)}
+    write_tables(args, tables)
+    save_figures(args, {"misidentification": lambda: plots.misidentification_figure(
+        tables["misidentification"], f"Why models are misidentified: {args.experiment}")})
+
+
+def cmd_compare_methods(args: argparse.Namespace) -> None:
+    from . import identifiability, plots, study_analyses
+
+    check_outputs(args, tables=COMPARISON_TABLES, figures=COMPARISON_FIGURES)
+
+    def stack(paths: list[str], experiments: list[str]) -> pd.DataFrame:
+        return pd.concat([pd.read_parquet(p).assign(experiment=e)
+                          for p, e in zip(paths, experiments)], ignore_index=True)
+
+    alignment = stack(args.alignment, args.experiments)
+    curves = pd.concat([pd.read_parquet(p) for p in args.curves], ignore_index=True)
+    gen_curves = pd.concat([pd.read_parquet(p) for p in args.generator_curves],
+                           ignore_index=True)
+    rsa_h = pd.concat([pd.read_parquet(p) for p in args.rsa_human], ignore_index=True)
+    tradeoff = identifiability.accuracy_vs_identifiability(alignment, curves)
+    table = study_analyses.metric_table(alignment, gen_curves, rsa_h)
+    _, rho = identifiability.metric_agreement(table, model="model")
+    write_tables(args, {"accuracy_vs_identifiability": tradeoff, "metrics_by_model": table,
+                        "metric_agreement": rho.reset_index()})
+    save_figures(args, {"accuracy_vs_identifiability": lambda: plots.tradeoff_figure(tradeoff),
+                        "metric_agreement": lambda: plots.agreement_figure(rho)})
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the analysis subcommands to the main parser."""
+    p = sub.add_parser("aggregate", help="recovery curves, confusion matrices, summary")
+    p.add_argument("--fits", nargs="+", required=True)
+    p.add_argument("--generators", nargs="*", default=[], help="generator JSON sidecars")
+    add_table_outputs(p, AGGREGATE_TABLES)
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("analyse-geometry", help="geometry shift, dimensionality, RSA, MDS")
+    for name in ("objects", "human_train", "experiment"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--generators", nargs="+", required=True, metavar="NAME=NPZ")
+    p.add_argument("--metric", default="correlation", choices=["correlation", "euclidean"])
+    add_table_outputs(p, GEOMETRY_TABLES)
+    add_figure_outputs(p, ["geometry"])
+    p.set_defaults(func=cmd_analyse_geometry)
+
+    p = sub.add_parser("analyse-identifiability",
+                       help="ranks, precision/recall/F1, misidentification regression")
+    for name in ("outcomes", "confusion", "geometry", "experiment"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--study-seed", type=int, required=True)
+    add_table_outputs(p, IDENTIFIABILITY_TABLES)
+    add_figure_outputs(p, ["misidentification"])
+    p.set_defaults(func=cmd_analyse_identifiability)
+
+    p = sub.add_parser("compare-methods",
+                       help="accuracy vs identifiability and metric agreement across runs")
+    for name in ("experiments", "alignment", "curves", "generator_curves", "rsa_human"):
+        p.add_argument("--" + name.replace("_", "-"), nargs="+", required=True)
+    add_table_outputs(p, COMPARISON_TABLES)
+    add_figure_outputs(p, COMPARISON_FIGURES)
+    p.set_defaults(func=cmd_compare_methods)

@@ -1,0 +1,38 @@
+"""``modelrecovery plot``: the report's recovery-curve and confusion figures
+(workflow/rules/report.smk), with :mod:`modelrecovery.plots`; each figure goes to the
+PNG and SVG paths given by ``--out-png`` and ``--out-svg`` (NAME=PATH each)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .cli_args import add_figure_outputs, check_outputs, save_figures
+
+FIGURES = ["recovery_curve", "confusion"]
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import plots
+
+    check_outputs(args, figures=FIGURES)
+    curve = pd.read_parquet(args.curve)
+    gen = pd.read_parquet(args.generator_curves)
+    conf = pd.read_parquet(args.confusion)
+    n_cands = conf["candidate"].nunique()
+    save_figures(args, {
+        "recovery_curve": lambda: plots.recovery_figure(
+            curve, gen, n_cands, f"Model recovery: {args.experiment}"),
+        "confusion": lambda: plots.confusion_figure(
+            conf, f"Confusion matrices: {args.experiment}"),
+    })
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``plot`` to the main parser."""
+    p = sub.add_parser("plot", help="recovery curve and confusion figures (PNG + SVG)")
+    for name in ("curve", "generator_curves", "confusion", "experiment"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    add_figure_outputs(p, FIGURES)
+    p.set_defaults(func=cmd_plot)

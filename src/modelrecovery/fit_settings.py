@@ -1,0 +1,104 @@
+"""The fitting settings a user chooses, in one list.
+
+Each :class:`Setting` is at once a config key (under ``fitting``, or of an
+``experiments`` entry), a command-line flag of the torch commands (``max_iter`` →
+``--max-iter``) and a field of :class:`modelrecovery.fitting.FitOptions` with the same
+default. The CLI builds its flags from :data:`SETTINGS` (:func:`add_arguments`), the
+workflow's rules build their arguments from it (:func:`cli_flags`), and the test suite
+holds the config schema and ``FitOptions`` to it. Standard library only: the rules and
+the argument parser of every command import it, and neither may load torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+REGULARISERS: tuple[str, ...] = ("eye_distance", "l2", "l1")
+FLOAT_DTYPES: tuple[str, ...] = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One user-facing fitting setting.
+
+    ``key`` is the config key and the FitOptions field, ``kind`` its Python type,
+    ``section`` where the config holds it (the ``fitting`` section, or the experiment's
+    own entry, since an experiment is an alignment method under a regulariser).
+    """
+
+    key: str
+    kind: type
+    default: object
+    help: str
+    choices: tuple[str, ...] | None = None
+    section: Literal["fitting", "experiment"] = "fitting"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    def arguments(self, value: object) -> list[str]:
+        """The command-line arguments that set this setting to ``value``."""
+        if self.kind is bool:
+            return [self.flag if value else "--no-" + self.flag[2:]]
+        if self.kind is float:
+            return [self.flag, repr(float(value))]
+        return [self.flag, str(value)]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("regulariser", str, "eye_distance", "penalty on W", REGULARISERS, "experiment"),
+    Setting("method", str, "full",
+            "alignment method: zero_shot, diagonal, low_rank:K or full", section="experiment"),
+    Setting("dtype", str, "float32", "floating-point type of the fit", FLOAT_DTYPES),
+    Setting("device", str, "auto", "auto, cpu, cuda, cuda:1, ..."),
+    Setting("allow_tf32", bool, False, "let CUDA matmuls use TF32 (faster, ~1e-3 relative)"),
+    Setting("max_iter", int, 500, "L-BFGS iterations per fit at most"),
+    Setting("history", int, 20, "L-BFGS curvature pairs kept"),
+    Setting("grad_tol", float, 1e-6, "stop when the largest gradient entry is below this"),
+    Setting("loss_tol", float, 1e-7,
+            "stop when the objective's relative change per iteration is below this"),
+    Setting("warm_start", bool, True,
+            "solve the λ grid from the largest λ down, each from the last solution"),
+    Setting("max_memory_gb", float, 8.0,
+            "kernel working-memory limit in GiB; batches are split to fit it"),
+)
+
+# ``fitting.threads`` is the process's, not a FitOptions field: rules pass it as their
+# own ``threads`` (Snakemake scales it), the CLI as ``--threads``.
+PROCESS_KEYS: tuple[str, ...] = ("threads",)
+
+FITTING_KEYS: tuple[str, ...] = tuple(s.key for s in SETTINGS if s.section == "fitting")
+
+
+def add_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """Add one flag per setting (and ``--lambdas``, ``--threads``) to ``group``."""
+    group.add_argument("--lambdas", type=float, nargs="+", required=True,
+                       help="the λ grid (the experiment's lambdas)")
+    for s in SETTINGS:
+        if s.kind is bool:
+            group.add_argument(s.flag, dest=s.key, action=argparse.BooleanOptionalAction,
+                               default=s.default, help=s.help)
+        else:
+            group.add_argument(s.flag, dest=s.key, type=s.kind, default=s.default,
+                               choices=s.choices, help=s.help)
+    group.add_argument("--threads", type=int, default=1, help="torch's intra-op threads")
+
+
+def option_values(args: argparse.Namespace) -> dict[str, object]:
+    """The FitOptions keyword arguments a command's parsed flags give."""
+    return {s.key: getattr(args, s.key) for s in SETTINGS}
+
+
+def cli_flags(fitting: Mapping, experiment: Mapping) -> list[str]:
+    """The arguments a rule passes for these config sections, one item per argument:
+    every setting (a key the section lacks takes its default) and the experiment's
+    ``--lambdas``; not ``--threads``, which rules pass from their own ``threads``."""
+    flags = ["--lambdas", *(repr(float(x)) for x in experiment["lambdas"])]
+    for s in SETTINGS:
+        section = experiment if s.section == "experiment" else fitting
+        flags += s.arguments(section.get(s.key, s.default))
+    return flags

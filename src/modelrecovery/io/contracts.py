@@ -1,0 +1,47 @@
+"""The column lists of the data contracts (docs/study.md, "Data contracts"), in one place.
+
+Every table the workflow writes or reads is named here by its columns; the readers in
+this package check them, and the jobs that build the tables select them, so a table's
+layout is defined once. This module imports nothing heavier than the standard library,
+so analysis code can name a contract without loading the fitting stack.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: A file path as the readers and writers take it.
+PathLike = str | os.PathLike[str]
+
+#: ``objects.parquet``: ``object_id`` (int32, 0..n−1 in order) and ``name`` (string).
+OBJECTS_COLUMNS: tuple[str, ...] = ("object_id", "name")
+
+#: One model's features: ``object_id`` (int32) and ``embedding`` (list<float32>[d]).
+FEATURES_COLUMNS: tuple[str, ...] = ("object_id", "embedding")
+
+#: A triplet file: 0-based int32 object indices, ``k`` the odd one out.
+TRIPLET_COLUMNS: tuple[str, ...] = ("i", "j", "k")
+
+#: A simulated shard: per fold (int8) and split (train, val, test) the answered
+#: triplets in display ``position`` order (int32), ``k`` the chosen odd one out.
+SHARD_COLUMNS: tuple[str, ...] = ("fold", "split", "position", "i", "j", "k")
+
+#: A design: the shard's columns (the triplets to show, ``k`` a placeholder until
+#: answered) plus each triplet's expected information ``utility`` (float64, nats).
+DESIGN_COLUMNS: tuple[str, ...] = (*SHARD_COLUMNS, "utility")
+
+#: One recovery row per candidate × fold × λ fitted to one simulated dataset: labels
+#: (experiment, design, generator, candidate, n_train, seed, fold, lambda), scores
+#: (``train_nll``, ``test_nll`` in nats per judgement at T = 1; ``val_acc``,
+#: ``test_acc`` fractions of held-out triplets), fit health (``iterations``,
+#: ``converged``, ``seconds`` of wall time, ``objective``, ``status``) and the sizes of
+#: the held-out sets (``n_val``, ``n_test`` triplets).
+RECOVERY_COLUMNS: tuple[str, ...] = (
+    "experiment", "design", "generator", "candidate", "n_train", "seed", "fold", "lambda",
+    "train_nll", "val_acc", "test_acc", "test_nll", "iterations", "converged", "seconds",
+    "objective", "status", "n_val", "n_test",
+)
+
+#: The arrays of a generator NPZ: ``W`` (d, k) float64 and the temperature ``T`` (a
+#: float64 scalar).
+GENERATOR_ARRAYS: tuple[str, ...] = ("W", "T")
