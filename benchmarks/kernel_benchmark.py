@@ -3,16 +3,19 @@
     python benchmarks/kernel_benchmark.py            # CPU, ~3.5 minutes on 2 cores
     python benchmarks/kernel_benchmark.py --device cuda --scaling full
 
-Part 1 (comparison): the default synthetic world's recovery jobs for one generator and
-seed (every training size of config/config.yaml; 6 candidates × 3 folds × 5 λ each),
-fitted by ``baseline.py`` (torch.optim.LBFGS, one fit at a time) and by the kernel, in
-this process, on the same data and threads, the two sides alternating, each timed as
-the best of --repeats runs. Reports fits per second, their ratio, and
-the largest relative difference in final regularised loss and in held-out NLL, and how
-far each side is from a converged reference (the same fits run to a gradient of 1e-13).
+Part 1 (comparison, benchmarks/recovery_jobs.py): the default synthetic world's recovery
+jobs for one generator and seed (every training size of config/config.yaml; 6 candidates ×
+3 folds × 5 λ each), fitted by the kernel and, one fit at a time, by the two baselines of
+``baseline.py`` (torch.optim.LBFGS at the published code's settings, and at settings that
+converge), in this process, on the same data and threads, the sides alternating, each
+timed as the best of --repeats runs. The verdict is measured with the threads the recover
+rule uses (the config's fitting.threads); --also-threads repeats the converged comparison
+at other counts. Reports each speedup, the largest relative differences in final
+regularised loss and held-out NLL, and how far each side stops from a converged reference
+(the same fits run to a gradient of 1e-13).
 
-Part 2 (scaling): seconds per L-BFGS iteration and per objective evaluation against
-triplets, objects, feature dimension and batch size, each point in its own subprocess so
+Part 2 (scaling, torch's default threads): seconds per L-BFGS iteration and per
+objective evaluation against triplets, objects, feature dimension and batch size, each point in its own subprocess so
 its peak memory (RSS on CPU, allocator peak on CUDA) is its own.
 
 Part 3 (the published study): seconds per iteration of one fit at that study's shape
@@ -23,7 +26,7 @@ shape (1,854 objects, 4.2M triplets, d = 1,024), timed.
 Writes benchmarks/results/{comparison,scaling,study}-<device>.csv, target-<device>.csv
 and scaling-<device>.png.
 The last line printed is the verdict:
-``speedup R.Rx over one-fit-at-a-time at max relative loss difference D``.
+``speedup R.Rx over one-fit-at-a-time at max relative loss difference D (threads T)``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -41,19 +45,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import baseline  # noqa: E402
+import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import fitting, simulate, synthetic  # noqa: E402
+from modelrecovery import fitting, simulate  # noqa: E402
 from modelrecovery.allocator import keep_freed_memory  # noqa: E402
 from modelrecovery.oddoneout import similarity  # noqa: E402
-from modelrecovery.seeds import rng_for  # noqa: E402
 
 RESULTS = HERE / "results"
+Jobs, default_jobs, kernel_options = rj.Jobs, rj.default_jobs, rj.kernel_options
 
 
 def machine() -> str:
@@ -65,146 +68,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-
-
-# ------------------------------------------------------------------ part 1: comparison
-
-
-def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> fitting.FitOptions:
-    """The kernel as the recovery rule runs it (the config's ``fitting`` section), for
-    the baseline's full W under eye_distance, in the comparison's device and dtype.
-    ``tolerance="baseline"`` instead stops on the baseline's inner rule (torch's defaults:
-    largest gradient entry ≤ 1e-7 or a loss change ≤ 1e-9)."""
-    opts = dict(device=device, dtype=dtype)
-    if tolerance == "baseline":
-        opts.update(grad_tol=1e-7, loss_tol=1e-9)
-    return fitting.FitOptions.from_config(cfg["fitting"], **opts)
-
-
-@dataclasses.dataclass
-class Jobs:
-    """The default world's recovery jobs for one generator and seed: every candidate's
-    features, one simulated shard, and per job (training size) the fits' order."""
-
-    cfg: dict
-    names: list[str]
-    feats: list[np.ndarray]
-    shard: pd.DataFrame
-    folds: list[int]
-    lambdas: list[float]
-    sizes: list[int]
-
-    def sets(self, n_train: int, split: str = "train") -> list[np.ndarray]:
-        """Each fold's first ``n_train`` training triplets (``split="test"``: the
-        job's test triplets)."""
-        if split == "test":
-            n_train = simulate.eval_size(n_train, self.cfg["simulation"]["eval_fraction"])
-        return [simulate.subset(self.shard, f, split, n_train) for f in self.folds]
-
-    def order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per fit, in the baseline's loop order (candidates × folds × λ): its features,
-        its set and its λ."""
-        n_c, n_f, n_l = len(self.names), len(self.folds), len(self.lambdas)
-        return (np.repeat(np.arange(n_c), n_f * n_l),
-                np.tile(np.repeat(np.arange(n_f), n_l), n_c),
-                np.tile(self.lambdas, n_c * n_f))
-
-
-def default_jobs(config: Path, generator: str) -> Jobs:
-    """The recovery jobs of ``generator`` (seed 0) in the config's synthetic world."""
-    cfg = yaml.safe_load(config.read_text())
-    world = synthetic.make_world(cfg["world"]["synthetic"], cfg["study_seed"],
-                                 cfg["noise_ceiling"])
-    lambdas = [float(v) for v in next(iter(cfg["experiments"].values()))["lambdas"]]
-    sizes = sorted(cfg["simulation"]["training_sizes"])
-    sim = similarity(world.features[generator])
-    # A generator at the noise ceiling, as the workflow's calibrate step would give.
-    from modelrecovery.calibrate import calibrate_temperature
-    from modelrecovery.oddoneout import pair_logits
-    probe_trip = simulate.sample_triplets(np.arange(sim.shape[0]), 5000,
-                                          rng_for(0, "bench", "calib"), sim.shape[0])
-    temp = calibrate_temperature(pair_logits(sim, probe_trip), cfg["noise_ceiling"])
-    shard = simulate.simulate_dataset(sim, temp, max(sizes), n_folds=cfg["simulation"]["folds"],
-                                      val_fraction=cfg["simulation"]["val_fraction"],
-                                      eval_fraction=cfg["simulation"]["eval_fraction"],
-                                      rng=rng_for(0, "bench", generator))
-    names = list(world.features)
-    return Jobs(cfg, names, [world.features[n] for n in names], shard,
-                sorted(shard["fold"].unique()), lambdas, sizes)
-
-
-def comparison(config: Path, device: str, generator: str, dtype: str,
-               tolerance: str, repeats: int) -> pd.DataFrame:
-    jobs = default_jobs(config, generator)
-    cfg, names, feats, lambdas = jobs.cfg, jobs.names, jobs.feats, jobs.lambdas
-    pf, ps, pl = jobs.order()
-    rows = []
-    for n_train in jobs.sizes:
-        train, test = jobs.sets(n_train), jobs.sets(n_train, "test")
-        # Baseline: candidates × folds × λ, one fit at a time. Kernel: the same fits in
-        # one call, in the same order. The two alternate, so that both see the same
-        # drift of the machine's speed; each side's best time counts.
-        tdt = torch.float64 if dtype == "float64" else torch.float32
-        opts = kernel_options(cfg, device, dtype, tolerance)
-        sets = fitting.TripletSets.from_arrays(train, dtype=tdt)
-        b_secs = k_secs = float("inf")
-        for _ in range(repeats):
-            records, secs = baseline.run(dict(zip(names, feats)), train, lambdas, tdt)
-            b_secs = min(b_secs, secs)
-            start = time.perf_counter()
-            res = fitting.fit(feats, sets, ps, pl, opts, problem_features=pf)
-            if res.weights.is_cuda:
-                torch.cuda.synchronize()
-            k_secs = min(k_secs, time.perf_counter() - start)
-        b_obj = np.array([r["objective"] for r in records])
-        b_w = [r["weights"] for r in records]
-        k_obj = res.objective.double().cpu().numpy()
-        # Held-out NLL of both solutions on the same test triplets.
-        test_sets = fitting.TripletSets.from_arrays(test, dtype=tdt)
-        _, k_nll = fitting.evaluate(feats, res.weights, test_sets, ps, problem_features=pf)
-        dmax = res.weights.shape[-1]
-        b_pad = torch.zeros(len(b_w), dmax, dmax, dtype=tdt)
-        for i, w in enumerate(b_w):
-            b_pad[i, : w.shape[0], : w.shape[1]] = w
-        _, b_nll = fitting.evaluate(feats, b_pad, test_sets, ps, problem_features=pf)
-        # Where both should be: the same fits run far past either stopping rule (cold from
-        # W = I, like the baseline), untimed. On flat objectives (small N, small λ) the
-        # baseline's own stopping point can be >1e-4 in held-out NLL from it.
-        ref = fitting.fit(feats, sets, ps, pl, fitting.FitOptions(
-            device=device, dtype=dtype, grad_tol=1e-13, loss_tol=0.0, max_iter=20_000,
-            history=opts.history, warm_start=False), problem_features=pf)
-        r_obj = ref.objective.double().cpu().numpy()
-        _, r_nll = fitting.evaluate(feats, ref.weights, test_sets, ps, problem_features=pf)
-        rows.append({
-            "n_train": n_train, "fits": len(pl),
-            "baseline_seconds": b_secs, "kernel_seconds": k_secs,
-            "baseline_fits_per_s": len(pl) / b_secs, "kernel_fits_per_s": len(pl) / k_secs,
-            "speedup": b_secs / k_secs,
-            "max_rel_loss_diff": float(np.max(np.abs(k_obj - b_obj) / np.abs(b_obj))),
-            "max_rel_test_nll_diff": float(np.max(np.abs(k_nll - b_nll) / np.abs(b_nll))),
-            "kernel_better_or_equal": float(np.mean(k_obj <= b_obj * (1 + 1e-6))),
-            "baseline_rel_loss_above_optimum": float(np.max((b_obj - r_obj) / np.abs(r_obj))),
-            "kernel_rel_loss_above_optimum": float(np.max((k_obj - r_obj) / np.abs(r_obj))),
-            "baseline_rel_test_nll_from_optimum": float(np.max(np.abs(b_nll - r_nll)
-                                                               / np.abs(r_nll))),
-            "kernel_rel_test_nll_from_optimum": float(np.max(np.abs(k_nll - r_nll)
-                                                             / np.abs(r_nll))),
-            "reference_converged": float(ref.converged.float().mean()),
-            "kernel_mode": res.mode, "kernel_evaluations": res.evaluations,
-            "kernel_mean_iterations": float(res.iterations.double().mean()),
-            "kernel_converged": float(res.converged.float().mean()),
-        })
-        r = rows[-1]
-        print(f"N={n_train:6d}  {len(pl)} fits  baseline {b_secs:7.2f} s  kernel {k_secs:6.2f} s"
-              f"  speedup {r['speedup']:5.1f}x  max rel loss diff {r['max_rel_loss_diff']:.1e}"
-              f"  max rel test-NLL diff {r['max_rel_test_nll_diff']:.1e}", flush=True)
-        print(f"{'':8s}from the converged optimum: loss baseline "
-              f"{r['baseline_rel_loss_above_optimum']:.1e} kernel "
-              f"{r['kernel_rel_loss_above_optimum']:.1e}; test NLL baseline "
-              f"{r['baseline_rel_test_nll_from_optimum']:.1e} kernel "
-              f"{r['kernel_rel_test_nll_from_optimum']:.1e}", flush=True)
-    return pd.DataFrame(rows)
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 # ------------------------------------------------------------------ part 2: scaling
@@ -398,13 +262,53 @@ def target_fit(n: int, d: int, n_trip: int, device: str, lam: float) -> dict:
                                                            res.mode) / 2**20}
 
 
+def report_speed(comp: pd.DataFrame, role: str) -> None:
+    """The speedup over the converged baseline at one thread count, and over the sizes
+    where the two agree to equal loss; for ``role="verdict"`` the last line is the
+    verdict."""
+    threads = int(comp["threads"].iloc[0])
+    loss = comp["max_rel_loss_diff_converged"].max()
+    nll = comp["max_rel_test_nll_diff_converged"].max()
+    within = rj.counted(comp)
+    sizes = ", ".join(str(n) for n in within["n_train"])
+    print(f"threads {threads}: fits per second baseline "
+          f"{comp['fits'].sum() / comp['converged_seconds'].sum():.1f}, kernel "
+          f"{comp['fits'].sum() / comp['kernel_seconds'].sum():.1f}; over the sizes at equal "
+          f"loss (N = {sizes or 'none'}): speedup "
+          f"{rj.speedup(within) if len(within) else float('nan'):.1f}x", flush=True)
+    if max(loss, nll) > rj.EQUAL_LOSS:
+        print(f"  WARNING: a difference above {rj.EQUAL_LOSS:g} (loss {loss:.1e}, held-out NLL "
+              f"{nll:.1e}): those sizes' speed does not count; the converged baseline's own "
+              f"held-out NLL is up to {comp['converged_rel_test_nll_from_optimum'].max():.1e} "
+              f"from the optimum, the kernel's up to "
+              f"{comp['kernel_rel_test_nll_from_optimum'].max():.1e}")
+    line = (f"speedup {rj.speedup(comp):.1f}x over one-fit-at-a-time at max relative loss "
+            f"difference {loss:.1e} (threads {threads})")
+    print(line if role == "verdict" else f"  {line}", flush=True)
+
+
+def report_published(comp: pd.DataFrame) -> None:
+    """The kernel against the published code's solver settings: time, and how far that
+    solver stops from the converged optimum."""
+    print(f"published settings (torch LBFGS max_iter 150, max_eval 450, tolerance_change "
+          f"1e-4, at most 100 outer steps), threads {int(comp['threads'].iloc[0])}: "
+          f"kernel {rj.speedup(comp, 'published'):.1f}x faster; it stops up to "
+          f"{comp['published_rel_loss_above_optimum'].max():.1e} above the converged "
+          f"objective, held-out NLL up to {comp['published_rel_test_nll_from_optimum'].max():.1e}"
+          f" from the optimum (kernel: {comp['kernel_rel_loss_above_optimum'].max():.1e} / "
+          f"{comp['kernel_rel_test_nll_from_optimum'].max():.1e})", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--config", default=str(HERE.parent / "config" / "config.yaml"))
     ap.add_argument("--generator", default="linear_a")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads for baseline and kernel alike (default: torch's)")
+                    help="torch threads of the verdict, for baselines and kernel alike "
+                         "(default: the config's fitting.threads, as the recover rule runs)")
+    ap.add_argument("--also-threads", type=int, nargs="*", default=[2],
+                    help="further thread counts to measure against the converged baseline")
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                     help="precision of the comparison (both sides). float32 solutions are "
                          "only determined to ~1e-7 relative loss, so their held-out NLLs can "
@@ -430,8 +334,6 @@ def main() -> int:
     ap.add_argument("--point", help=argparse.SUPPRESS)
     ap.add_argument("--target-point", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     # As the workflow's fitting jobs run (modelrecovery.allocator); both sides share it.
     allocator = "glibc, freed memory kept" if keep_freed_memory() else "system default"
     if args.point:
@@ -445,13 +347,22 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = args.device.replace(":", "")
     print(f"machine: {machine()}; allocator: {allocator}")
-    comp = comparison(Path(args.config), args.device, args.generator, args.dtype,
-                      args.tolerance, max(1, args.repeats))
-    comp.insert(1, "dtype", args.dtype)
-    comp.insert(0, "machine", machine())
-    comp.to_csv(RESULTS / f"comparison-{tag}.csv", index=False)
+    jobs = rj.default_jobs(Path(args.config), args.generator)
+    verdict_threads = args.threads or int(jobs.cfg["fitting"]["threads"])
+    parts = []
+    for threads in dict.fromkeys([verdict_threads, *args.also_threads]):
+        torch.set_num_threads(threads)
+        baselines = ("converged", "published") if threads == verdict_threads else ("converged",)
+        parts.append(rj.comparison(jobs, args.device, args.dtype, args.tolerance,
+                                   max(1, args.repeats), baselines))
+    torch.set_num_threads(verdict_threads)
+    table = pd.concat(parts, ignore_index=True)
+    table.insert(1, "dtype", args.dtype)
+    table.insert(0, "machine", machine())
+    table.to_csv(RESULTS / f"comparison-{tag}.csv", index=False)
+    comp = parts[0]
     if args.scaling != "none":
-        print("scaling (one subprocess per point):")
+        print("scaling (one subprocess per point, torch's default threads):")
         scal = scaling(args.device, args.scaling, args.iters)
         study = study_points(args.device, args.study_dim, max(args.iters, 10))
         table = pd.concat([scal, study], ignore_index=True)
@@ -487,27 +398,10 @@ def main() -> int:
                   f"λ = 1e-3): {tgt['seconds']:.2f} s, {tgt['iterations']} iterations "
                   f"({tgt['status']}), peak {tgt['peak_memory_mb']:,.0f} MB "
                   f"(estimate {tgt['estimated_memory_mb']:,.0f})", flush=True)
-    total_fits = comp["fits"].sum()
-    ratio = (total_fits / comp["kernel_seconds"].sum()) / (total_fits / comp["baseline_seconds"].sum())
-    loss_diff = comp["max_rel_loss_diff"].max()
-    nll_diff = comp["max_rel_test_nll_diff"].max()
-    print(f"fits per second: baseline {total_fits / comp['baseline_seconds'].sum():.1f}, "
-          f"kernel {total_fits / comp['kernel_seconds'].sum():.1f}; "
-          f"max relative held-out NLL difference {nll_diff:.1e}")
-    if max(loss_diff, nll_diff) > 1e-4:
-        print("WARNING: difference above 1e-4: the speed does not count")
-        b_off = comp["baseline_rel_test_nll_from_optimum"].max()
-        if b_off > 1e-4:
-            print(f"  (the baseline's own held-out NLL is up to {b_off:.1e} from the converged "
-                  f"optimum, the kernel's up to "
-                  f"{comp['kernel_rel_test_nll_from_optimum'].max():.1e})")
-        within = comp[comp[["max_rel_loss_diff", "max_rel_test_nll_diff"]].max(axis=1) <= 1e-4]
-        if len(within):
-            print(f"  counting only the training sizes within 1e-4 "
-                  f"(N = {', '.join(str(n) for n in within['n_train'])}): speedup "
-                  f"{within['baseline_seconds'].sum() / within['kernel_seconds'].sum():.1f}x")
-    print(f"speedup {ratio:.1f}x over one-fit-at-a-time at max relative loss difference "
-          f"{loss_diff:.1e}")
+    for part in parts[1:]:
+        report_speed(part, "also")
+    report_published(comp)
+    report_speed(comp, "verdict")
     return 0
 
 

@@ -63,3 +63,42 @@ def test_kernel_ab_fits_the_jobs_with_a_commits_kernel_beside_this_one(tmp_path,
     # Against HEAD both fit the same problems: the objectives agree to the tolerances.
     assert float(job[0].split("max rel. objective diff")[1]) < 1e-6
     assert lines[-1].startswith("this checkout takes ")
+
+
+def test_the_published_solver_stops_at_or_above_the_converged_one():
+    # The published settings end an inner loop on an absolute loss change of 1e-4: on a
+    # small problem their fit may stop short of the converged baseline's, never below it.
+    import baseline
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4))
+    t = np.array([rng.choice(30, 3, replace=False) for _ in range(200)])
+    conv = baseline.fit_one(x, t, 1e-3, torch.float64, baseline.CONVERGED)
+    pub = baseline.fit_one(x, t, 1e-3, torch.float64, baseline.PUBLISHED)
+    assert pub["objective"] >= conv["objective"] * (1 - 1e-9)
+    assert pub["outer_steps"] <= baseline.PUBLISHED.max_outer
+    assert conv["objective"] < np.log(3)
+
+
+def test_the_comparison_reports_every_side_against_the_converged_optimum():
+    # Part 1 on the test study's world: each side's time, its speedup over each
+    # baseline and its distance from the reference optimum, at the threads it ran with.
+    import recovery_jobs as rj
+    import torch
+
+    jobs = rj.default_jobs(Path(__file__).resolve().parents[1] / ".test" / "config"
+                           / "config.yaml", "lin")
+    jobs.sizes = jobs.sizes[:1]
+    comp = rj.comparison(jobs, "cpu", "float64", "baseline", repeats=1)
+    row = comp.iloc[0]
+    assert row["threads"] == torch.get_num_threads() and row["fits"] == 3 * 3 * 2
+    for name in ("converged", "published"):
+        assert row[f"{name}_seconds"] > 0 and row[f"speedup_{name}"] > 0
+        # No side ends below the optimum the reference found (to float64 round-off).
+        assert row[f"{name}_rel_loss_above_optimum"] > -1e-9
+    assert row["kernel_rel_loss_above_optimum"] > -1e-9
+    # At the converged baseline's tolerances the kernel reaches the same optimum.
+    assert row["max_rel_loss_diff_converged"] < 1e-6
+    assert len(rj.counted(comp)) in (0, 1)
+    assert rj.speedup(comp) == row["converged_seconds"] / row["kernel_seconds"]
