@@ -102,3 +102,20 @@ def test_the_comparison_reports_every_side_against_the_converged_optimum():
     assert row["max_rel_loss_diff_converged"] < 1e-6
     assert len(rj.counted(comp)) in (0, 1)
     assert rj.speedup(comp) == row["converged_seconds"] / row["kernel_seconds"]
+
+
+def test_the_study_shape_part_fits_every_candidate_and_lambda_and_agrees_with_the_baseline(
+        tmp_path, capsys):
+    # The study-shape benchmark at a small shape: every candidate × λ fitted by the
+    # kernel in one call, the sampled baseline fits at equal loss, a FLOP rate > 0.
+    import study_shape
+
+    out = tmp_path / "shape.csv"
+    assert study_shape.main(["--dims", "4", "8", "--sizes", "300", "--sample", "1",
+                             "--out", str(out)]) == 0
+    row = pd.read_csv(out).iloc[0]
+    assert row["fits"] == 2 * len(study_shape.LAMBDAS)
+    assert row["baseline_sampled_fits"] == 2
+    assert row["max_rel_loss_diff_sampled"] < 1e-4
+    assert row["kernel_gflops"] > 0 and 0 < row["share_of_matmul_rate"]
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("study shape: speedup")

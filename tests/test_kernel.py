@@ -692,6 +692,22 @@ def test_slots_refilled_with_other_data_give_the_fits_of_the_whole_batch(gather)
     np.testing.assert_allclose(split.objective.numpy(), whole.objective.numpy(), rtol=1e-10)
 
 
+def test_the_gather_mode_is_the_cheapest_that_fits_in_memory():
+    # The default world's shapes (m ≈ 125-140, D = 16): pairs for few triplets,
+    # similarity for many. The study's shape (m = 865, D = 256, N = 10⁴): similarity,
+    # 6× faster there than rows, unless its m² buffer does not fit.
+    choose = gather_modes.choose_gather
+    fits = lambda g: True  # noqa: E731
+    assert choose(125, 100, 16, 8, fits) is gather_modes.PAIRS
+    assert choose(140, 300, 16, 8, fits) is gather_modes.PAIRS
+    assert choose(140, 1000, 16, 8, fits) is gather_modes.SIMILARITY
+    assert choose(140, 3000, 16, 4, fits) is gather_modes.SIMILARITY
+    assert choose(865, 10_000, 256, 8, fits) is gather_modes.SIMILARITY
+    assert choose(865, 100_000, 256, 8, fits) is gather_modes.SIMILARITY
+    no_room = lambda g: g is not gather_modes.SIMILARITY  # noqa: E731
+    assert choose(865, 10_000, 256, 8, no_room) is gather_modes.ROWS
+
+
 def test_gather_mode_is_chosen_by_cost():
     # The default world's recovery jobs (m ≈ 125-140 objects per fold, D = 16): pairs
     # where the triplets are few, similarity once they are many.

@@ -132,7 +132,7 @@ def prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.T
     block_dim = torch.as_tensor(dims_c, device=device)[uniq[:, 0].to(device)]
     # Full W under a penalty that, like the data term, depends on W only through its
     # rotation-invariant parts: both the rank reduction and the symmetric restriction
-    # are exact there (see DESIGN notes).
+    # are exact there (docs/kernel.md, "Exact reductions of the problem").
     exact_shortcuts = (options.parsed_method.kind == "full"
                        and options.regulariser in ("eye_distance", "l2"))
     for u, (c, f) in enumerate(uniq.tolist()):

@@ -224,29 +224,31 @@ def parse_gather(mode: str | Gather) -> Gather | None:
                          ) from None
 
 
-# The similarity path costs m²·D per problem in matmuls; the rows path ~3N·D in
-# memory-bound gathers. Measured on whole default recovery jobs (m ≈ 125–140 objects per
-# fold, 2-core CPU; benchmarks/kernel_benchmark.py's shapes): in float64 rows wins up to
-# N ≈ 250 and similarity from N ≈ 300 (6 % faster there, 3.3× at N = 3000); in float32,
-# where the matmuls gain more than the gathers, similarity is as fast at N = 150 and 7 %
-# / 18 % faster at N = 200 / 300. Hence similarity once m² ≤ k·N, k by itemsize.
+# The plain forward pass of evaluation (pair_logits): its similarity path costs m²·D in
+# matmuls, its rows path ~3N·D in memory-bound gathers. Measured on whole default
+# recovery jobs (m ≈ 125–140 objects per fold, 2-core CPU): in float64 rows wins up to
+# N ≈ 250 and similarity from N ≈ 300; in float32 similarity is as fast at N = 150 and
+# 18 % faster at N = 300. Hence similarity once m² ≤ k·N, k by itemsize.
 _SIMILARITY_PAYS = {4: 160, 8: 72}
 
 
 def prefers_similarity(n_objects: int, n_triplets: int, itemsize: int = 4) -> bool:
-    """Whether similarity beats rows for m = ``n_objects`` and N = ``n_triplets``."""
+    """Whether evaluation's similarity path beats rows for m objects and N triplets."""
     k = _SIMILARITY_PAYS.get(itemsize, _SIMILARITY_PAYS[8])
     return n_objects * n_objects <= k * n_triplets
 
 
-# Pairs costs ~6N·D² + D³ multiply-adds per problem and evaluation (x_iᵀM for the 3N
+# The fit's modes. Pairs costs ~6N·D² + D³ multiply-adds per problem and evaluation (x_iᵀM for the 3N
 # pairs, A, M = WWᵀ) and no gathers; similarity ~1.7·m²·D (its matmuls run at a better
 # rate, and it fills, gathers and scatters m² entries); rows ~2m·D² plus gathers and the
 # scatter of 6N rows of Z, each costing ~40 multiply-adds per entry (index_add_ is slow on
 # CPU). Constants fitted to single evaluations of 4–18 problems, float64, 2-core CPU:
 # m = 125–3,000, D = 16–256, N = 100–3,000 (pairs 2.5× faster than rows at the default
 # N = 100 jobs, 1.2× slower at D = 256, N = m = 1,000; 1.1× faster than similarity at
-# N = 300, m = 140, D = 16, 2.6× slower at N = 1,000).
+# N = 300, m = 140, D = 16, 2.6× slower at N = 1,000). The mode is the least cost of
+# the three: at the study's shape (m = 865, D = 64 and 256, float64, 1 thread,
+# benchmarks/study_shape.py) similarity takes 2.9 s where rows takes 17.5 s (N = 10⁴),
+# and the three are within 10 % of each other at N = 10³.
 def prefers_pairs(mode: Gather, n_objects: int, n_triplets: int, dim: int) -> bool:
     """Whether pairs is cheaper than ``mode`` for m objects, N triplets, dimension D."""
     return PAIRS.cost(n_objects, n_triplets, dim) < mode.cost(n_objects, n_triplets, dim)
@@ -254,15 +256,12 @@ def prefers_pairs(mode: Gather, n_objects: int, n_triplets: int, dim: int) -> bo
 
 def choose_gather(n_objects: int, n_triplets: int, dim: int, itemsize: int,
                   fits: Callable[[Gather], bool]) -> Gather:
-    """The cheapest mode for problems of m objects, N triplets and dimension D whose
-    working memory ``fits(mode)`` allows (pairs needs that of rows, which always fits
-    where a problem fits at all)."""
-    mode: Gather = ROWS
-    if prefers_similarity(n_objects, n_triplets, itemsize) and fits(SIMILARITY):
-        mode = SIMILARITY
-    if prefers_pairs(mode, n_objects, n_triplets, dim):
-        mode = PAIRS
-    return mode
+    """The mode of least :meth:`Gather.cost` for problems of m objects, N triplets and
+    dimension D, among those whose working memory ``fits(mode)`` allows (rows and pairs
+    need the same, which always fits where a problem fits at all). ``itemsize`` (bytes
+    per entry) is part of the memory test the caller's ``fits`` makes."""
+    modes = [ROWS, PAIRS] + ([SIMILARITY] if fits(SIMILARITY) else [])
+    return min(modes, key=lambda g: g.cost(n_objects, n_triplets, dim))
 
 
 def rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

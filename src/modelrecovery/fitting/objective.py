@@ -32,7 +32,7 @@ def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.T
 
     features (n, d) or (B, n, d); weights W (B, d, d); triplets (B, N, 3) long → (B, N, 3).
     The plain computation, used for evaluation and as the reference in tests; ``auto``
-    chooses between similarity and rows by cost.
+    chooses similarity or rows by :func:`.gather.prefers_similarity`.
     """
     mode = parse_gather(gather)
     if mode is None:
