@@ -206,7 +206,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .design import split_sizes
 
     names = io.read_objects(args.objects)["name"].tolist()
-    design = io._open_parquet(args.design, "design").to_pandas()
+    design = io.open_parquet(args.design, "design").to_pandas()
     if args.n_train is not None:
         want = split_sizes(args.n_train, args.eval_fraction)
         design = design[design["position"] < design["split"].map(want)]

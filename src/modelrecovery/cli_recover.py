@@ -30,7 +30,7 @@ def cmd_recover(args: argparse.Namespace) -> None:
     candidates = {name: io.read_features(path, n)
                   for name, path in named_values(args.candidates, "--candidates").items()}
     for shard_path, seed, out, design in zip(args.shard, args.seed, args.out, designs):
-        shard = io._open_parquet(shard_path, "simulated shard").to_pandas()
+        shard = io.open_parquet(shard_path, "simulated shard").to_pandas()
         missing = {"fold", "split", "position", "i", "j", "k"} - set(shard.columns)
         if missing:
             raise InputError(f"{shard_path}: simulated shard lacks column(s) "

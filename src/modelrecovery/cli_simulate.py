@@ -34,7 +34,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         if design_file:
             # A designed dataset: the design fixed the triplets (and exclusions); only
             # the responses are drawn, from a stream of the design's own.
-            design = io._open_parquet(design_file, "design").to_pandas()
+            design = io.open_parquet(design_file, "design").to_pandas()
             rng = rng_for(args.study_seed, "simulate", args.experiment, args.design,
                           args.generator, seed)
             io.write_parquet(simulate_design(sim, temperature, design, rng), out)

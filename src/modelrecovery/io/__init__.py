@@ -28,9 +28,6 @@ from .tables import (first_null, integer_column, open_parquet, read_json, read_t
                      require_columns, unique_column, write_csv, write_json, write_parquet)
 from .triplets import read_triplets, triplet_table, write_triplets
 
-#: :func:`open_parquet` under the name the command-line readers of designs and shards use.
-_open_parquet = open_parquet
-
 __all__ = [
     "DESIGN_COLUMNS", "FEATURES_COLUMNS", "GENERATOR_ARRAYS", "OBJECTS_COLUMNS",
     "RECOVERY_COLUMNS", "SHARD_COLUMNS", "TRIPLET_COLUMNS", "PathLike", "first_null", "integer_column",
