@@ -64,6 +64,20 @@ def fitting_process(args: argparse.Namespace) -> None:
     keep_freed_memory()
 
 
+# ------------------------------------------------------------------ simulated studies
+
+
+def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
+    """The simulation protocol of the commands that lay out a study's folds (simulate,
+    design static): its seed, the largest training size per fold, the number of
+    concept-disjoint folds and the validation and evaluation shares."""
+    p.add_argument("--study-seed", type=int, required=True)
+    p.add_argument("--n-train-max", type=int, required=True)
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--val-fraction", type=float, default=0.3)
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+
+
 # ------------------------------------------------------------------ named outputs
 
 

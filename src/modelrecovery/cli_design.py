@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import io
-from .cli_args import (add_figure_outputs, add_table_outputs, check_outputs, named_values,
-                       save_figures, write_tables)
+from .cli_args import (add_figure_outputs, add_protocol_arguments, add_table_outputs,
+                       check_outputs, named_values, save_figures, write_tables)
 from .errors import InputError
 from .seeds import rng_for
 
@@ -278,11 +278,7 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
                    help="the pair the random design confuses most (its confusion table)")
     p.add_argument("--uniform", action="store_true", help="no scoring: a uniform design")
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--study-seed", type=int, required=True)
-    p.add_argument("--n-train-max", type=int, required=True)
-    p.add_argument("--folds", type=int, default=3)
-    p.add_argument("--val-fraction", type=float, default=0.3)
-    p.add_argument("--eval-fraction", type=float, default=0.125)
+    add_protocol_arguments(p)
     p.add_argument("--exclude", nargs="*", default=[], help="triplet files never to draw")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-memory-gb", type=float, default=2.0)

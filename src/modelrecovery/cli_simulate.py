@@ -8,6 +8,7 @@ import argparse
 import numpy as np
 
 from . import io
+from .cli_args import add_protocol_arguments
 from .errors import InputError
 from .seeds import rng_for
 
@@ -53,11 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--" + name.replace("_", "-"), required=True)
     p.add_argument("--seed", type=int, nargs="+", required=True, help="one per dataset")
     p.add_argument("--out", nargs="+", required=True, help="one per --seed")
-    p.add_argument("--study-seed", type=int, required=True)
-    p.add_argument("--n-train-max", type=int, required=True)
-    p.add_argument("--folds", type=int, default=3)
-    p.add_argument("--val-fraction", type=float, default=0.3)
-    p.add_argument("--eval-fraction", type=float, default=0.125)
+    add_protocol_arguments(p)
     p.add_argument("--exclude", nargs="*", default=[], help="triplet files not to redraw")
     p.add_argument("--design", default="random", help="the design's name (a label)")
     p.add_argument("--design-file", nargs="*", default=[],

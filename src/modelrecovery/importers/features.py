@@ -17,8 +17,8 @@ from .feature_formats import (check_matrix, load_features_hdf5, load_features_ma
                               load_features_npy, load_features_pt, load_features_txt,
                               load_split_folder)
 from .parsing import (Where, array_where, data_row, first_line, header_fields,
-                      integer_values, is_number, not_utf8_error, number_text,
-                      numeric_column, refuse_rows)
+                      integer_values, is_number, number_text, numeric_column,
+                      read_csv_table, refuse_rows)
 from .preprocessing import preprocess
 
 #: Feature file formats understood by :func:`read_features_file`.
@@ -42,16 +42,8 @@ def _load_features_csv(p: Path, n_objects: int | None) -> np.ndarray:
         if repeated:  # pandas would silently rename the second one "name.1"
             raise InputError(f"{p}: header line 1 names column(s) {repeated} more than "
                              f"once")
-    try:
-        frame = pd.read_csv(p, header=0 if header else None, skip_blank_lines=False,
-                            encoding="utf-8-sig", low_memory=False)
-    except UnicodeDecodeError:
-        raise not_utf8_error(p, "features") from None
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read the features file: "
-                         f"{exc.strerror or checks.one_line(exc)}") from exc
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{p}: cannot be read as CSV: {checks.one_line(exc)}") from exc
+    frame = read_csv_table(p, "features", "CSV", header=0 if header else None,
+                           skip_blank_lines=False, low_memory=False)
     if len(frame) == 0:
         raise InputError(f"{p}: features file has a header but no data rows")
     if header:

@@ -147,6 +147,21 @@ def integer_values(p: Path, values: np.ndarray, name: str,
     return values
 
 
+def read_csv_table(p: Path, what: str, shape: str, **read_csv: object) -> pd.DataFrame:
+    """``pandas.read_csv(p, encoding="utf-8-sig", **read_csv)``, each failure one line
+    naming ``p``: not UTF-8 (the first bad byte), unreadable, or not parseable as
+    ``shape`` (e.g. "CSV", "a TAB-separated table")."""
+    try:
+        return pd.read_csv(p, encoding="utf-8-sig", **read_csv)
+    except UnicodeDecodeError:
+        raise not_utf8_error(p, what) from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the {what} file: "
+                         f"{exc.strerror or checks.one_line(exc)}") from exc
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{p}: cannot be read as {shape}: {checks.one_line(exc)}") from exc
+
+
 def read_text_matrix(p: Path, what: str, ncols: int | None) -> np.ndarray:
     """A whitespace-separated numeric text file as float64 (rows = lines).
 

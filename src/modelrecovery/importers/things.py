@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import checks, io
+from .. import io
 from ..errors import InputError
 from ..io import PathLike
 from .parsing import (NA_STRINGS, data_row, first_line, header_fields, integer_values,
-                      load_npy, not_utf8_error, number_text, numeric_column,
+                      load_npy, number_text, numeric_column, read_csv_table,
                       read_text_matrix, refuse_rows, values_text)
 
 #: Columns of the THINGS behaviour file that the importer uses (all others are ignored).
@@ -68,21 +68,12 @@ def read_things_triplets(path: PathLike, n_objects: int = 1854) -> pd.DataFrame:
     numeric = [c for c in THINGS_REQUIRED if c != "subject_id"]
     na_values: dict[str, list[str]] = {raw[c]: NA_STRINGS for c in numeric}
     na_values[raw["subject_id"]] = [""]
-    try:
-        # low_memory=False: a column whose type changes between pandas' chunks would
-        # otherwise warn on stderr; the checks below name any cell that is not a number.
-        frame = pd.read_csv(p, sep=delimiter, header=0, usecols=list(raw.values()),
-                            dtype={raw["subject_id"]: str}, skip_blank_lines=False,
-                            keep_default_na=False, na_values=na_values,
-                            encoding="utf-8-sig", low_memory=False)
-    except UnicodeDecodeError:
-        raise not_utf8_error(p, "THINGS triplet") from None
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read the THINGS triplet file: "
-                         f"{exc.strerror or checks.one_line(exc)}") from exc
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{p}: cannot be read as a {kind}-separated table: "
-                         f"{checks.one_line(exc)}") from exc
+    # low_memory=False: a column whose type changes between pandas' chunks would
+    # otherwise warn on stderr; the checks below name any cell that is not a number.
+    frame = read_csv_table(p, "THINGS triplet", f"a {kind}-separated table", sep=delimiter,
+                           header=0, usecols=list(raw.values()),
+                           dtype={raw["subject_id"]: str}, skip_blank_lines=False,
+                           keep_default_na=False, na_values=na_values, low_memory=False)
     if len(frame) == 0:
         raise InputError(f"{p}: THINGS triplet file has a header but no data rows")
 
