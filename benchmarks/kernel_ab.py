@@ -35,7 +35,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import kernel_benchmark as kb  # noqa: E402
+import recovery_jobs as rj  # noqa: E402
 
 from modelrecovery import fitting  # noqa: E402
 from modelrecovery.allocator import keep_freed_memory  # noqa: E402
@@ -71,7 +71,7 @@ def kernel_at(commit: str, into: Path) -> ModuleType:
 def options(module: ModuleType, cfg: dict, dtype: str, tolerance: str) -> object:
     """The benchmark's kernel options, built with ``module``'s FitOptions (an older
     commit's may lack newer fields or ``from_config``)."""
-    mine = kb.kernel_options(cfg, "cpu", dtype, tolerance)
+    mine = rj.kernel_options(cfg, "cpu", dtype, tolerance)
     fields = module.FitOptions.__dataclass_fields__
     return module.FitOptions(**{k: v for k, v in dataclasses.asdict(mine).items()
                                 if k in fields})
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="training sizes (default: the config's)")
     args = ap.parse_args(argv)
     keep_freed_memory()
-    jobs = kb.default_jobs(Path(args.config), args.generator)
+    jobs = rj.default_jobs(Path(args.config), args.generator)
     pf, ps, pl = jobs.order()
     tdt = torch.float64 if args.dtype == "float64" else torch.float32
     totals = {"against": 0.0, "this": 0.0}

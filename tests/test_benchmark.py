@@ -1,4 +1,4 @@
-"""The kernel benchmark's study estimate and GPU-target fit (benchmarks/kernel_benchmark.py)."""
+"""The kernel benchmark's parts (benchmarks/kernel_benchmark.py and the modules it runs)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import kernel_ab  # noqa: E402
-import kernel_benchmark as kb  # noqa: E402
+import scaling  # noqa: E402
 
 
 def test_study_estimate_interpolates_measured_scaling_and_counts_the_published_fits():
     # A power law in N is a straight line in log-log: interpolation must reproduce it
     # exactly between the measured points, and hold the end values outside them.
-    measured = np.array(kb.STUDY_TRIPLETS, dtype=float)
+    measured = np.array(scaling.STUDY_TRIPLETS, dtype=float)
     points = pd.DataFrame({"n_triplets": measured[::-1],
                            "seconds_per_iteration": 3e-7 * measured[::-1] ** 0.9})
-    est = kb.study_estimate(points, iterations_per_fit=40.0)
-    sizes = kb.PUBLISHED_SIZES
+    est = scaling.study_estimate(points, iterations_per_fit=40.0)
+    sizes = scaling.PUBLISHED_SIZES
     assert len(sizes) == 18 and sizes[0] == 50 and sizes[-1] == 4_200_000
     expected = 3e-7 * np.clip(sizes, measured.min(), measured.max()) ** 0.9
     np.testing.assert_allclose(est["seconds_per_iteration"], expected, rtol=1e-12)
@@ -35,7 +35,7 @@ def test_study_estimate_interpolates_measured_scaling_and_counts_the_published_f
 def test_target_fit_runs_in_its_own_process_and_learns_the_planted_transform():
     # The GPU target's code path at a small shape, through the same subprocess call the
     # benchmark makes (its peak memory is then its own).
-    row = kb._in_subprocess("--target-point", [120, 8, 5000, 1e-3], "cpu", 3)
+    row = scaling.in_subprocess("--target-point", [120, 8, 5000, 1e-3], "cpu", 3)
     assert row is not None
     assert row["n_objects"] == 120 and row["dim"] == 8 and row["n_triplets"] == 5000
     assert row["status"] in ("gradient", "loss") and row["iterations"] > 0
@@ -51,7 +51,7 @@ def test_kernel_ab_fits_the_jobs_with_a_commits_kernel_beside_this_one(tmp_path,
     assert old.__name__.startswith("modelrecovery_")
     assert old.__name__.endswith((".fitting", ".probe"))
     assert Path(old.__file__).is_relative_to(tmp_path / "head")
-    assert kb.fitting.__name__ == "modelrecovery.fitting"
+    assert kernel_ab.fitting.__name__ == "modelrecovery.fitting"
     # A commit that predates the fitting package: its kernel is the probe module.
     single = kernel_ab.kernel_at("eb495fe", tmp_path / "single")
     assert single.__name__.endswith(".probe")

@@ -820,3 +820,52 @@ def test_fitting_processes_keep_freed_memory_instead_of_faulting_it_back():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert int(out.stdout.split()[-1]) < 2000
+
+
+def test_candidates_are_fitted_by_dimension_where_padding_costs_more_than_a_call():
+    # The default world's jobs (m ≈ 130, d = 10–16 padded to 16): one call. The study's
+    # shape (m = 865, d = 64 beside 256): a call per dimension, at N = 10³ and 10⁶.
+    by_dim = fitting.batch.by_dimension
+    default = np.repeat([12, 14, 16, 12, 10, 12], 15)
+    for n in (100, 300, 1000, 3000):
+        assert not by_dim(default, 135, n, None)
+    study = np.repeat([64, 256], 11)
+    assert by_dim(study, 865, 1000, None) and by_dim(study, 865, 10**6, None)
+    assert not by_dim(np.repeat([255, 256], 11), 865, 1000, None)
+    assert by_dim(study, 865, 1000, fitting.GATHERS["similarity"])
+
+
+@pytest.mark.parametrize("method", ["full", "low_rank:2", "diagonal"])
+def test_candidates_of_different_dimension_are_fitted_one_dimension_at_a_time(
+        method, monkeypatch):
+    # A mixed-d fit split by dimension is, bit for bit, each dimension's candidates
+    # fitted alone (each at its own D, with its own gather mode), padded back to the
+    # largest d in problem order; and it reaches the optimum of the one padded call.
+    monkeypatch.setattr(fitting.batch, "CALL_COST", 0.0)  # split at any size
+    feats, sets = world(21, 40, [3, 5, 3], 150, n_sets=2)
+    data = fitting.TripletSets.from_arrays(sets, dtype=F64)
+    pf, ps = np.array([0, 1, 2, 1, 0, 2]), np.array([0, 1, 1, 0, 1, 0])
+    lam = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
+    opts = tight(method=method, warm_start=True)
+    mixed = fitting.fit(feats, data, ps, lam, opts, problem_features=pf)
+    k = fitting.Method.parse(method).out_dim(5)
+    assert mixed.weights.shape == (6, 5, k)
+    assert mixed.dims.tolist() == [3, 5, 3, 5, 3, 3]
+    modes = []
+    for used, d in (([0, 2], 3), ([1], 5)):
+        idx = np.flatnonzero(np.isin(pf, used))
+        alone = fitting.fit([feats[c] for c in used], data, ps[idx], lam[idx], opts,
+                            problem_features=np.searchsorted(used, pf[idx]))
+        kd = alone.weights.shape[2]
+        assert torch.equal(mixed.weights[idx, :d, :kd], alone.weights)
+        assert not mixed.weights[idx, d:].any() and not mixed.weights[idx, :, kd:].any()
+        assert torch.equal(mixed.objective[idx], alone.objective)
+        assert torch.equal(mixed.iterations[idx], alone.iterations)
+        assert [mixed.status[i] for i in idx] == alone.status
+        modes.append(alone.mode)
+    assert mixed.mode == "+".join(dict.fromkeys(modes))
+    padded = kernel._fit_together(feats, data, ps, lam, opts, problem_features=pf)
+    np.testing.assert_allclose(mixed.objective.numpy(), padded.objective.numpy(), rtol=1e-9)
+    acc_m, nll_m = fitting.evaluate(feats, mixed.weights, data, ps, problem_features=pf)
+    acc_p, nll_p = fitting.evaluate(feats, padded.weights, data, ps, problem_features=pf)
+    np.testing.assert_allclose(nll_m, nll_p, rtol=1e-7)

@@ -44,31 +44,56 @@ def fit_candidates(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.n
     of each fold of ``shard`` (see :func:`simulate.simulate_dataset`) and score it on the
     first ``eval_size(n_train)`` validation and test triplets. candidates: name →
     features (n, d)."""
-    folds = sorted(int(f) for f in shard["fold"].unique())
+    return fit_datasets([shard], n_train, candidates, lambdas, options,
+                        eval_fraction=eval_fraction)[0]
+
+
+def fit_datasets(shards: list[pd.DataFrame], n_train: int,
+                 candidates: dict[str, np.ndarray], lambdas: list[float],
+                 options: fitting.FitOptions, *, eval_fraction: float
+                 ) -> list[CandidateFits]:
+    """:func:`fit_candidates` for each of ``shards`` (datasets of one training size), all
+    in one kernel call: the solver's per-iteration work is shared by every dataset's
+    fits, which is what makes a job of many small fits fast. Each dataset's
+    ``result`` holds its own problems (its ``seconds`` the whole call's); ``seconds`` is
+    the dataset's share of the call's wall time, by its number of fits."""
     n_eval = eval_size(n_train, eval_fraction)
     dt = options.torch_dtype
+    folds = [sorted(int(f) for f in shard["fold"].unique()) for shard in shards]
     sets = {split: fitting.TripletSets.from_arrays(
-        [subset(shard, f, split, size) for f in folds], dtype=dt)
+        [subset(shard, f, split, size) for shard, fs in zip(shards, folds) for f in fs],
+        dtype=dt)
         for split, size in (("train", n_train), ("val", n_eval), ("test", n_eval))}
     lam = np.asarray(lambdas, dtype=np.float64)
     if options.parsed_method.kind == "zero_shot":
         lam = np.zeros(1)  # W = s·I has no penalty: one fit per fold serves every λ
     names = list(candidates)
     feats = [candidates[name] for name in names]
-    n_c, n_f, n_l = len(names), len(folds), len(lam)
-    pf = np.repeat(np.arange(n_c), n_f * n_l)
-    ps = np.tile(np.repeat(np.arange(n_f), n_l), n_c)
-    pl = np.tile(lam, n_c * n_f)
+    first_set = np.cumsum([0] + [len(fs) for fs in folds])
+    # Problem order: dataset, candidate, fold, λ (a dataset's problems are contiguous).
+    per = [(np.repeat(np.arange(len(names)), len(fs) * len(lam)),
+            np.tile(np.repeat(np.arange(len(fs)), len(lam)), len(names)),
+            np.tile(lam, len(names) * len(fs))) for fs in folds]
+    pf = np.concatenate([c for c, _, _ in per])
+    ps = np.concatenate([f + first_set[i] for i, (_, f, _) in enumerate(per)])
+    pl = np.concatenate([v for _, _, v in per])
     start = time.perf_counter()
     res = fitting.fit(feats, sets["train"], ps, pl, options, problem_features=pf)
     val_acc, val_nll = fitting.evaluate(feats, res.weights, sets["val"], ps,
                                         problem_features=pf)
     test_acc, test_nll = fitting.evaluate(feats, res.weights, sets["test"], ps,
                                           problem_features=pf)
-    return CandidateFits(names=names, folds=folds, candidate=pf, fold=ps, lam=pl,
-                         result=res, val_acc=val_acc, val_nll=val_nll, test_acc=test_acc,
-                         test_nll=test_nll, n_eval=n_eval,
-                         seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    out, lo = [], 0
+    for fs, (cand, fold, lam_i) in zip(folds, per):
+        sl = slice(lo, lo + len(cand))
+        lo = sl.stop
+        out.append(CandidateFits(names=names, folds=fs, candidate=cand, fold=fold,
+                                 lam=lam_i, result=res.select(np.arange(sl.start, sl.stop)),
+                                 val_acc=val_acc[sl], val_nll=val_nll[sl],
+                                 test_acc=test_acc[sl], test_nll=test_nll[sl],
+                                 n_eval=n_eval, seconds=seconds * len(cand) / len(pl)))
+    return out
 
 
 def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.ndarray],
@@ -78,8 +103,22 @@ def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.nd
     :data:`RECOVERY_COLUMNS`. All fits run as one batched kernel call; ``seconds`` is its
     wall time divided evenly among the fits. ``labels`` fills experiment, generator and
     seed (and design, when given; else ``random``)."""
-    fits = fit_candidates(shard, n_train, candidates, lambdas, options,
-                          eval_fraction=eval_fraction)
+    return recovery_fits_many([shard], n_train, candidates, lambdas, options,
+                              eval_fraction=eval_fraction, labels=[labels])[0]
+
+
+def recovery_fits_many(shards: list[pd.DataFrame], n_train: int,
+                       candidates: dict[str, np.ndarray], lambdas: list[float],
+                       options: fitting.FitOptions, *, eval_fraction: float,
+                       labels: list[dict[str, object]]) -> list[pd.DataFrame]:
+    """:func:`recovery_fits` for each of ``shards`` (with its ``labels``), every dataset's
+    fits in one kernel call (:func:`fit_datasets`)."""
+    every = fit_datasets(shards, n_train, candidates, lambdas, options,
+                         eval_fraction=eval_fraction)
+    return [_rows(fits, n_train, lab) for fits, lab in zip(every, labels)]
+
+
+def _rows(fits: CandidateFits, n_train: int, labels: dict[str, object]) -> pd.DataFrame:
     res = fits.result
     out = pd.DataFrame({
         "candidate": np.asarray(fits.names, dtype=object)[fits.candidate],

@@ -1,6 +1,7 @@
 # Stage 4: the fan-out. Per generator × training size, refit every candidate (λ grid ×
-# folds, one kernel call per dataset) to each design's and seed's simulated data; one
-# process serves them all, so a job's start-up is paid once per size, not per dataset.
+# folds) to each design's and seed's simulated data; one process and, up to 2^20
+# training triplets, one kernel call serve them all, so a job's start-up and the
+# solver's per-iteration cost are paid once per size, not per dataset.
 # Commands: src/modelrecovery/cli_recover.py (recover.py, fitting/).
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .gather import Gather, choose_gather
+from .gather import GATHERS, Gather, choose_gather
 from .memory import bytes_per_problem
 from .methods import Method
 from .objective import data_nll
@@ -157,3 +157,27 @@ def prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.T
                   options.regulariser, options.parsed_method, bases,
                   options.symmetric and exact_shortcuts)
     return batch, per_problem(mode)
+
+
+# The fixed cost of one solver call's evaluation (the solver's and the objective's ~100
+# small operations, whatever the batch holds), in the cost model's multiply-adds: ~1 ms
+# on the 2-core CPU the gather costs were fitted on. On the default world's jobs (D = 16,
+# candidates of d = 10–16) one call per dimension took 1.35–2.44× the time of one padded
+# call (benchmarks/kernel_ab.py); at the study's shape (d = 64 beside 256, m = 865,
+# N = 10³) it took half the time.
+CALL_COST = 2e7
+
+
+def by_dimension(dims: np.ndarray, n_objects: int, n_triplets: int,
+                 gather_mode: Gather | None) -> bool:
+    """Whether problems of feature dimensions ``dims`` (B,) cost less fitted one
+    dimension at a time (each at its own cheapest gather mode, one solver call each)
+    than padded to the largest in one call, by :meth:`.gather.Gather.cost` per
+    evaluation plus :data:`CALL_COST` per further call."""
+    def cost(d: int) -> float:
+        modes = [gather_mode] if gather_mode is not None else list(GATHERS.values())
+        return min(g.cost(n_objects, n_triplets, int(d)) for g in modes)
+
+    values, counts = np.unique(dims, return_counts=True)
+    apart = sum(c * cost(d) for d, c in zip(values, counts))
+    return apart + (len(values) - 1) * CALL_COST < len(dims) * cost(values.max())

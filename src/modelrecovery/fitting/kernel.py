@@ -2,24 +2,28 @@
 transforms, and the :func:`objective` the fits minimise.
 
 A *problem* is one fit: one candidate's features X (n, d), one triplet set (a fold's
-training triplets) and one regularisation strength λ. Many problems are solved at once,
-also across candidates of different d: W is stacked to (B, D, D) with D the largest d,
-each problem's W living in its own top-left d × d block (exact: the padded rows and
-columns have zero features, zero gradient and zero penalty, so they stay zero). The
-optimiser is L-BFGS with each problem's own state (curvature history, step length, line
-search, convergence), so a batched fit takes the same steps as the problem fitted alone;
-problems that have converged leave the batch and stop costing work.
+training triplets) and one regularisation strength λ. Many problems are solved at once.
+Candidates of different d share one solver call, W stacked to (B, D, D) with D the
+largest d, each problem's W in its own top-left d × d block (exact: the padded rows and
+columns have zero features, zero gradient and zero penalty, so they stay zero). Where
+that padding costs more arithmetic than a further call costs overhead
+(:func:`.batch.by_dimension`: d = 64 beside d = 256 does 4× the work it needs alone),
+each dimension is fitted in its own call, at its own cheapest gather mode, and the
+results are padded to D the same way. The optimiser is L-BFGS with each problem's own state (curvature history, step
+length, line search, convergence), so a batched fit takes the same steps as the problem
+fitted alone; problems that have converged leave the batch and stop costing work.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .batch import Features, as_list, padded, prepare, tensors
+from .batch import Features, as_list, by_dimension, padded, prepare, tensors
 from .chains import Chains
 from .gather import Gather
 from .lbfgs import Settings, Status, minimise
@@ -51,9 +55,10 @@ class FitResult:
     ``gradient`` / ``loss`` (tolerance met), ``max_iter``, ``line_search``
     (:attr:`.lbfgs.Status.label`); seconds for the whole call; evaluations: batched
     objective calls, problem_evaluations: problems evaluated over them; mode: the gather
-    mode's name. A fit (other than zero_shot) whose objective ends within 1e-6 of W = 0's
-    (log 3) or above it is returned as W = 0, objective and train_nll log 3: the solver's
-    residue near 0 ranks triplets arbitrarily.
+    mode's name (one per feature dimension, ascending, joined by ``+`` where they
+    differ). A fit (other than zero_shot) whose objective ends within 1e-6 of W = 0's
+    (log 3) or above it is returned as W = 0, objective and train_nll log 3: the
+    solver's residue near 0 ranks triplets arbitrarily.
     """
 
     weights: torch.Tensor
@@ -68,6 +73,17 @@ class FitResult:
     problem_evaluations: int
     mode: str
     options: FitOptions = field(repr=False)
+
+    def select(self, idx: np.ndarray) -> FitResult:
+        """The results of problems ``idx`` (in that order); the call's totals (seconds,
+        evaluations, mode) stay the whole call's."""
+        t = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        on = t.to(self.weights.device)
+        return dataclasses.replace(
+            self, weights=self.weights[on], objective=self.objective[on],
+            train_nll=self.train_nll[on], iterations=self.iterations[t],
+            converged=self.converged[t], status=[self.status[i] for i in t.tolist()],
+            dims=self.dims[t])
 
 
 def objective(features: Features, data: TripletSets, problem_set: np.ndarray,
@@ -98,6 +114,61 @@ def fit(features: Features, data: TripletSets, problem_set: np.ndarray, lambdas:
     warm-started stages after the first start from the previous λ instead. Raises
     :class:`~.memory.MemoryLimitError` if one problem alone exceeds the memory limit.
     """
+    xs_in = as_list(features)
+    pf_in = (np.zeros(len(problem_set), dtype=np.int64) if problem_features is None
+             else np.asarray(problem_features, dtype=np.int64))
+    dim_of = np.array([int(np.shape(x)[1]) for x in xs_in])[pf_in]
+    if init is None and len(np.unique(dim_of)) > 1 and by_dimension(
+            dim_of, max(len(torch.unique(t)) for t in data.triplets),
+            int(data.triplets.shape[1]), options.gather_mode):
+        return _fit_by_dimension(xs_in, data, np.asarray(problem_set), np.asarray(lambdas),
+                                 options, pf_in, dim_of)
+    return _fit_together(features, data, problem_set, lambdas, options, init,
+                         problem_features=problem_features)
+
+
+def _fit_by_dimension(xs: list, data: TripletSets, problem_set: np.ndarray,
+                      lambdas: np.ndarray, options: FitOptions, pf: np.ndarray,
+                      dim_of: np.ndarray) -> FitResult:
+    """:func:`fit` one feature dimension at a time, results merged in problem order."""
+    start = time.perf_counter()
+    parts = []
+    for d in np.unique(dim_of):
+        idx = np.flatnonzero(dim_of == d)
+        used = np.unique(pf[idx])
+        local = np.searchsorted(used, pf[idx])
+        parts.append((idx, _fit_together([xs[c] for c in used], data, problem_set[idx],
+                                         lambdas[idx], options, problem_features=local)))
+    b, dmax = len(problem_set), int(dim_of.max())
+    first = parts[0][1]
+    k = options.parsed_method.out_dim(dmax)
+    weights = first.weights.new_zeros((b, dmax, k))
+    objective, train_nll = (first.objective.new_empty(b), first.train_nll.new_empty(b))
+    iterations = first.iterations.new_empty(b)
+    converged = first.converged.new_empty(b)
+    status: list[str] = [""] * b
+    for idx, res in parts:
+        t = torch.as_tensor(idx, device=weights.device)
+        weights[t, : res.weights.shape[1], : res.weights.shape[2]] = res.weights
+        objective[t], train_nll[t] = res.objective, res.train_nll
+        cpu = torch.as_tensor(idx)
+        iterations[cpu], converged[cpu] = res.iterations, res.converged
+        for i, label in zip(idx, res.status):
+            status[i] = label
+    modes = dict.fromkeys(res.mode for _, res in parts)
+    return FitResult(weights=weights, objective=objective, train_nll=train_nll,
+                     iterations=iterations, converged=converged, status=status,
+                     dims=torch.as_tensor(dim_of), seconds=time.perf_counter() - start,
+                     evaluations=sum(res.evaluations for _, res in parts),
+                     problem_evaluations=sum(res.problem_evaluations for _, res in parts),
+                     mode="+".join(modes), options=options)
+
+
+def _fit_together(features: Features, data: TripletSets, problem_set: np.ndarray,
+                  lambdas: np.ndarray, options: FitOptions,
+                  init: torch.Tensor | None = None, *,
+                  problem_features: np.ndarray | None = None) -> FitResult:
+    """:func:`fit` in one solver call, features padded to the largest d."""
     device = resolve_device(options.device)
     dtype = options.torch_dtype
     torch.backends.cuda.matmul.allow_tf32 = options.allow_tf32

@@ -1,0 +1,113 @@
+"""A recover job's datasets fitted in one kernel call against one call per dataset.
+
+    python benchmarks/datasets_per_call.py            # ~2 minutes on 2 cores
+
+The recover rule fits every design's and seed's dataset of one generator and training
+size (the config's designs × seeds; 9 in the default config) in one process. This times
+both ways of doing so on the default world's data, exactly as the rule runs (the
+config's fitting section, float32, at the config's fitting.threads):
+``recover.recovery_fits`` once per dataset, and ``recover.recovery_fits_many`` over all
+of them, the two alternating, each the best of --repeats. Prints per training size both
+times, their ratio, and how the rows differ: the largest relative difference of the
+objectives, the largest test-accuracy difference, and whether every dataset's chosen
+λ and best candidate are the same. The last line is the time ratio over all sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import recovery_jobs as rj  # noqa: E402
+
+from modelrecovery import analyse, fitting, simulate  # noqa: E402
+from modelrecovery.allocator import keep_freed_memory  # noqa: E402
+from modelrecovery.recover import recovery_fits, recovery_fits_many  # noqa: E402
+from modelrecovery.seeds import rng_for  # noqa: E402
+
+
+def datasets(jobs: rj.Jobs, generator: str, count: int) -> list[pd.DataFrame]:
+    """``count`` simulated datasets of ``generator`` (seeds 0, 1, …), as the simulate
+    rule draws them, with the temperature of the jobs' shard."""
+    from modelrecovery.calibrate import calibrate_temperature
+    from modelrecovery.oddoneout import pair_logits, similarity
+
+    cfg = jobs.cfg
+    sim = similarity(jobs.feats[jobs.names.index(generator)])
+    probe = simulate.sample_triplets(np.arange(sim.shape[0]), 5000,
+                                     rng_for(0, "bench", "calib"), sim.shape[0])
+    temp = calibrate_temperature(pair_logits(sim, probe), cfg["noise_ceiling"])
+    return [simulate.simulate_dataset(sim, temp, max(jobs.sizes),
+                                      n_folds=cfg["simulation"]["folds"],
+                                      val_fraction=cfg["simulation"]["val_fraction"],
+                                      eval_fraction=cfg["simulation"]["eval_fraction"],
+                                      rng=rng_for(seed, "bench", generator))
+            for seed in range(count)]
+
+
+def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each dataset's chosen λ per candidate and its winner."""
+    scores = analyse.candidate_scores(rows)
+    return analyse.dataset_outcomes(scores)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", type=Path, default=HERE.parent / "config" / "config.yaml")
+    ap.add_argument("--generator", default="linear_a")
+    ap.add_argument("--datasets", type=int, default=9, help="datasets per job")
+    ap.add_argument("--sizes", type=int, nargs="*", help="default: the config's")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    keep_freed_memory()
+    jobs = rj.default_jobs(args.config, args.generator)
+    cfg = jobs.cfg
+    threads = int(cfg["fitting"]["threads"])
+    torch.set_num_threads(threads)
+    opts = fitting.FitOptions.from_config(cfg["fitting"], device="cpu")
+    shards = datasets(jobs, args.generator, args.datasets)
+    labels = [{"experiment": "bench", "generator": args.generator, "seed": s}
+              for s in range(len(shards))]
+    kw = dict(eval_fraction=cfg["simulation"]["eval_fraction"])
+    total = {"apart": 0.0, "together": 0.0}
+    print(f"{len(shards)} datasets per job, {len(jobs.names)} candidates × "
+          f"{len(jobs.folds)} folds × {len(jobs.lambdas)} λ each, {opts.dtype}, threads "
+          f"{threads}")
+    for n_train in args.sizes or jobs.sizes:
+        best = {"apart": np.inf, "together": np.inf}
+        for _ in range(max(1, args.repeats)):
+            start = time.perf_counter()
+            apart = [recovery_fits(s, n_train, dict(zip(jobs.names, jobs.feats)),
+                                   jobs.lambdas, opts, labels=lab, **kw)
+                     for s, lab in zip(shards, labels)]
+            best["apart"] = min(best["apart"], time.perf_counter() - start)
+            start = time.perf_counter()
+            together = recovery_fits_many(shards, n_train, dict(zip(jobs.names, jobs.feats)),
+                                          jobs.lambdas, opts, labels=labels, **kw)
+            best["together"] = min(best["together"], time.perf_counter() - start)
+        a, b = pd.concat(apart, ignore_index=True), pd.concat(together, ignore_index=True)
+        rel = float(np.max(np.abs(a["objective"] - b["objective"]) / np.abs(a["objective"])))
+        acc = float(np.max(np.abs(a["test_acc"] - b["test_acc"])))
+        same = outcomes(a).equals(outcomes(b))
+        for key in total:
+            total[key] += best[key]
+        print(f"N={n_train:6d}  one call per dataset {best['apart']:7.2f} s  one call "
+              f"{best['together']:7.2f} s  ratio {best['together'] / best['apart']:.3f}  "
+              f"max rel objective diff {rel:.1e}  max test acc diff {acc:.1e}  "
+              f"outcomes {'equal' if same else 'DIFFER'}", flush=True)
+    print(f"one call for the job's datasets takes {total['together'] / total['apart']:.3f} "
+          f"of the time of one call per dataset (threads {threads})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

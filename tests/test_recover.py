@@ -1,0 +1,99 @@
+"""A recovery job's datasets fitted together give each dataset's own fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelrecovery import cli, cli_recover, fitting, io, oddoneout, simulate
+from modelrecovery.recover import fit_candidates, fit_datasets, recovery_fits, recovery_fits_many
+
+TIGHT = dict(dtype="float64", device="cpu", grad_tol=1e-10, loss_tol=1e-14, max_iter=3000)
+NUMERIC = ["lambda", "train_nll", "val_acc", "test_acc", "test_nll", "objective"]
+
+
+@pytest.fixture(scope="module")
+def job():
+    """Three candidates (d = 3, 4, 3) on 120 objects, and three simulated datasets of
+    the first (two folds, 400 training triplets per fold)."""
+    rng = np.random.default_rng(5)
+    feats = {name: rng.standard_normal((120, d)) / np.sqrt(d)
+             for name, d in (("c3", 3), ("c4", 4), ("c3b", 3))}
+    sim = oddoneout.similarity(feats["c3"], 3.0 * np.eye(3))
+    shards = [simulate.simulate_dataset(sim, 1.0, 400, n_folds=2, val_fraction=0.3,
+                                        eval_fraction=0.1, rng=np.random.default_rng(s))
+              for s in range(3)]
+    return feats, shards
+
+
+def test_datasets_fitted_in_one_call_are_each_fitted_alone(job):
+    # One kernel call over every dataset's candidates × folds × λ: each problem has its
+    # own solver state, so each dataset's fits are those of its own call (to round-off).
+    feats, shards = job
+    lam = [1e-3, 1e-1]
+    opts = fitting.FitOptions(**TIGHT)
+    together = fit_datasets(shards, 300, feats, lam, opts, eval_fraction=0.1)
+    assert len(together) == 3
+    for shard, fits in zip(shards, together):
+        alone = fit_candidates(shard, 300, feats, lam, opts, eval_fraction=0.1)
+        assert fits.names == alone.names and fits.folds == alone.folds
+        for key in ("candidate", "fold", "lam"):
+            np.testing.assert_array_equal(getattr(fits, key), getattr(alone, key))
+        np.testing.assert_allclose(fits.result.objective.numpy(),
+                                   alone.result.objective.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(fits.result.weights.numpy(), alone.result.weights.numpy(),
+                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(fits.test_nll, alone.test_nll, rtol=1e-8)
+        np.testing.assert_allclose(fits.val_acc, alone.val_acc, atol=1e-12)
+        assert bool(fits.result.converged.all())
+    # Each dataset's share of the call's time, by its number of fits.
+    total = together[0].result.seconds
+    assert sum(f.seconds for f in together) == pytest.approx(total, rel=0.5)
+
+
+def test_recovery_rows_of_a_job_are_labelled_per_dataset(job):
+    feats, shards = job
+    opts = fitting.FitOptions(**TIGHT)
+    labels = [{"experiment": "e", "generator": "c3", "seed": s, "design": d}
+              for s, d in ((0, "random"), (1, "random"), (0, "static"))]
+    many = recovery_fits_many(shards, 200, feats, [1e-2], opts, eval_fraction=0.1,
+                              labels=labels)
+    for rows, shard, lab in zip(many, shards, labels):
+        one = recovery_fits(shard, 200, feats, [1e-2], opts, eval_fraction=0.1, labels=lab)
+        assert list(rows.columns) == list(one.columns)
+        assert (rows["seed"] == lab["seed"]).all() and (rows["design"] == lab["design"]).all()
+        pd.testing.assert_frame_equal(rows.drop(columns=NUMERIC + ["seconds", "iterations"]),
+                                      one.drop(columns=NUMERIC + ["seconds", "iterations"]))
+        np.testing.assert_allclose(rows[NUMERIC].to_numpy(float), one[NUMERIC].to_numpy(float),
+                                   rtol=1e-8, atol=1e-12)
+
+
+def test_the_recover_command_gives_the_same_rows_in_any_grouping(job, tmp_path, monkeypatch):
+    # The command fits its datasets in groups of TRIPLETS_PER_CALL training triplets:
+    # one group of three, or three of one, the rows agree.
+    feats, shards = job
+    io.write_objects(tmp_path / "objects.parquet", [f"o{i}" for i in range(120)])
+    cands = []
+    for name, x in feats.items():
+        io.write_features(tmp_path / f"{name}.parquet", x)
+        cands.append(f"{name}={tmp_path / f'{name}.parquet'}")
+    paths = []
+    for s, shard in enumerate(shards):
+        io.write_parquet(shard, tmp_path / f"shard{s}.parquet")
+        paths.append(str(tmp_path / f"shard{s}.parquet"))
+    outs = {}
+    for per_call in (10**6, 1):
+        monkeypatch.setattr(cli_recover, "TRIPLETS_PER_CALL", per_call)
+        out = [str(tmp_path / f"out{per_call}_{s}.parquet") for s in range(3)]
+        assert cli.main(["recover", "--objects", str(tmp_path / "objects.parquet"),
+                         "--shard", *paths, "--seed", "0", "1", "2", "--out", *out,
+                         "--candidates", *cands, "--n-train", "200", "--experiment", "e",
+                         "--generator", "c3", "--lambdas", "0.01", "0.1", "--dtype",
+                         "float64", "--grad-tol", "1e-10", "--loss-tol", "1e-14",
+                         "--max-iter", "3000"]) == 0
+        outs[per_call] = [pd.read_parquet(p) for p in out]
+    for a, b in zip(outs[10**6], outs[1]):
+        assert a["seed"].tolist() == b["seed"].tolist()
+        np.testing.assert_allclose(a[NUMERIC].to_numpy(float), b[NUMERIC].to_numpy(float),
+                                   rtol=1e-8, atol=1e-12)
