@@ -29,29 +29,9 @@ sys.path.insert(0, str(HERE))
 
 import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import analyse, fitting, simulate  # noqa: E402
+from modelrecovery import analyse, fitting  # noqa: E402
 from modelrecovery.allocator import keep_freed_memory  # noqa: E402
 from modelrecovery.recover import recovery_fits, recovery_fits_many  # noqa: E402
-from modelrecovery.seeds import rng_for  # noqa: E402
-
-
-def datasets(jobs: rj.Jobs, generator: str, count: int) -> list[pd.DataFrame]:
-    """``count`` simulated datasets of ``generator`` (seeds 0, 1, …), as the simulate
-    rule draws them, with the temperature of the jobs' shard."""
-    from modelrecovery.calibrate import calibrate_temperature
-    from modelrecovery.oddoneout import pair_logits, similarity
-
-    cfg = jobs.cfg
-    sim = similarity(jobs.feats[jobs.names.index(generator)])
-    probe = simulate.sample_triplets(np.arange(sim.shape[0]), 5000,
-                                     rng_for(0, "bench", "calib"), sim.shape[0])
-    temp = calibrate_temperature(pair_logits(sim, probe), cfg["noise_ceiling"])
-    return [simulate.simulate_dataset(sim, temp, max(jobs.sizes),
-                                      n_folds=cfg["simulation"]["folds"],
-                                      val_fraction=cfg["simulation"]["val_fraction"],
-                                      eval_fraction=cfg["simulation"]["eval_fraction"],
-                                      rng=rng_for(seed, "bench", generator))
-            for seed in range(count)]
 
 
 def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = int(cfg["fitting"]["threads"])
     torch.set_num_threads(threads)
     opts = fitting.FitOptions.from_config(cfg["fitting"], device="cpu")
-    shards = datasets(jobs, args.generator, args.datasets)
+    shards = jobs.shards(args.datasets)
     labels = [{"experiment": "bench", "generator": args.generator, "seed": s}
               for s in range(len(shards))]
     kw = dict(eval_fraction=cfg["simulation"]["eval_fraction"])

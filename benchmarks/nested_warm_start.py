@@ -8,8 +8,9 @@ fold's first N), so the smaller fit's W is a natural start. On the default world
 (kernel_benchmark.py, part 1) each size is fitted as the recover rule fits it (the
 config's fitting section: W = I, then warm starts along λ), and again with every
 candidate × fold × λ started from its own solution at the next smaller size (no λ
-chain, and no rank reduction, which an explicit start does not allow). Prints per size both times, iterations per fit, the largest relative objective
-difference and whether each candidate's chosen λ and the winner agree; the last line is
+chain, and no rank reduction, which an explicit start does not allow). Prints per size
+both times, iterations per fit, the largest relative objective difference and whether
+each candidate's chosen λ and the winner agree; the last line is
 the time ratio over the sizes that have a smaller one.
 """
 

@@ -52,6 +52,8 @@ class Jobs:
     folds: list[int]
     lambdas: list[float]
     sizes: list[int]
+    generator: str = ""
+    temperature: float = 1.0
     # The converged reference fits per (N, device, dtype): the same at every thread count.
     references: dict = dataclasses.field(default_factory=dict)
 
@@ -61,6 +63,18 @@ class Jobs:
         if split == "test":
             n_train = simulate.eval_size(n_train, self.cfg["simulation"]["eval_fraction"])
         return [simulate.subset(self.shard, f, split, n_train) for f in self.folds]
+
+    def shards(self, count: int) -> list[pd.DataFrame]:
+        """``count`` simulated datasets of the generator (seeds 0, 1, …; seed 0 is
+        :attr:`shard`), as a recover job of ``count`` designs × seeds fits them."""
+        cfg, sim = self.cfg, similarity(self.feats[self.names.index(self.generator)])
+        return [self.shard] + [
+            simulate.simulate_dataset(sim, self.temperature, max(self.sizes),
+                                      n_folds=cfg["simulation"]["folds"],
+                                      val_fraction=cfg["simulation"]["val_fraction"],
+                                      eval_fraction=cfg["simulation"]["eval_fraction"],
+                                      rng=rng_for(seed, "bench", self.generator))
+            for seed in range(1, count)]
 
     def order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per fit, in the baseline's loop order (candidates × folds × λ): its features,
@@ -91,7 +105,7 @@ def default_jobs(config: Path, generator: str) -> Jobs:
                                       rng=rng_for(0, "bench", generator))
     names = list(world.features)
     return Jobs(cfg, names, [world.features[n] for n in names], shard,
-                sorted(shard["fold"].unique()), lambdas, sizes)
+                sorted(shard["fold"].unique()), lambdas, sizes, generator, temp)
 
 
 def _padded(ws: list[torch.Tensor], dmax: int, dtype: torch.dtype) -> torch.Tensor:
@@ -195,3 +209,49 @@ def counted(comp: pd.DataFrame, name: str = "converged") -> pd.DataFrame:
 def speedup(comp: pd.DataFrame, name: str = "converged") -> float:
     """Total baseline time over total kernel time."""
     return float(comp[f"{name}_seconds"].sum() / comp["kernel_seconds"].sum())
+
+
+def whole_jobs(jobs: Jobs, comp: pd.DataFrame, count: int, device: str, dtype: str,
+               tolerance: str, repeats: int) -> pd.DataFrame:
+    """The kernel on a recover job as the rule runs it: ``count`` datasets of each size
+    in one call (:func:`modelrecovery.recover.fit_datasets`' problem layout), timed as
+    the best of ``repeats``, against the converged baseline's time per fit in ``comp``
+    (:func:`comparison` at the same threads; the baseline fits one at a time, so its
+    time per fit does not depend on how many datasets a job holds). The first dataset
+    is the comparison's own: its objectives are checked against a call of its own."""
+    tdt = torch.float64 if dtype == "float64" else torch.float32
+    opts = kernel_options(jobs.cfg, device, dtype, tolerance)
+    shards = jobs.shards(count)
+    pf1, ps1, pl1 = jobs.order()
+    n_sets = len(jobs.folds)
+    pf = np.tile(pf1, count)
+    ps = np.concatenate([ps1 + i * n_sets for i in range(count)])
+    pl = np.tile(pl1, count)
+    rows = []
+    for _, part in comp.iterrows():
+        n_train = int(part["n_train"])
+        sets = fitting.TripletSets.from_arrays(
+            [simulate.subset(sh, f, "train", n_train) for sh in shards for f in jobs.folds],
+            dtype=tdt)
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            start = time.perf_counter()
+            res = fitting.fit(jobs.feats, sets, ps, pl, opts, problem_features=pf)
+            best = min(best, time.perf_counter() - start)
+        alone = fitting.fit(jobs.feats, fitting.TripletSets.from_arrays(
+            jobs.sets(n_train), dtype=tdt), ps1, pl1, opts, problem_features=pf1)
+        first = res.objective[: len(pl1)].double().cpu().numpy()
+        baseline_per_fit = part["converged_seconds"] / part["fits"]
+        rows.append({"threads": torch.get_num_threads(), "n_train": n_train,
+                     "datasets": count, "fits": len(pl), "kernel_seconds": best,
+                     "baseline_seconds_per_fit": baseline_per_fit,
+                     "speedup": baseline_per_fit * len(pl) / best,
+                     "max_rel_diff_to_own_call": _max_rel(
+                         first, alone.objective.double().cpu().numpy())})
+        print(f"threads {rows[-1]['threads']}  N={n_train:6d}  recover job of {count} "
+              f"datasets ({len(pl)} fits) in one call: kernel {best:6.2f} s, "
+              f"{len(pl) / best:6.1f} fits/s against the converged baseline's "
+              f"{1 / baseline_per_fit:5.1f}: {rows[-1]['speedup']:5.1f}x  (first dataset "
+              f"within {rows[-1]['max_rel_diff_to_own_call']:.1e} of its own call)",
+              flush=True)
+    return pd.DataFrame(rows)

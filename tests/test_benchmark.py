@@ -119,3 +119,23 @@ def test_the_study_shape_part_fits_every_candidate_and_lambda_and_agrees_with_th
     assert row["max_rel_loss_diff_sampled"] < 1e-4
     assert row["kernel_gflops"] > 0 and 0 < row["share_of_matmul_rate"]
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("study shape: speedup")
+
+
+def test_a_recover_job_of_several_datasets_is_timed_in_one_call():
+    # The workflow's recover job (several datasets in one kernel call) against the
+    # comparison's baseline time per fit; the first dataset is the comparison's own.
+    import recovery_jobs as rj
+
+    jobs = rj.default_jobs(Path(__file__).resolve().parents[1] / ".test" / "config"
+                           / "config.yaml", "lin")
+    jobs.sizes = jobs.sizes[:1]
+    comp = rj.comparison(jobs, "cpu", "float64", "baseline", repeats=1,
+                         baselines=("converged",))
+    shards = jobs.shards(3)
+    assert shards[0] is jobs.shard and not shards[1].equals(shards[2])
+    whole = rj.whole_jobs(jobs, comp, 3, "cpu", "float64", "baseline", repeats=1)
+    row = whole.iloc[0]
+    assert row["datasets"] == 3 and row["fits"] == 3 * comp.iloc[0]["fits"]
+    assert row["max_rel_diff_to_own_call"] < 1e-8
+    per_fit = comp.iloc[0]["converged_seconds"] / comp.iloc[0]["fits"]
+    assert row["speedup"] == per_fit * row["fits"] / row["kernel_seconds"]

@@ -102,6 +102,7 @@ def test_files_world_paths_must_exist_and_cv_folds_fit_their_rows(tmp_path):
     io.write_triplets(data / "train.parquet", np.array([[0, 1, 2], [3, 4, 5], [0, 2, 4]]))
     io.write_triplets(data / "test.parquet", np.array([[0, 1, 2]]))
     cfg = base_config()
+    cfg.pop("external_scores")  # simulated scores are for the synthetic world
     cfg["world"] = {"source": "files", "files": {
         "objects": str(data / "objects.parquet"),
         "features": {"a": str(data / "a.parquet"), "b": str(data / "b.parquet")},

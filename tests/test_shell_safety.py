@@ -80,6 +80,7 @@ def hostile_files_study(root: Path) -> tuple[Path, dict, dict]:
     io.write_triplets(data / f"train {HOSTILE}.parquet", trips[:220])
     io.write_triplets(data / f"test {HOSTILE}.parquet", trips[220:])
     cfg = base_config(results=f"results {HOSTILE}")
+    cfg.pop("external_scores")  # simulated scores are for the synthetic world
     cfg["world"] = {"source": "files", "files": {
         "objects": str(data / f"objects {HOSTILE}.parquet"),
         "features": {m: str(p) for m, p in paths.items()},

@@ -517,7 +517,7 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     assert run.finished == {"simulate": 1} and other.exists(), run.tail()
     errors = run.output[run.output.index("Error in "):]
     assert "Error in group recover_n40" in errors and "Error in group recover_n120" in errors
-    failed_outputs = set(re.findall(r"output: (\S+/recovery/\S+)", errors))
+    failed_outputs = set(re.findall(r"output: (\S+/recovery/[^\s,]+)", errors))
     assert failed_outputs == {str(study.recovery(g, n).relative_to(study.slurm_dir))
                               for g in ("lin", "rel") for n in (40, 120)}, run.tail()
     # SLURM's record: 2 groups x 2 attempts failed, the second attempts with more of both.
@@ -530,6 +530,7 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     assert {r["state"] for r in records} == {"FAILED", "COMPLETED"}, records
     # No partial output survives; nothing was aggregated; the log says what was wrong.
     assert files_in(recovery) == [], files_in(recovery)
+    assert files_in(study.exp() / "parameters") == []
     assert mtimes(study.exp() / "tables") == tables
     log = (study.slurm_dir / "logs" / EXP / "recover" / "lin.n40.log").read_text()
     assert str(shard.relative_to(study.slurm_dir)) in log, log[-2000:]

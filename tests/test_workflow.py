@@ -255,6 +255,7 @@ def bad_files_config(root: Path) -> tuple[dict, Path]:
     io.write_triplets(data / "train.parquet", trip[:30])
     io.write_triplets(data / "test.parquet", trip[30:])
     cfg = base_config()
+    cfg.pop("external_scores")  # simulated scores are for the synthetic world
     cfg["world"] = {"source": "files", "files": {
         "objects": str(data / "objects.parquet"),
         "features": {"good": str(data / "good.parquet"), "bad": str(data / "bad.parquet")},
@@ -377,3 +378,64 @@ def test_scripts_fit_with_the_options_the_recover_rule_passes(tmp_path):
     via_config = fitting.FitOptions.from_config(cfg["fitting"], cfg["experiments"]["tiny"])
     assert via_cli == via_config
     assert via_config != fitting.FitOptions.from_config({}, cfg["experiments"]["tiny"])
+
+
+# ----------------------------------------------------------------- external scores
+
+
+def test_external_scores_join_the_metric_comparison(tiny):
+    workdir, cfg = tiny
+    comp = workdir / cfg["results"] / "comparison" / "tables"
+    table = pd.read_csv(comp / "metrics_by_model.csv")
+    external = ["neural_1", "neural_2", "behavioural_1", "behavioural_2"]
+    assert all(c in table.columns for c in external)
+    assert sorted(table["model"]) == ["lin", "rel", "unr"]
+    metrics = [c for c in table.columns if c != "model"]
+    pairs = pd.read_csv(comp / "metric_correlations.csv")
+    assert len(pairs) == len(metrics) * (len(metrics) - 1) // 2
+    summary = pd.read_csv(comp / "metric_agreement_summary.csv")
+    assert set(summary["scope"]) == {"all metrics", "aggregated", "external"}
+    variance = pd.read_csv(comp / "aggregate_variance.csv")
+    groups = variance[variance["level"] == "group"]
+    assert set(groups["name"]) == {"neural", "behavioural"}
+    assert set(variance["aggregation"]) == {"mean", "zscore", "rank"}
+    assert ((variance["explained_variance"] >= 0) & (variance["explained_variance"]
+                                                     <= 1 + 1e-12)).all()
+    ident = pd.read_csv(comp / "metric_identifiability.csv")
+    assert len(ident) == 3 and ident["recovery"].between(0, 1).all()
+
+
+def test_parameter_recovery_rows_sit_beside_every_recovery_table(tiny):
+    workdir, cfg = tiny
+    base = exp_dir(workdir, cfg)
+    for path in (base / "recovery").rglob("*.parquet"):
+        rows = pd.read_parquet(base / "parameters" / path.relative_to(base / "recovery"))
+        assert list(rows.columns) == list(io.PARAMETER_COLUMNS)
+        assert len(rows) == cfg["simulation"]["folds"]
+        d = rows["dim"].iloc[0]
+        assert all(len(w) == d * d for w in rows["weights"])
+        assert rows["similarity_r"].between(-1, 1).all()
+    curves = pd.read_csv(base / "tables" / "parameter_recovery.csv")
+    assert len(curves) == 3 * len(cfg["simulation"]["training_sizes"]) * len(
+        cfg.get("designs", ["random"]))
+    assert (base / "figures" / "parameter_recovery.png").stat().st_size > 0
+
+
+def test_a_bad_scores_file_stops_the_workflow_before_any_fit(tmp_path):
+    bad = tmp_path / "scores.csv"
+    bad.write_text("model,v1\nlin,0.3\nalexnet,0.2\n")
+    cfg = base_config()
+    cfg["external_scores"] = {"files": [{"path": str(bad), "group": "neural"}]}
+    workdir = copy_workflow(tmp_path / "wf", cfg)
+    proc = run_snakemake(workdir)
+    assert proc.returncode != 0
+    log = (workdir / "logs" / "data" / "import_external_scores.log").read_text()
+    assert f"{bad}: data row 2 (line 3): model 'alexnet' is not one" in log
+    assert not list((workdir / "results").rglob("recovery/**/*.parquet"))
+    assert not (workdir / "results" / "world" / "external_scores.parquet").exists()
+    missing = base_config()
+    missing["external_scores"] = {"files": [{"path": str(tmp_path / "none.csv"),
+                                             "group": "neural"}]}
+    proc = run_snakemake(copy_workflow(tmp_path / "wf2", missing), "-n")
+    assert proc.returncode != 0
+    assert "external_scores.files.0.path" in proc.stderr + proc.stdout

@@ -17,6 +17,7 @@ simulate.smk    simulate                              :mod:`.cli_simulate`
 recover.smk     recover                               :mod:`.cli_recover`
 design.smk      design static|adaptive|export|...     :mod:`.cli_design`
 analyse.smk     aggregate, analyse-*, compare-methods :mod:`.cli_analyse`
+analyse.smk     analyse-parameters                    :mod:`.cli_metrics`
 report.smk      plot                                  :mod:`.cli_report`
 ==============  ====================================  ====================
 
@@ -34,8 +35,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import cli_align, cli_analyse, cli_design, cli_recover, cli_report, cli_simulate
-from . import cli_world, outputs
+from . import cli_align, cli_analyse, cli_design, cli_metrics, cli_recover, cli_report
+from . import cli_simulate, cli_world, outputs
 from .cli_args import fit_parent
 from .errors import InputError, ResourceError
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_simulate.register(sub)
     cli_recover.register(sub, fit)
     cli_analyse.register(sub)
+    cli_metrics.register(sub)
     cli_report.register(sub)
     cli_design.register(sub, fit)
     return parser

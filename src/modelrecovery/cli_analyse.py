@@ -1,8 +1,9 @@
 """``modelrecovery aggregate | analyse-geometry | analyse-identifiability |
 compare-methods``: recovery rows into curves, confusion matrices and the summary, why
-models are misidentified, and how methods compare (workflow/rules/analyse.smk), with
-:mod:`modelrecovery.analyse`, :mod:`modelrecovery.study_analyses` and
-:mod:`modelrecovery.identifiability`.
+models are misidentified, and how methods and metrics compare, external benchmarks'
+included (workflow/rules/analyse.smk), with :mod:`modelrecovery.analyse`,
+:mod:`modelrecovery.study_analyses`, :mod:`modelrecovery.identifiability` and
+:mod:`modelrecovery.metric_comparison`.
 
 Every table goes to the Parquet and CSV paths given by ``--out-parquet`` and
 ``--out-csv`` (NAME=PATH each), every figure to ``--out-png`` and ``--out-svg``.
@@ -28,8 +29,10 @@ AGGREGATE_TABLES = ["scores", "outcomes", "recovery_curve", "generator_curves",
                     "confusion", "summary", "alignment"]
 GEOMETRY_TABLES = ["geometry", "rsa", "mds", "rsa_human"]
 IDENTIFIABILITY_TABLES = ["ranks", "precision_recall", "misidentification"]
-COMPARISON_TABLES = ["accuracy_vs_identifiability", "metrics_by_model", "metric_agreement"]
-COMPARISON_FIGURES = ["accuracy_vs_identifiability", "metric_agreement"]
+COMPARISON_TABLES = ["accuracy_vs_identifiability", "metrics_by_model", "metric_agreement",
+                     "metric_correlations", "metric_agreement_summary", "aggregates",
+                     "aggregate_variance", "aggregation_rankings", "metric_identifiability"]
+COMPARISON_FIGURES = ["accuracy_vs_identifiability", "metric_agreement", "aggregate_variance"]
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -106,7 +109,7 @@ def cmd_analyse_identifiability(args: argparse.Namespace) -> None:
 
 
 def cmd_compare_methods(args: argparse.Namespace) -> None:
-    from . import identifiability, plots, study_analyses
+    from . import identifiability, metric_comparison, plots, study_analyses
 
     check_outputs(args, tables=COMPARISON_TABLES, figures=COMPARISON_FIGURES)
 
@@ -119,13 +122,59 @@ def cmd_compare_methods(args: argparse.Namespace) -> None:
     gen_curves = pd.concat([pd.read_parquet(p) for p in args.generator_curves],
                            ignore_index=True)
     rsa_h = pd.concat([pd.read_parquet(p) for p in args.rsa_human], ignore_index=True)
+    external = (io.open_parquet(args.external, "external scores").to_pandas()
+                if args.external else None)
     tradeoff = identifiability.accuracy_vs_identifiability(alignment, curves)
-    table = study_analyses.metric_table(alignment, gen_curves, rsa_h)
-    _, rho = identifiability.metric_agreement(table, model="model")
-    write_tables(args, {"accuracy_vs_identifiability": tradeoff, "metrics_by_model": table,
-                        "metric_agreement": rho.reset_index()})
+    table, groups = study_analyses.with_external(
+        study_analyses.metric_table(alignment, gen_curves, rsa_h), external)
+    metrics = [c for c in table.columns if c != "model"]
+    _, rho = identifiability.metric_agreement(table, metrics, model="model")
+    chosen = _aggregated(args.aggregate, metrics, groups, external)
+    rng = rng_for(args.study_seed, "metric_agreement")
+    correlations = metric_comparison.agreement(table, metrics, args.n_boot, rng)
+    scopes = {"all metrics": metrics, "aggregated": chosen}
+    if external is not None and len(external):
+        scopes["external"] = list(dict.fromkeys(external["metric"]))
+    summary = pd.DataFrame([{"scope": scope, **metric_comparison.mean_off_diagonal(
+        table, names, args.n_boot, rng, method=method)}
+        for scope, names in scopes.items() for method in metric_comparison.METHODS])
+    variance = pd.concat([metric_comparison.explained_variance(table, chosen, groups, how)
+                          for how in metric_comparison.AGGREGATIONS], ignore_index=True)
+    write_tables(args, {
+        "accuracy_vs_identifiability": tradeoff, "metrics_by_model": table,
+        "metric_agreement": rho.reset_index(), "metric_correlations": correlations,
+        "metric_agreement_summary": summary,
+        "aggregates": metric_comparison.aggregates(table, chosen),
+        "aggregate_variance": variance,
+        "aggregation_rankings": metric_comparison.ranking_changes(table, chosen),
+        "metric_identifiability": study_analyses.metric_identifiability(alignment,
+                                                                        gen_curves)})
     save_figures(args, {"accuracy_vs_identifiability": lambda: plots.tradeoff_figure(tradeoff),
-                        "metric_agreement": lambda: plots.agreement_figure(rho)})
+                        "metric_agreement": lambda: plots.agreement_figure(rho, groups),
+                        "aggregate_variance": lambda: plots.variance_figure(variance)})
+
+
+def _aggregated(names: list[str], metrics: list[str], groups: dict[str, str],
+                external: pd.DataFrame | None) -> list[str]:
+    """The metrics the aggregates average: ``names`` (groups or metrics), or every
+    external score, or without any the study's accuracy and RSA metrics."""
+    from .study_analyses import DEFAULT_STUDY_AGGREGATE
+
+    if not names:
+        names = (list(dict.fromkeys(external["group"])) if external is not None
+                 and len(external) else list(DEFAULT_STUDY_AGGREGATE))
+    chosen = []
+    for name in names:
+        members = [m for m in metrics if groups.get(m) == name] or (
+            [name] if name in metrics else [])
+        if not members:
+            raise InputError(f"external_scores.aggregate: {name!r} is neither a group "
+                             f"({sorted(set(groups.values()))}) nor a metric {metrics}")
+        chosen += [m for m in members if m not in chosen]
+    if len(chosen) < 2:
+        raise InputError(f"external_scores.aggregate: an aggregate needs at least two "
+                         f"metrics, found {chosen}")
+    return chosen
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -160,6 +209,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="accuracy vs identifiability and metric agreement across runs")
     for name in ("experiments", "alignment", "curves", "generator_curves", "rsa_human"):
         p.add_argument("--" + name.replace("_", "-"), nargs="+", required=True)
+    p.add_argument("--external", help="external scores (import-scores' Parquet)")
+    p.add_argument("--aggregate", nargs="*", default=[],
+                   help="groups or metrics the aggregates average")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--study-seed", type=int, required=True)
     add_table_outputs(p, COMPARISON_TABLES)
     add_figure_outputs(p, COMPARISON_FIGURES)
     p.set_defaults(func=cmd_compare_methods)

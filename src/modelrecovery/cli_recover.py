@@ -24,16 +24,22 @@ TRIPLETS_PER_CALL = 2**20
 
 def cmd_recover(args: argparse.Namespace) -> None:
     """Every design's and seed's dataset of one generator and training size in one
-    process, fitted together (:func:`~.recover.recovery_fits_many`) in groups of at most
+    process, fitted together (:func:`~.recover.fit_datasets`) in groups of at most
     :data:`TRIPLETS_PER_CALL` training triplets, so the candidates are read, the process
-    started and the solver's per-iteration cost paid once for many datasets."""
-    from .recover import recovery_fits_many
+    started and the solver's per-iteration cost paid once for many datasets. With
+    ``--out-parameters``, each dataset's parameter recovery beside its rows."""
+    from .recover import fit_datasets, generator_parameters, recovery_rows
 
     designs = args.design * len(args.shard) if len(args.design) == 1 else args.design
     if not len(args.shard) == len(args.seed) == len(args.out) == len(designs):
         raise InputError(f"--shard, --seed, --out and --design need one entry per dataset "
                          f"(--design may be one for all); got {len(args.shard)}, "
                          f"{len(args.seed)}, {len(args.out)} and {len(args.design)}")
+    if args.out_parameters and (len(args.out_parameters) != len(args.shard)
+                                or not args.generator_file):
+        raise InputError(f"--out-parameters needs one entry per --shard and a "
+                         f"--generator-file; got {len(args.out_parameters)} for "
+                         f"{len(args.shard)} shards")
     fitting_process(args)
     n = len(io.read_objects(args.objects))
     candidates = {name: io.read_features(path, n)
@@ -41,14 +47,20 @@ def cmd_recover(args: argparse.Namespace) -> None:
     shards = [_read_shard(path) for path in args.shard]
     labels = [{"experiment": args.experiment, "design": design, "generator": args.generator,
                "seed": seed} for seed, design in zip(args.seed, designs)]
+    generating = io.load_generator(args.generator_file) if args.out_parameters else None
     per_call = max(1, TRIPLETS_PER_CALL // max(1, args.n_train * _folds(shards)))
     for lo in range(0, len(shards), per_call):
-        group = slice(lo, lo + per_call)
-        every = recovery_fits_many(shards[group], args.n_train, candidates, args.lambdas,
-                                   fit_options(args), eval_fraction=args.eval_fraction,
-                                   labels=labels[group])
-        for rows, out, lab in zip(every, args.out[group], labels[group]):
-            io.write_parquet(rows, out)
+        group = range(lo, min(len(shards), lo + per_call))
+        every = fit_datasets([shards[i] for i in group], args.n_train, candidates,
+                             args.lambdas, fit_options(args), eval_fraction=args.eval_fraction)
+        for i, fits in zip(group, every):
+            lab = labels[i]
+            rows = recovery_rows(fits, args.n_train, lab)
+            io.write_parquet(rows, args.out[i])
+            if generating is not None:
+                io.write_parquet(generator_parameters(
+                    fits, rows, shards[i], args.generator, candidates.get(args.generator),
+                    *generating, {**lab, "n_train": args.n_train}), args.out_parameters[i])
             unconverged = int((~rows["converged"]).sum())
             if unconverged:
                 log.warning("%s seed %d: %d of %d fits did not meet the tolerance (see "
@@ -76,6 +88,10 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--shard", nargs="+", required=True, help="simulated datasets")
     p.add_argument("--seed", type=int, nargs="+", required=True, help="one per --shard")
     p.add_argument("--out", nargs="+", required=True, help="one per --shard")
+    p.add_argument("--generator-file", help="the generator's W and T (for --out-parameters)")
+    p.add_argument("--out-parameters", nargs="*", default=[],
+                   help="one per --shard: the generator's refitted transform and its "
+                        "parameter recovery")
     p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
     p.add_argument("--n-train", type=int, required=True)
     p.add_argument("--eval-fraction", type=float, default=0.125)

@@ -192,18 +192,72 @@ def tradeoff_figure(tradeoff: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def agreement_figure(rho: pd.DataFrame) -> plt.Figure:
-    """Spearman rank correlations across models between alignment metrics."""
+def agreement_figure(rho: pd.DataFrame, groups: dict[str, str] | None = None
+                     ) -> plt.Figure:
+    """Spearman rank correlations across models between alignment metrics, each label
+    prefixed by its group (the study's own or an external benchmark's)."""
     m = rho.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(rho), 0.8 + 0.6 * len(rho)),
+    fig, ax = plt.subplots(figsize=(1.6 + 0.55 * len(rho), 1.2 + 0.5 * len(rho)),
                            layout="constrained")
     image = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
     for (r, c), v in np.ndenumerate(m):
         ax.text(c, r, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
                 fontsize=7)
-    labels = list(rho.index)
+    groups = groups or {}
+    labels = [f"{groups[n]} · {n}" if n in groups else str(n) for n in rho.index]
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     fig.colorbar(image, ax=ax, shrink=0.7, label="Spearman ρ across models")
     ax.set_title("How aligned are alignment metrics?")
+    return fig
+
+
+def variance_figure(variance: pd.DataFrame) -> plt.Figure:
+    """The share of each aggregate's variance across models that each group (left) and
+    each metric (right) explains, one bar per aggregation."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    hows = list(dict.fromkeys(variance["aggregation"]))
+    for ax, level in zip(axes, ("group", "metric")):
+        sub = variance[variance["level"] == level]
+        names = list(dict.fromkeys(sub["name"]))
+        width = 0.8 / max(1, len(hows))
+        for i, how in enumerate(hows):
+            vals = sub[sub["aggregation"] == how].set_index("name")["explained_variance"]
+            ax.bar(np.arange(len(names)) + (i - (len(hows) - 1) / 2) * width,
+                   vals.reindex(names).to_numpy(dtype=float), width, label=how)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("share of the aggregate's variance (R²)")
+        ax.set_title(f"by {level}")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(title="aggregate", fontsize=7)
+    return fig
+
+
+def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str) -> plt.Figure:
+    """Parameter recovery against N next to model recovery, per generator (random
+    design): recovery as generator, similarity correlation, scale-aligned error of
+    W Wᵀ and the accuracy gap, each mean with its 95 % interval over datasets."""
+    panels = [("recovery", recovery, "model recovery (as generator)", (-0.02, 1.02)),
+              ("similarity_r", params, "r(S, Ŝ) over object pairs", (None, 1.01)),
+              ("metric_error", params, "‖cŴŴᵀ − WWᵀ/T‖ / ‖WWᵀ/T‖", (0, None)),
+              ("accuracy_gap", params, "test accuracy: generating − refitted", (None, None))]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
+    for ax, (col, frame, label, ylim) in zip(axes, panels):
+        for gen, grp in frame.groupby("generator", sort=True):
+            grp = grp.sort_values("n_train")
+            (line,) = ax.plot(grp["n_train"], grp[col], marker=".", lw=1, label=gen)
+            low, high = (("ci_low", "ci_high") if col == "recovery"
+                         else (f"{col}_ci_low", f"{col}_ci_high"))
+            ax.fill_between(grp["n_train"], grp[low], grp[high], color=line.get_color(),
+                            alpha=0.12, lw=0)
+        if col == "accuracy_gap":
+            ax.axhline(0.0, color="grey", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_ylim(*ylim)
+        ax.set_xlabel("training triplets per fold (N)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.suptitle(title)
     return fig

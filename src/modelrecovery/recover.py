@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from . import fitting
+from .analyse import candidate_scores
 from .io.contracts import RECOVERY_COLUMNS
+from .parameters import parameter_rows
 from .simulate import eval_size, subset
 
 
@@ -115,10 +117,12 @@ def recovery_fits_many(shards: list[pd.DataFrame], n_train: int,
     fits in one kernel call (:func:`fit_datasets`)."""
     every = fit_datasets(shards, n_train, candidates, lambdas, options,
                          eval_fraction=eval_fraction)
-    return [_rows(fits, n_train, lab) for fits, lab in zip(every, labels)]
+    return [recovery_rows(fits, n_train, lab) for fits, lab in zip(every, labels)]
 
 
-def _rows(fits: CandidateFits, n_train: int, labels: dict[str, object]) -> pd.DataFrame:
+def recovery_rows(fits: CandidateFits, n_train: int, labels: dict[str, object]
+                  ) -> pd.DataFrame:
+    """The :data:`RECOVERY_COLUMNS` rows of one dataset's fits (see :func:`recovery_fits`)."""
     res = fits.result
     out = pd.DataFrame({
         "candidate": np.asarray(fits.names, dtype=object)[fits.candidate],
@@ -139,3 +143,29 @@ def _rows(fits: CandidateFits, n_train: int, labels: dict[str, object]) -> pd.Da
         out[key] = value
     out["seed"] = out["seed"].astype(np.int32)
     return out[list(RECOVERY_COLUMNS)]
+
+
+def generator_parameters(fits: CandidateFits, rows: pd.DataFrame, shard: pd.DataFrame,
+                         generator: str, features: np.ndarray, w_true: np.ndarray,
+                         temperature: float, labels: dict[str, object]) -> pd.DataFrame:
+    """Parameter recovery of one dataset (:func:`.parameters.parameter_rows`): the
+    generator's own candidate at the λ the analysis chooses from ``rows``
+    (:func:`.analyse.candidate_scores`), per fold its refitted Ŵ against the generating
+    W and T. No rows when the generator is not among the candidates."""
+    if generator not in fits.names:
+        return parameter_rows(features, w_true, temperature, {}, {}, {}, labels)
+    own = rows[rows["candidate"] == generator]
+    lam = float(candidate_scores(own)["lambda"].iloc[0])
+    c = fits.names.index(generator)
+    d = int(np.shape(features)[1])
+    # W is (D, K) padded to the job's largest d: its top d rows, and d columns but for
+    # low_rank:k, whose k columns are all its own.
+    k = None if fits.result.options.parsed_method.kind == "low_rank" else d
+    chosen, objects, test = {}, {}, {}
+    for b in np.flatnonzero((fits.candidate == c) & (fits.lam == lam)):
+        fold = fits.folds[fits.fold[b]]
+        chosen[fold] = (lam, fits.result.weights[b, :d, :k].double().cpu().numpy())
+        part = shard[(shard["fold"] == fold) & (shard["split"] == "test")]
+        objects[fold] = np.unique(part[["i", "j", "k"]].to_numpy())
+        test[fold] = subset(shard, fold, "test", fits.n_eval)
+    return parameter_rows(features, w_true, temperature, chosen, objects, test, labels)

@@ -100,3 +100,50 @@ def metric_table(alignment: pd.DataFrame, generator_curves: pd.DataFrame,
     for exp, grp in rsa_human.groupby("experiment"):
         table[f"rsa_human:{exp}"] = grp.set_index("model")["rsa_human"]
     return table.reset_index()
+
+
+# The study's own metrics by kind: human-data accuracy and RSA are alignment scores in
+# the sense of the benchmarks; recovery as generator says whether a score can be trusted
+# to rank models, so it is compared with the others but aggregated only when asked.
+STUDY_GROUPS = {"zero_shot_test_acc": "study:accuracy", "probed_acc": "study:accuracy",
+                "rsa_human": "study:rsa", "recovery": "study:identifiability"}
+DEFAULT_STUDY_AGGREGATE = ("study:accuracy", "study:rsa")
+
+
+def study_metric_groups(metrics: list[str]) -> dict[str, str]:
+    """The group of each of the study's metrics (:func:`metric_table`'s columns)."""
+    return {m: STUDY_GROUPS[m.split(":")[0]] for m in metrics
+            if m.split(":")[0] in STUDY_GROUPS}
+
+
+def with_external(table: pd.DataFrame, external: pd.DataFrame | None
+                  ) -> tuple[pd.DataFrame, dict[str, str]]:
+    """:func:`metric_table` joined with external scores (long rows of
+    ``io.EXTERNAL_SCORE_COLUMNS``; models they do not score get NaN) and every metric's
+    group: the study's (:func:`study_metric_groups`) and the files'."""
+    groups = study_metric_groups([c for c in table.columns if c != "model"])
+    if external is None or not len(external):
+        return table, groups
+    wide = external.pivot(index="model", columns="metric", values="score")
+    wide = wide[list(dict.fromkeys(external["metric"]))]
+    out = table.merge(wide.reset_index(), on="model", how="left")
+    groups.update(dict(zip(external["metric"], external["group"])))
+    return out, groups
+
+
+def metric_identifiability(alignment: pd.DataFrame, generator_curves: pd.DataFrame
+                           ) -> pd.DataFrame:
+    """Identifiability as a property of a metric: per experiment (alignment method) and
+    model, its probed human test accuracy beside its recovery rate as a generator at the
+    largest training size, with that rate's exact interval. A method whose accurate
+    models are not recovered ranks models by a score that cannot tell them apart."""
+    last = generator_curves[generator_curves["n_train"]
+                            == generator_curves.groupby("experiment")["n_train"]
+                            .transform("max")]
+    rec = last.rename(columns={"generator": "model", "ci_low": "recovery_ci_low",
+                               "ci_high": "recovery_ci_high"})[
+        ["experiment", "model", "n_train", "datasets", "recovery", "recovery_ci_low",
+         "recovery_ci_high"]]
+    acc = alignment[["experiment", "model", "probed_test_acc", "zero_shot_test_acc"]]
+    out = acc.merge(rec, on=["experiment", "model"], how="left")
+    return out.sort_values(["experiment", "model"]).reset_index(drop=True)

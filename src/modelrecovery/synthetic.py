@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .calibrate import calibrate_temperature
 from .errors import InputError
@@ -122,3 +123,37 @@ def make_world(spec: dict[str, Any], study_seed: int, noise_ceiling: float) -> W
     return World(names=[f"object_{i:04d}" for i in range(n)], latent=latent,
                  features=features, human_train=trip[:n_train], human_test=trip[n_train:],
                  human_temperature=temperature, meta=meta)
+
+
+# The planted agreement of the synthetic external scores: the correlation across models
+# of the groups' latent factors (neural, behavioural, perceptual, then any further group
+# uncorrelated), weak as Ahlert et al. (2024) found between Brain-Score's neural and
+# behavioural scores; within a group every score is its factor plus noise of this std.
+SCORE_FACTOR_CORRELATION = {("neural", "behavioural"): 0.2, ("neural", "perceptual"): 0.1,
+                            ("behavioural", "perceptual"): 0.4}
+SCORE_NOISE = 0.6
+
+
+def external_scores(models: list[str], groups: dict[str, int], study_seed: int
+                    ) -> dict[str, pd.DataFrame]:
+    """Simulated external benchmark scores of ``models`` for a demonstration of the
+    metric comparison: per group (name → number of scores) a table with a ``model``
+    column and scores ``<group>_1`` … in (0, 1), each a logistic of the group's latent
+    factor plus independent noise (:data:`SCORE_NOISE`); the factors are correlated
+    across groups as :data:`SCORE_FACTOR_CORRELATION` says. They carry no information
+    about the models' features: real studies bring their benchmarks' files."""
+    names = list(groups)
+    corr = np.eye(len(names))
+    for (a, b), r in SCORE_FACTOR_CORRELATION.items():
+        if a in names and b in names:
+            corr[names.index(a), names.index(b)] = corr[names.index(b), names.index(a)] = r
+    rng = rng_for(study_seed, "external_scores")
+    factors = rng.multivariate_normal(np.zeros(len(names)), corr, size=len(models))
+    out = {}
+    for g, group in enumerate(names):
+        noise = rng.normal(0.0, SCORE_NOISE, size=(len(models), groups[group]))
+        values = 1.0 / (1.0 + np.exp(-(factors[:, [g]] + noise)))
+        table = pd.DataFrame(values, columns=[f"{group}_{i + 1}" for i in range(groups[group])])
+        table.insert(0, "model", models)
+        out[group] = table
+    return out

@@ -174,6 +174,12 @@ def input_files(config: dict) -> dict[str, str]:
     return {}
 
 
+def score_files(config: dict) -> dict[str, str]:
+    """Config key → path of every external scores file."""
+    files = (config.get("external_scores") or {}).get("files") or []
+    return {f"external_scores.files.{i}.path": f["path"] for i, f in enumerate(files)}
+
+
 def _triplet_rows(path: str) -> int | None:
     """Rows of a Parquet triplet file from its footer, or None when that cannot be read
     (the importer then names the problem)."""
@@ -228,7 +234,12 @@ def check_consistency(config: dict) -> None:
     if design.get("prior") and not any(design["prior"].values()):
         raise ConfigError("config key 'design.prior': every weight is 0; give at least one "
                           "generator a positive weight")
-    for key, path in input_files(config).items():
+    external = config.get("external_scores") or {}
+    if external.get("synthetic") and world["source"] != "synthetic":
+        raise ConfigError("config key 'external_scores.synthetic': simulated scores are "
+                          "for the synthetic world; give your benchmarks' files under "
+                          "external_scores.files instead")
+    for key, path in {**input_files(config), **score_files(config)}.items():
         if not Path(path).exists():
             raise ConfigError(f"config key '{key}': {path} does not exist (relative paths "
                               f"are read from {os.getcwd()})")

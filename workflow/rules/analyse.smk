@@ -34,6 +34,37 @@ rule aggregate:
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q} 2> {log:q}"
 
 
+# Parameter recovery: the generator's own refits against its generating transform.
+
+
+rule parameter_recovery:
+    input:
+        rows=get_parameter_rows,
+        curve=exp_path("tables", "generator_curves.parquet"),
+    output:
+        **table_outputs(["parameter_recovery"]),
+        **figure_outputs(
+            {"parameter_recovery": "parameter_figure"}, subcategory="Parameter recovery"
+        ),
+    log:
+        log_path("analyse", "parameters"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+        png=out_flags("png"),
+        svg=out_flags("svg"),
+    shell:
+        "modelrecovery analyse-parameters --rows {input.rows:q}"
+        " --generator-curves {input.curve:q} --experiment {wildcards.experiment:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
+        " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
+
+
 # Why models are misidentified (per experiment) and how methods compare (across them).
 
 
@@ -113,15 +144,27 @@ rule compare_methods:
             exp_path("tables", "generator_curves.parquet"), experiment=EXPERIMENTS
         ),
         rsa_human=expand(exp_path("tables", "rsa_human.parquet"), experiment=EXPERIMENTS),
+        external=get_external_scores,
     output:
         **table_outputs(
-            ["accuracy_vs_identifiability", "metrics_by_model", "metric_agreement"],
+            [
+                "accuracy_vs_identifiability",
+                "metrics_by_model",
+                "metric_agreement",
+                "metric_correlations",
+                "metric_agreement_summary",
+                "aggregates",
+                "aggregate_variance",
+                "aggregation_rankings",
+                "metric_identifiability",
+            ],
             experiment=None,
         ),
         **figure_outputs(
             {
                 "accuracy_vs_identifiability": "tradeoff_figure",
                 "metric_agreement": "agreement_figure",
+                "aggregate_variance": "variance_figure",
             },
             experiment=None,
         ),
@@ -134,6 +177,12 @@ rule compare_methods:
         runtime=scaled(20),
     params:
         experiments=EXPERIMENTS,
+        external=lambda wildcards, input: (
+            ["--external", *input.external] if input.external else []
+        ),
+        aggregate=EXTERNAL.get("aggregate") or [],
+        n_boot=ANALYSIS.get("n_boot", 1000),
+        seed=config["study_seed"],
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),
         png=out_flags("png"),
@@ -142,5 +191,7 @@ rule compare_methods:
         "modelrecovery compare-methods --experiments {params.experiments:q}"
         " --alignment {input.alignment:q} --curves {input.curves:q}"
         " --generator-curves {input.generator_curves:q} --rsa-human {input.rsa_human:q}"
+        " {params.external:q} --aggregate {params.aggregate:q}"
+        " --n-boot {params.n_boot:q} --study-seed {params.seed:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"

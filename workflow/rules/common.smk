@@ -16,6 +16,11 @@ GENERATORS = config.get("generators") or MODELS
 CANDIDATES = config.get("candidates") or MODELS
 DESIGNS = config["designs"]
 DESIGN = config["design"]
+EXTERNAL = config.get("external_scores") or {}
+# Every external scores file and its group: the user's, then the simulated ones.
+SCORE_FILES = [(f["path"], f["group"]) for f in EXTERNAL.get("files") or []] + [
+    (f"{WORLD}/external/{group}.csv", group) for group in EXTERNAL.get("synthetic") or {}
+]
 
 
 wildcard_constraints:
@@ -108,9 +113,9 @@ def get_calibration_target(wildcards, input):
     return config["noise_ceiling"]
 
 
-def recovery_rows(experiment, designs):
+def recovery_rows(experiment, designs, kind="recovery"):
     return expand(
-        exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
+        exp_path(kind, "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
         experiment=experiment,
         design=designs,
         generator=GENERATORS,
@@ -126,6 +131,11 @@ def get_recovery_rows(wildcards):
 
 def get_design_rows(wildcards):
     return recovery_rows(wildcards.experiment, DESIGNS)
+
+
+def get_parameter_rows(wildcards):
+    """Every design's parameter-recovery rows (the generator's own refits)."""
+    return recovery_rows(wildcards.experiment, DESIGNS, "parameters")
 
 
 def get_generator_sidecars(wildcards):
@@ -186,6 +196,7 @@ def get_final_output():
             exp_path("figures", "confusion.png"),
             exp_path("figures", "geometry.png"),
             exp_path("figures", "misidentification.png"),
+            exp_path("figures", "parameter_recovery.png"),
             *(designed if len(DESIGNS) > 1 else []),
         ],
         experiment=EXPERIMENTS,
@@ -193,6 +204,11 @@ def get_final_output():
         f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.png",
         f"{RESULTS}/comparison/figures/metric_agreement.png",
     ]
+
+
+def get_external_scores(wildcards):
+    """The validated external scores, when the config has any."""
+    return [f"{WORLD}/external_scores.parquet"] if SCORE_FILES else []
 
 
 def get_human_exclusions(wildcards):

@@ -1,5 +1,7 @@
-# Stage 1: the world (objects, features per model, human triplets), validated on the way in.
-# Commands: src/modelrecovery/cli_world.py (synthetic.py, importers/, ceiling.py).
+# Stage 1: the world (objects, features per model, human triplets), validated on the way in,
+# and the models' external benchmark scores.
+# Commands: src/modelrecovery/cli_world.py (synthetic.py, importers/, ceiling.py);
+# src/modelrecovery/cli_metrics.py (external scores).
 
 
 WORLD_OUTPUTS = dict(
@@ -156,3 +158,53 @@ else:
                 " --objects {input.objects:q} --out-train {output.train:q}"
                 " --out-test {output.test:q} --out-ceiling {output.ceiling:q}"
                 " --out-summary {output.summary:q} 2> {log:q}"
+
+
+if EXTERNAL.get("synthetic"):
+
+    rule synthesize_external_scores:
+        output:
+            [f"{WORLD}/external/{group}.csv" for group in EXTERNAL["synthetic"]],
+        log:
+            "logs/data/synthesize_external_scores.log",
+        conda:
+            "../../envs/modelrecovery.yaml"
+        resources:
+            mem_mb=scaled(2000),
+            runtime=scaled(20),
+        params:
+            models=MODELS,
+            groups=[f"{group}={n}" for group, n in EXTERNAL["synthetic"].items()],
+            out=lambda wildcards, output: [
+                f"{group}={path}" for group, path in zip(EXTERNAL["synthetic"], output)
+            ],
+            seed=config["study_seed"],
+        shell:
+            "modelrecovery synthesize-scores --models {params.models:q}"
+            " --groups {params.groups:q} --study-seed {params.seed:q} --out {params.out:q}"
+            " 2> {log:q}"
+
+
+if SCORE_FILES:
+
+    # Validated first of all (priority), so a bad scores file stops the run before its
+    # fits rather than at the comparison that reads it.
+    rule import_external_scores:
+        input:
+            [path for path, _ in SCORE_FILES],
+        output:
+            f"{WORLD}/external_scores.parquet",
+        log:
+            "logs/data/import_external_scores.log",
+        priority: 100
+        conda:
+            "../../envs/modelrecovery.yaml"
+        resources:
+            mem_mb=scaled(2000),
+            runtime=scaled(20),
+        params:
+            groups=[group for _, group in SCORE_FILES],
+            models=MODELS,
+        shell:
+            "modelrecovery import-scores --file {input:q} --group {params.groups:q}"
+            " --models {params.models:q} --out {output:q} 2> {log:q}"

@@ -1,7 +1,8 @@
 # Stage 4: the fan-out. Per generator × training size, refit every candidate (λ grid ×
 # folds) to each design's and seed's simulated data; one process and, up to 2^20
 # training triplets, one kernel call serve them all, so a job's start-up and the
-# solver's per-iteration cost are paid once per size, not per dataset.
+# solver's per-iteration cost are paid once per size, not per dataset. Beside each
+# dataset's rows: the generator's own refitted transform (parameter recovery).
 # Commands: src/modelrecovery/cli_recover.py (recover.py, fitting/).
 
 
@@ -10,9 +11,16 @@ rule recover:
         objects=f"{WORLD}/objects.parquet",
         shards=get_recovery_shards,
         candidates=[features_path(m) for m in CANDIDATES],
+        generator=exp_path("generators", "{generator}.npz"),
     output:
-        expand(
+        fits=expand(
             exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
+            design=DESIGNS,
+            seed=SEEDS,
+            allow_missing=True,
+        ),
+        parameters=expand(
+            exp_path("parameters", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
             design=DESIGNS,
             seed=SEEDS,
             allow_missing=True,
@@ -35,7 +43,8 @@ rule recover:
         eval_fraction=config["simulation"]["eval_fraction"],
     shell:
         "modelrecovery recover --objects {input.objects:q} --shard {input.shards:q}"
-        " --design {params.designs:q} --seed {params.seeds:q} --out {output:q}"
+        " --design {params.designs:q} --seed {params.seeds:q} --out {output.fits:q}"
+        " --generator-file {input.generator:q} --out-parameters {output.parameters:q}"
         " --candidates {params.candidates:q} --n-train {wildcards.n:q}"
         " --experiment {wildcards.experiment:q} --generator {wildcards.generator:q}"
         " --eval-fraction {params.eval_fraction:q} {params.fit:q} --threads {threads:q}"

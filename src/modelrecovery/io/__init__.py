@@ -19,9 +19,9 @@ Nothing here imports torch, so analysis jobs load only numpy, pandas and pyarrow
 
 from __future__ import annotations
 
-from .contracts import (DESIGN_COLUMNS, FEATURES_COLUMNS, GENERATOR_ARRAYS,
-                        OBJECTS_COLUMNS, RECOVERY_COLUMNS, SHARD_COLUMNS, TRIPLET_COLUMNS,
-                        PathLike)
+from .contracts import (DESIGN_COLUMNS, EXTERNAL_SCORE_COLUMNS, FEATURES_COLUMNS,
+                        GENERATOR_ARRAYS, OBJECTS_COLUMNS, PARAMETER_COLUMNS,
+                        RECOVERY_COLUMNS, SHARD_COLUMNS, TRIPLET_COLUMNS, PathLike)
 from .generators import load_generator, save_generator
 from .objects import read_features, read_objects, write_features, write_objects
 from .tables import (first_null, integer_column, open_parquet, read_json, read_tables,
@@ -29,8 +29,9 @@ from .tables import (first_null, integer_column, open_parquet, read_json, read_t
 from .triplets import read_triplets, triplet_table, write_triplets
 
 __all__ = [
-    "DESIGN_COLUMNS", "FEATURES_COLUMNS", "GENERATOR_ARRAYS", "OBJECTS_COLUMNS",
-    "RECOVERY_COLUMNS", "SHARD_COLUMNS", "TRIPLET_COLUMNS", "PathLike", "first_null", "integer_column",
+    "DESIGN_COLUMNS", "EXTERNAL_SCORE_COLUMNS", "FEATURES_COLUMNS", "GENERATOR_ARRAYS", "OBJECTS_COLUMNS",
+    "PARAMETER_COLUMNS", "RECOVERY_COLUMNS", "SHARD_COLUMNS", "TRIPLET_COLUMNS", "PathLike",
+    "first_null", "integer_column",
     "load_generator", "open_parquet", "read_features", "read_json", "read_objects",
     "read_tables", "read_triplets", "require_columns", "save_generator", "triplet_table",
     "unique_column", "write_csv", "write_features", "write_json", "write_objects",

@@ -42,6 +42,20 @@ RECOVERY_COLUMNS: tuple[str, ...] = (
     "objective", "status", "n_val", "n_test",
 )
 
+#: Parameter recovery, one row per fold of one simulated dataset: labels (experiment,
+#: design, generator, n_train, seed, fold), the λ chosen for the generator's own
+#: candidate, its refitted transform Ŵ (``dim`` d int32, ``rank`` k int32, ``weights``
+#: list<float64>[d·k] in row-major order) and how close it is to the generating one
+#: (``similarity_r``, ``metric_error``, ``accuracy_gap``; modelrecovery.parameters).
+PARAMETER_COLUMNS: tuple[str, ...] = (
+    "experiment", "design", "generator", "n_train", "seed", "fold", "lambda", "dim", "rank",
+    "weights", "similarity_r", "metric_error", "accuracy_gap",
+)
+
+#: External benchmark scores, long: one row per scored model and score (``metric``), the
+#: score's ``group`` (neural, behavioural, …) and its value ``score`` (float64).
+EXTERNAL_SCORE_COLUMNS: tuple[str, ...] = ("model", "metric", "group", "score")
+
 #: The arrays of a generator NPZ: ``W`` (d, k) float64 and the temperature ``T`` (a
 #: float64 scalar).
 GENERATOR_ARRAYS: tuple[str, ...] = ("W", "T")

@@ -1,0 +1,112 @@
+"""Parameter recovery: how close the generator's refitted transform is to the one that
+generated its data (Wilson & Collins, "Ten simple rules for the computational modeling
+of behavioral data", eLife 2019, rule 6: recover the parameters, not only the model).
+
+A generator simulates choices from S = X W Wᵀ Xᵀ at temperature T, so its logits are
+X M Xᵀ with M = W Wᵀ / T. Its own candidate, refitted to those choices, gives
+M̂ = Ŵ Ŵᵀ (at T = 1). Three scores compare them, each per fold at the λ the analysis
+chooses (:func:`.analyse.candidate_scores`):
+
+- ``similarity_r``: the Pearson correlation of S and Ŝ over the object pairs i < j of the
+  fold's test objects (scale-free: a refit that is right up to its overall scale scores 1);
+- ``metric_error``: ‖c M̂ − M‖_F / ‖M‖_F at the least-squares scale c = ⟨M, M̂⟩ / ⟨M̂, M̂⟩
+  (scale-aligned, because the penalty shrinks M̂ and the data fix its scale only through
+  T); identifiable only up to the features' null space, so it is measured on the
+  features' row space, as X M Xᵀ sees it (M projected onto span(Xᵀ));
+- ``accuracy_gap``: the test accuracy (ties split) of S minus that of Ŝ on the fold's
+  test triplets; temperature-free, as accuracy ignores the scale of the logits.
+
+This module is numpy only; the recover job computes the rows
+(:func:`parameter_rows`) and the aggregate step summarises them
+(:func:`parameter_curves`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .identifiability import t_interval
+from .io.contracts import PARAMETER_COLUMNS
+from .oddoneout import accuracy
+
+#: The scores of :func:`parameter_scores`, in order.
+SCORES: tuple[str, ...] = ("similarity_r", "metric_error", "accuracy_gap")
+
+
+def _row_space(x: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (d, r) of the span of X's rows."""
+    _, sv, vh = np.linalg.svd(x, full_matrices=False)
+    r = int((sv > sv.max() * max(x.shape) * np.finfo(np.float64).eps).sum())
+    return vh[:r].T
+
+
+def parameter_scores(features: np.ndarray, w_true: np.ndarray, temperature: float,
+                     w_fit: np.ndarray, objects: np.ndarray, test: np.ndarray
+                     ) -> dict[str, float]:
+    """The three scores of one refit (see the module docstring).
+
+    features X (n, d); w_true W (d, k) and its temperature T > 0; w_fit Ŵ (d, k̂);
+    objects: the fold's test objects (indices into X), whose pairs ``similarity_r`` runs
+    over; test (N, 3): the fold's test triplets, the chosen odd one out last.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    m_true = w_true @ w_true.T / temperature
+    m_fit = np.asarray(w_fit, dtype=np.float64) @ np.asarray(w_fit, dtype=np.float64).T
+    xo = x[np.asarray(objects)]
+    s_true, s_fit = xo @ m_true @ xo.T, xo @ m_fit @ xo.T
+    iu = np.triu_indices(len(xo), 1)
+    a, b = s_true[iu], s_fit[iu]
+    r = (float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan)
+    v = _row_space(x)
+    p_true, p_fit = v.T @ m_true @ v, v.T @ m_fit @ v
+    denom = float(np.sum(p_fit * p_fit))
+    scale = float(np.sum(p_true * p_fit)) / denom if denom > 0 else 0.0
+    err = float(np.linalg.norm(scale * p_fit - p_true) / np.linalg.norm(p_true))
+    gap = accuracy(x @ m_true @ x.T, test) - accuracy(x @ m_fit @ x.T, test)
+    return {"similarity_r": r, "metric_error": err, "accuracy_gap": float(gap)}
+
+
+def parameter_rows(features: np.ndarray, w_true: np.ndarray, temperature: float,
+                   fits: dict[int, tuple[float, np.ndarray]],
+                   test_objects: dict[int, np.ndarray], test: dict[int, np.ndarray],
+                   labels: dict[str, object]) -> pd.DataFrame:
+    """One row per fold of :data:`PARAMETER_COLUMNS`: the refit's λ, its transform Ŵ
+    (``weights``: d·k̂ float64 values in row-major order, ``dim`` d, ``rank`` k̂) and its
+    :func:`parameter_scores`. fits: fold → (λ, Ŵ (d, k̂)); test_objects and test: fold →
+    that fold's test objects and test triplets; labels: experiment, design, generator,
+    n_train, seed."""
+    rows = []
+    for fold, (lam, w_fit) in sorted(fits.items()):
+        w = np.asarray(w_fit, dtype=np.float64)
+        rows.append({**labels, "fold": int(fold), "lambda": float(lam),
+                     "dim": int(w.shape[0]), "rank": int(w.shape[1]),
+                     "weights": w.ravel().tolist(),
+                     **parameter_scores(features, w_true, temperature, w, test_objects[fold],
+                                        test[fold])})
+    frame = pd.DataFrame(rows, columns=list(PARAMETER_COLUMNS))
+    for col in ("n_train", "seed", "dim", "rank"):
+        frame[col] = frame[col].astype(np.int32)
+    frame["fold"] = frame["fold"].astype(np.int8)
+    return frame
+
+
+def parameter_curves(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per experiment × design × generator × training size, each score's mean over the
+    datasets' folds with its Student-t interval over datasets (the folds of one dataset
+    are averaged first: they share its simulated choices). Columns: the keys,
+    ``datasets``, and ``<score>``, ``<score>_ci_low``, ``<score>_ci_high`` for each of
+    :data:`SCORES`."""
+    keys = ["experiment", "design", "generator", "n_train"]
+    per_dataset = rows.groupby([*keys, "seed"], sort=True)[list(SCORES)].mean().reset_index()
+    out = []
+    for key, grp in per_dataset.groupby(keys, sort=True):
+        row = dict(zip(keys, key))
+        row["datasets"] = len(grp)
+        for score in SCORES:
+            mean, lo, hi = t_interval(grp[score].to_numpy(), level)
+            row.update({score: mean, f"{score}_ci_low": lo, f"{score}_ci_high": hi})
+        out.append(row)
+    columns = [*keys, "datasets",
+               *[f"{s}{suffix}" for s in SCORES for suffix in ("", "_ci_low", "_ci_high")]]
+    return pd.DataFrame(out, columns=columns)
