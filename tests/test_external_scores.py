@@ -123,3 +123,11 @@ def test_synthetic_scores_follow_the_seed_and_their_planted_agreement():
     within = np.corrcoef(a["neural"]["neural_1"], a["neural"]["neural_2"])[0, 1]
     across = np.corrcoef(a["neural"]["neural_1"], a["behavioural"]["behavioural_1"])[0, 1]
     assert within > 0.5 and abs(across) < 0.3 and within > across + 0.3
+
+
+def test_a_parquet_file_names_its_bad_row(tmp_path):
+    path = tmp_path / "scores.parquet"
+    pq.write_table(pa.table({"model": ["alex", "vgg", "vgg"], "v1": [0.1, 0.2, 0.3]}), path)
+    res = import_cli([path], ["neural"], tmp_path / "out.parquet")
+    assert res.returncode == 2
+    assert f"{path}: row 3: model 'vgg' appears more than once" in res.stderr

@@ -9,9 +9,10 @@ columns have zero features, zero gradient and zero penalty, so they stay zero). 
 that padding costs more arithmetic than a further call costs overhead
 (:func:`.batch.by_dimension`: d = 64 beside d = 256 does 4× the work it needs alone),
 each dimension is fitted in its own call, at its own cheapest gather mode, and the
-results are padded to D the same way. The optimiser is L-BFGS with each problem's own state (curvature history, step
-length, line search, convergence), so a batched fit takes the same steps as the problem
-fitted alone; problems that have converged leave the batch and stop costing work.
+results are padded to D the same way. The optimiser is L-BFGS with each problem's own
+state (curvature history, step length, line search, convergence), so a batched fit
+takes the same steps as the problem fitted alone; problems that have converged leave
+the batch and stop costing work.
 """
 
 from __future__ import annotations

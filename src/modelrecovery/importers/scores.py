@@ -55,6 +55,8 @@ def read_scores(path: io.PathLike, group: str, models: list[str]) -> pd.DataFram
     may score."""
     p = Path(path)
     frame = _frame(p)
+    # A CSV's place is its data row and line; a Parquet table has rows only.
+    where = data_row if p.suffix.lower() == ".csv" else (lambda r: f"row {r + 1}")
     if "model" not in frame.columns:
         raise InputError(f"{p}: scores file needs a 'model' column; found columns "
                          f"{list(frame.columns)[:8]}")
@@ -62,13 +64,14 @@ def read_scores(path: io.PathLike, group: str, models: list[str]) -> pd.DataFram
         raise InputError(f"{p}: scores file has no rows")
     names = frame["model"].astype("string").str.strip()
     refuse_rows(p, (names.isna() | (names == "")).to_numpy(),
-                lambda r: "missing model name")
+                lambda r: "missing model name", where)
     known = set(models)
     refuse_rows(p, ~names.isin(known).to_numpy(),
                 lambda r: f"model {names.iloc[r]!r} is not one of the study's models "
-                          f"({', '.join(sorted(known)[:6])}{', …' if len(known) > 6 else ''})")
+                          f"({', '.join(sorted(known)[:6])}{', …' if len(known) > 6 else ''})",
+                where)
     refuse_rows(p, names.duplicated().to_numpy(),
-                lambda r: f"model {names.iloc[r]!r} appears more than once")
+                lambda r: f"model {names.iloc[r]!r} appears more than once", where)
     metrics = [c for c in frame.columns if c != "model"]
     if not metrics:
         raise InputError(f"{p}: scores file has no score column besides 'model'")
@@ -81,9 +84,10 @@ def read_scores(path: io.PathLike, group: str, models: list[str]) -> pd.DataFram
         series = frame[col]
         if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
             series = series.astype("string").str.strip().replace(NA_STRINGS, pd.NA)
-        values = numeric_column(p, series, name, data_row)
+        values = numeric_column(p, series, name, where)
         refuse_rows(p, np.isinf(values),
-                    lambda r: f"column '{name}' must be a finite number, found {values[r]}")
+                    lambda r: f"column '{name}' must be a finite number, found {values[r]}",
+                    where)
         ok = np.isfinite(values)
         if not ok.any():
             raise InputError(f"{p}: column '{name}' scores no model")

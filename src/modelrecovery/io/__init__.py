@@ -29,9 +29,9 @@ from .tables import (first_null, integer_column, open_parquet, read_json, read_t
 from .triplets import read_triplets, triplet_table, write_triplets
 
 __all__ = [
-    "DESIGN_COLUMNS", "EXTERNAL_SCORE_COLUMNS", "FEATURES_COLUMNS", "GENERATOR_ARRAYS", "OBJECTS_COLUMNS",
-    "PARAMETER_COLUMNS", "RECOVERY_COLUMNS", "SHARD_COLUMNS", "TRIPLET_COLUMNS", "PathLike",
-    "first_null", "integer_column",
+    "DESIGN_COLUMNS", "EXTERNAL_SCORE_COLUMNS", "FEATURES_COLUMNS", "GENERATOR_ARRAYS",
+    "OBJECTS_COLUMNS", "PARAMETER_COLUMNS", "RECOVERY_COLUMNS", "SHARD_COLUMNS",
+    "TRIPLET_COLUMNS", "PathLike", "first_null", "integer_column",
     "load_generator", "open_parquet", "read_features", "read_json", "read_objects",
     "read_tables", "read_triplets", "require_columns", "save_generator", "triplet_table",
     "unique_column", "write_csv", "write_features", "write_json", "write_objects",
