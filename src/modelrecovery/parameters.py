@@ -23,6 +23,8 @@ This module is numpy only; the recover job computes the rows
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -34,11 +36,36 @@ from .oddoneout import accuracy
 SCORES: tuple[str, ...] = ("similarity_r", "metric_error", "accuracy_gap")
 
 
-def _row_space(x: np.ndarray) -> np.ndarray:
-    """An orthonormal basis (d, r) of the span of X's rows."""
+@dataclass(frozen=True)
+class _Generating:
+    """What every refit of one generator is scored against: its similarity S = X M Xᵀ
+    (n, n), an orthonormal basis V (d, r) of X's row space, and Vᵀ M V (r, r)."""
+
+    sim: np.ndarray
+    basis: np.ndarray
+    metric: np.ndarray
+
+
+def _generating(x: np.ndarray, w_true: np.ndarray, temperature: float) -> _Generating:
+    m_true = w_true @ w_true.T / temperature
     _, sv, vh = np.linalg.svd(x, full_matrices=False)
-    r = int((sv > sv.max() * max(x.shape) * np.finfo(np.float64).eps).sum())
-    return vh[:r].T
+    v = vh[: int((sv > sv.max() * max(x.shape) * np.finfo(np.float64).eps).sum())].T
+    return _Generating(sim=x @ m_true @ x.T, basis=v, metric=v.T @ m_true @ v)
+
+
+def _scores(gen: _Generating, x: np.ndarray, w_fit: np.ndarray, objects: np.ndarray,
+            test: np.ndarray) -> dict[str, float]:
+    m_fit = w_fit @ w_fit.T
+    s_fit = x @ m_fit @ x.T
+    pairs = tuple(np.asarray(objects)[i] for i in np.triu_indices(len(objects), 1))
+    a, b = gen.sim[pairs], s_fit[pairs]
+    r = (float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan)
+    p_fit = gen.basis.T @ m_fit @ gen.basis
+    denom = float(np.sum(p_fit * p_fit))
+    scale = float(np.sum(gen.metric * p_fit)) / denom if denom > 0 else 0.0
+    err = float(np.linalg.norm(scale * p_fit - gen.metric) / np.linalg.norm(gen.metric))
+    gap = accuracy(gen.sim, test) - accuracy(s_fit, test)
+    return {"similarity_r": r, "metric_error": err, "accuracy_gap": float(gap)}
 
 
 def parameter_scores(features: np.ndarray, w_true: np.ndarray, temperature: float,
@@ -51,20 +78,8 @@ def parameter_scores(features: np.ndarray, w_true: np.ndarray, temperature: floa
     over; test (N, 3): the fold's test triplets, the chosen odd one out last.
     """
     x = np.asarray(features, dtype=np.float64)
-    m_true = w_true @ w_true.T / temperature
-    m_fit = np.asarray(w_fit, dtype=np.float64) @ np.asarray(w_fit, dtype=np.float64).T
-    xo = x[np.asarray(objects)]
-    s_true, s_fit = xo @ m_true @ xo.T, xo @ m_fit @ xo.T
-    iu = np.triu_indices(len(xo), 1)
-    a, b = s_true[iu], s_fit[iu]
-    r = (float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan)
-    v = _row_space(x)
-    p_true, p_fit = v.T @ m_true @ v, v.T @ m_fit @ v
-    denom = float(np.sum(p_fit * p_fit))
-    scale = float(np.sum(p_true * p_fit)) / denom if denom > 0 else 0.0
-    err = float(np.linalg.norm(scale * p_fit - p_true) / np.linalg.norm(p_true))
-    gap = accuracy(x @ m_true @ x.T, test) - accuracy(x @ m_fit @ x.T, test)
-    return {"similarity_r": r, "metric_error": err, "accuracy_gap": float(gap)}
+    return _scores(_generating(x, w_true, temperature), x,
+                   np.asarray(w_fit, dtype=np.float64), objects, test)
 
 
 def parameter_rows(features: np.ndarray, w_true: np.ndarray, temperature: float,
@@ -75,15 +90,18 @@ def parameter_rows(features: np.ndarray, w_true: np.ndarray, temperature: float,
     (``weights``: d·k̂ float64 values in row-major order, ``dim`` d, ``rank`` k̂) and its
     :func:`parameter_scores`. fits: fold → (λ, Ŵ (d, k̂)); test_objects and test: fold →
     that fold's test objects and test triplets; labels: experiment, design, generator,
-    n_train, seed."""
+    n_train, seed. The generator's side (its n × n similarity, X's row space) is
+    computed once for all folds."""
     rows = []
+    if fits:
+        x = np.asarray(features, dtype=np.float64)
+        gen = _generating(x, w_true, temperature)
     for fold, (lam, w_fit) in sorted(fits.items()):
         w = np.asarray(w_fit, dtype=np.float64)
         rows.append({**labels, "fold": int(fold), "lambda": float(lam),
                      "dim": int(w.shape[0]), "rank": int(w.shape[1]),
                      "weights": w.ravel().tolist(),
-                     **parameter_scores(features, w_true, temperature, w, test_objects[fold],
-                                        test[fold])})
+                     **_scores(gen, x, w, test_objects[fold], test[fold])})
     frame = pd.DataFrame(rows, columns=list(PARAMETER_COLUMNS))
     for col in ("n_train", "seed", "dim", "rank"):
         frame[col] = frame[col].astype(np.int32)
