@@ -30,7 +30,6 @@ sys.path.insert(0, str(HERE))
 import recovery_jobs as rj  # noqa: E402
 
 from modelrecovery import fitting  # noqa: E402
-from modelrecovery.allocator import keep_freed_memory  # noqa: E402
 
 # The module, not fitting.objective (the function the package exports under that name).
 objective_module = importlib.import_module("modelrecovery.fitting.objective")
@@ -47,16 +46,12 @@ def timed(jobs: rj.Jobs, n_train: int, opts: fitting.FitOptions
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", type=Path, default=HERE.parent / "config" / "config.yaml")
-    ap.add_argument("--generator", default="linear_a")
+    rj.add_job_arguments(ap)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="*", help="default: the config's")
     args = ap.parse_args(argv)
-    keep_freed_memory()
-    jobs = rj.default_jobs(args.config, args.generator)
-    threads = int(jobs.cfg["fitting"]["threads"])
-    torch.set_num_threads(threads)
-    opts = fitting.FitOptions.from_config(jobs.cfg["fitting"], device="cpu")
+    jobs, opts = rj.as_the_rule_runs(args)
+    threads = torch.get_num_threads()
     eager_call = objective_module.Problems.__call__
     compiled_call = torch.compile(eager_call, dynamic=True)
     totals = {"eager": 0.0, "compiled": 0.0}

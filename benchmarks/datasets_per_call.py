@@ -29,8 +29,7 @@ sys.path.insert(0, str(HERE))
 
 import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import analyse, fitting  # noqa: E402
-from modelrecovery.allocator import keep_freed_memory  # noqa: E402
+from modelrecovery import analyse  # noqa: E402
 from modelrecovery.recover import recovery_fits, recovery_fits_many  # noqa: E402
 
 
@@ -42,18 +41,13 @@ def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", type=Path, default=HERE.parent / "config" / "config.yaml")
-    ap.add_argument("--generator", default="linear_a")
+    rj.add_job_arguments(ap)
     ap.add_argument("--datasets", type=int, default=9, help="datasets per job")
     ap.add_argument("--sizes", type=int, nargs="*", help="default: the config's")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
-    keep_freed_memory()
-    jobs = rj.default_jobs(args.config, args.generator)
-    cfg = jobs.cfg
-    threads = int(cfg["fitting"]["threads"])
-    torch.set_num_threads(threads)
-    opts = fitting.FitOptions.from_config(cfg["fitting"], device="cpu")
+    jobs, opts = rj.as_the_rule_runs(args)
+    cfg, threads = jobs.cfg, torch.get_num_threads()
     shards = jobs.shards(args.datasets)
     labels = [{"experiment": "bench", "generator": args.generator, "seed": s}
               for s in range(len(shards))]

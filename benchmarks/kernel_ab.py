@@ -80,8 +80,7 @@ def options(module: ModuleType, cfg: dict, dtype: str, tolerance: str) -> object
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--against", required=True, help="a commit, e.g. HEAD~1 or a SHA")
-    ap.add_argument("--config", default=str(HERE.parent / "config" / "config.yaml"))
-    ap.add_argument("--generator", default="linear_a")
+    rj.add_job_arguments(ap)
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--tolerance", choices=["baseline", "config"], default="baseline")
     ap.add_argument("--rounds", type=int, default=7)
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="training sizes (default: the config's)")
     args = ap.parse_args(argv)
     keep_freed_memory()
-    jobs = rj.default_jobs(Path(args.config), args.generator)
+    jobs = rj.default_jobs(args.config, args.generator)
     pf, ps, pl = jobs.order()
     tdt = torch.float64 if args.dtype == "float64" else torch.float32
     totals = {"against": 0.0, "this": 0.0}

@@ -122,8 +122,7 @@ def report_published(comp: pd.DataFrame) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--config", default=str(HERE.parent / "config" / "config.yaml"))
-    ap.add_argument("--generator", default="linear_a")
+    rj.add_job_arguments(ap)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads of the verdict, for baselines and kernel alike "
                          "(default: the config's fitting.threads, as the recover rule runs)")
@@ -164,7 +163,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = args.device.replace(":", "")
     print(f"machine: {machine()}; allocator: {allocator}")
-    jobs = rj.default_jobs(Path(args.config), args.generator)
+    jobs = rj.default_jobs(args.config, args.generator)
     verdict_threads = args.threads or int(jobs.cfg["fitting"]["threads"])
     parts = []
     for threads in dict.fromkeys([verdict_threads, *args.also_threads]):

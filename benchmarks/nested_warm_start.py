@@ -32,7 +32,6 @@ sys.path.insert(0, str(HERE))
 import recovery_jobs as rj  # noqa: E402
 
 from modelrecovery import fitting  # noqa: E402
-from modelrecovery.allocator import keep_freed_memory  # noqa: E402
 
 
 def winners(jobs: rj.Jobs, res: fitting.FitResult, n_train: int) -> tuple:
@@ -49,15 +48,11 @@ def winners(jobs: rj.Jobs, res: fitting.FitResult, n_train: int) -> tuple:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", type=Path, default=HERE.parent / "config" / "config.yaml")
-    ap.add_argument("--generator", default="linear_a")
+    rj.add_job_arguments(ap)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
-    keep_freed_memory()
-    jobs = rj.default_jobs(args.config, args.generator)
-    threads = int(jobs.cfg["fitting"]["threads"])
-    torch.set_num_threads(threads)
-    cold_opts = fitting.FitOptions.from_config(jobs.cfg["fitting"], device="cpu")
+    jobs, cold_opts = rj.as_the_rule_runs(args)
+    threads = torch.get_num_threads()
     # An explicit start is in the features' coordinates: no rank reduction there.
     warm_opts = dataclasses.replace(cold_opts, warm_start=False, reduce_rank=False)
     pf, ps, pl = jobs.order()

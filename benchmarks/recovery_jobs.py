@@ -10,6 +10,7 @@ gradient of 1e-13), which says how far each side stops from the optimum.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 
 import baseline
 from modelrecovery import fitting, simulate, synthetic
+from modelrecovery.allocator import keep_freed_memory
 from modelrecovery.oddoneout import similarity
 from modelrecovery.seeds import rng_for
 
@@ -106,6 +108,23 @@ def default_jobs(config: Path, generator: str) -> Jobs:
     names = list(world.features)
     return Jobs(cfg, names, [world.features[n] for n in names], shard,
                 sorted(shard["fold"].unique()), lambdas, sizes, generator, temp)
+
+
+def add_job_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--generator``: whose default-world jobs a script fits."""
+    ap.add_argument("--config", type=Path, default=Path(__file__).resolve().parent.parent
+                    / "config" / "config.yaml")
+    ap.add_argument("--generator", default="linear_a")
+
+
+def as_the_rule_runs(args: argparse.Namespace) -> tuple[Jobs, fitting.FitOptions]:
+    """The jobs of ``args.config`` and ``args.generator`` and the options the recover rule
+    fits them with on CPU (the config's fitting section), with torch at the rule's
+    threads and the workflow's allocator setting."""
+    keep_freed_memory()
+    jobs = default_jobs(args.config, args.generator)
+    torch.set_num_threads(int(jobs.cfg["fitting"]["threads"]))
+    return jobs, fitting.FitOptions.from_config(jobs.cfg["fitting"], device="cpu")
 
 
 def _padded(ws: list[torch.Tensor], dmax: int, dtype: torch.dtype) -> torch.Tensor:
