@@ -1,4 +1,6 @@
 # `make run`: the whole study on config/config.yaml.  `make test`: the test suite.
+# `make slurm-profile`: install profiles/slurm as the global profile `slurm`, for
+# `snakemake --profile slurm` on a cluster's login node.
 # `make lint`: snakefmt and snakemake --lint.  The workflow is workflow/Snakefile, which
 # Snakemake finds by itself from the repository root.
 # Both build .venv first. TORCH_SPEC picks the torch build: the default lets pip choose
@@ -15,7 +17,7 @@ CORES ?= all
 CONFIG ?= config/config.yaml
 BIN := $(VENV)/bin
 
-.PHONY: run test venv report lint clean
+.PHONY: run test venv report lint clean slurm-profile
 
 venv: $(VENV)/.installed
 
@@ -28,11 +30,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+# Snakemake applies the workflow profile, profiles/default, by itself.
 run: venv
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/default \
-		--configfile $(CONFIG) --cores $(CORES)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/default \
-		--configfile $(CONFIG) --report results/report.html
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --configfile $(CONFIG) --cores $(CORES)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --configfile $(CONFIG) \
+		--report results/report.html
+
+# Needs no virtual environment: the profile is a file for whichever Snakemake runs it.
+slurm-profile:
+	sh scripts/install-slurm-profile.sh
 
 test: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -41,16 +41,19 @@ def cli_path(name: str) -> str:
 
 
 def copy_workflow(dest: Path, config: dict) -> Path:
-    """Copy workflow/ (with workflow/Snakefile), profiles/ and envs/ into ``dest``; write
-    the config.
+    """Copy the top-level Snakefile, workflow/, profiles/, envs/ and src/ (the rules read
+    the fitting settings' list from the package's source) into ``dest``; write the
+    config.
 
     The config becomes ``dest/config/config.yaml`` (the Snakefile's default configfile),
     so nothing of the repository's default study is merged into it.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    for folder in ("workflow", "profiles", "envs"):
+    for folder in ("workflow", "profiles", "envs", "src"):
         if (REPO / folder).exists():
-            shutil.copytree(REPO / folder, dest / folder)
+            shutil.copytree(REPO / folder, dest / folder,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
     (dest / "config").mkdir(exist_ok=True)
     (dest / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return dest

@@ -20,6 +20,7 @@ rule align:
         "../../envs/modelrecovery.yaml"
     threads: config["fitting"]["threads"]
     resources:
+        **GPU_REQUEST,
         mem_mb=scaled(4000),
         runtime=scaled(60),
     params:

@@ -1,14 +1,44 @@
-# Shared helpers: paths, wildcard constraints, input functions and CLI argument strings.
+# Shared helpers: the config's checks, paths, wildcard constraints, input functions and
+# CLI argument strings. Included first: every refusal of the config happens here.
+import importlib.util
 import json
 import os
+import sys
 
-from config_checks import model_names
-from modelrecovery.fit_settings import cli_flags
+from snakemake.utils import validate
+
+
+def load_workflow_module(name, rel_path):
+    """A pure-Python helper file of this workflow, loaded by path through
+    ``workflow.source_path``: it resolves inside a module (snakedeploy, ``module:``) and
+    from a remote source as well as in a checkout, and needs neither the package nor a
+    ``sys.path`` entry in the process that runs Snakemake (e.g. under ``--sdm conda``)."""
+    spec = importlib.util.spec_from_file_location(name, workflow.source_path(rel_path))
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded  # dataclasses resolve their module by name
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+# Every refusal of the config is one line naming the key, before any job runs; validate
+# then fills the schema's defaults.
+config_checks = load_workflow_module("modelrecovery_config_checks", "../lib/config_checks.py")
+# The rules build the fitting flags from the package's one list of settings (standard
+# library only), read from the package's source file rather than an installed copy.
+fit_settings = load_workflow_module(
+    "modelrecovery_fit_settings", "../../src/modelrecovery/fit_settings.py"
+)
+
+config_checks.refuse_bad_config(
+    config, workflow.source_path("../schemas/config.schema.yaml"), workflow.configfiles
+)
+validate(config, "../schemas/config.schema.yaml")
+
 
 RESULTS = config.get("results", "results")
 WORLD = f"{RESULTS}/world"
 SOURCE = config["world"]["source"]
-MODELS = model_names(config)
+MODELS = config_checks.model_names(config)
 EXPERIMENTS = list(config["experiments"])
 SIZES = sorted(int(n) for n in config["simulation"]["training_sizes"])
 SEEDS = list(range(int(config["simulation"]["seeds"])))
@@ -17,9 +47,12 @@ CANDIDATES = config.get("candidates") or MODELS
 DESIGNS = config["designs"]
 DESIGN = config["design"]
 EXTERNAL = config.get("external_scores") or {}
+# Simulated score groups by name: params are canonical, so reordering the YAML's keys
+# reruns nothing.
+SYNTHETIC_SCORES = dict(sorted((EXTERNAL.get("synthetic") or {}).items()))
 # Every external scores file and its group: the user's, then the simulated ones.
 SCORE_FILES = [(f["path"], f["group"]) for f in EXTERNAL.get("files") or []] + [
-    (f"{WORLD}/external/{group}.csv", group) for group in EXTERNAL.get("synthetic") or {}
+    (f"{WORLD}/external/{group}.csv", group) for group in SYNTHETIC_SCORES
 ]
 
 
@@ -30,6 +63,21 @@ wildcard_constraints:
     generator=r"[A-Za-z0-9_\-.]+",
     n=r"\d+",
     seed=r"\d+",
+
+
+def gpu_request(gpu):
+    """The GPU request of the torch rules, from config key ``gpu``: ``gpu`` (the count; 0
+    on a cluster without GPUs) and, when the config names one, ``gpu_model``. The SLURM
+    plugin turns them into ``sbatch --gpus=[model:]count``. They are the rules' own
+    resources, so no ``--set-resources`` of another resource removes them."""
+    count = int(gpu.get("count", 1))
+    request = {"gpu": count}
+    if count and gpu.get("model"):
+        request["gpu_model"] = gpu["model"]
+    return request
+
+
+GPU_REQUEST = gpu_request(config.get("gpu") or {})
 
 
 def exp_path(*parts):
@@ -72,7 +120,7 @@ def features_path(model):
 def fit_args(experiment):
     """The fitting flags every torch rule passes to the CLI, one argument per item (the
     rules quote each with ``:q``), from the one list of settings the CLI is built from."""
-    return cli_flags(config["fitting"], config["experiments"][experiment])
+    return fit_settings.cli_flags(config["fitting"], config["experiments"][experiment])
 
 
 def get_preprocess_flags(wildcards):
@@ -188,6 +236,10 @@ def get_final_output():
     designed = [
         exp_path("figures", "design_curves.png"),
         *(exp_path("design", d, "triplets.csv") for d in DESIGNS),
+        # A target of its own: Snakemake reruns a job for a missing output only when that
+        # output is requested, so a results folder whose triplets.csv exists gets the
+        # summary too, and the report, which embeds it, finds it.
+        *(exp_path("design", d, "triplets_summary.csv") for d in DESIGNS),
     ]
     return expand(
         [
@@ -219,10 +271,10 @@ def get_human_exclusions(wildcards):
 
 
 def get_design_files(wildcards):
-    """The triplets designed datasets answer: each seed's static design (none for
+    """The triplets a designed dataset answers: its seed's static design (none for
     random, which draws its own)."""
     if wildcards.design == "static":
-        return [exp_path("design", "static", f"seed{s}.parquet") for s in SEEDS]
+        return [exp_path("design", "static", "seed{seed}.parquet")]
     return []
 
 
@@ -246,7 +298,7 @@ def get_criterion_args(wildcards, input):
         return ["--pair", *pair]
     prior = DESIGN.get("prior")
     if prior:
-        return ["--prior", *(f"{m}={float(w)!r}" for m, w in prior.items())]
+        return ["--prior", *(f"{m}={float(w)!r}" for m, w in sorted(prior.items()))]
     return []
 
 
@@ -267,10 +319,9 @@ def get_export_source(wildcards):
 
 
 def get_recovery_shards(wildcards):
-    """Every design's and seed's simulated dataset of one generator, in the order of the
-    recover rule's outputs (design-major)."""
+    """Every design's simulated dataset of one generator and seed, in the order of the
+    recover rule's outputs."""
     return [
-        exp_path("simulated", d, wildcards.generator, f"seed{s}.parquet")
+        exp_path("simulated", d, wildcards.generator, f"seed{wildcards.seed}.parquet")
         for d in DESIGNS
-        for s in SEEDS
     ]

@@ -160,11 +160,11 @@ else:
                 " --out-summary {output.summary:q} 2> {log:q}"
 
 
-if EXTERNAL.get("synthetic"):
+if SYNTHETIC_SCORES:
 
     rule synthesize_external_scores:
         output:
-            [f"{WORLD}/external/{group}.csv" for group in EXTERNAL["synthetic"]],
+            [f"{WORLD}/external/{group}.csv" for group in SYNTHETIC_SCORES],
         log:
             "logs/data/synthesize_external_scores.log",
         conda:
@@ -174,9 +174,9 @@ if EXTERNAL.get("synthetic"):
             runtime=scaled(20),
         params:
             models=MODELS,
-            groups=[f"{group}={n}" for group, n in EXTERNAL["synthetic"].items()],
+            groups=[f"{group}={n}" for group, n in SYNTHETIC_SCORES.items()],
             out=lambda wildcards, output: [
-                f"{group}={path}" for group, path in zip(EXTERNAL["synthetic"], output)
+                f"{group}={path}" for group, path in zip(SYNTHETIC_SCORES, output)
             ],
             seed=config["study_seed"],
         shell:

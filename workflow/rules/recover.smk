@@ -1,7 +1,8 @@
-# Stage 4: the fan-out. Per generator × training size, refit every candidate (λ grid ×
-# folds) to each design's and seed's simulated data; one process and, up to 2^20
-# training triplets, one kernel call serve them all, so a job's start-up and the
-# solver's per-iteration cost are paid once per size, not per dataset. Beside each
+# Stage 4: the fan-out. Per generator × training size × seed, refit every candidate (λ
+# grid × folds) to each design's simulated data; one process and, up to 2^20 training
+# triplets, one kernel call serve them all, so a job's start-up and the solver's
+# per-iteration cost are paid once per seed, not per dataset. One job per seed: raising
+# simulation.seeds adds jobs and leaves the finished seeds' fits alone. Beside each
 # dataset's rows: the generator's own refitted transform (parameter recovery).
 # Commands: src/modelrecovery/cli_recover.py (recover.py, fitting/).
 
@@ -16,30 +17,29 @@ rule recover:
         fits=expand(
             exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
             design=DESIGNS,
-            seed=SEEDS,
             allow_missing=True,
         ),
         parameters=expand(
             exp_path("parameters", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),
             design=DESIGNS,
-            seed=SEEDS,
             allow_missing=True,
         ),
     log:
-        log_path("recover", "{generator}.n{n}"),
+        log_path("recover", "{generator}.n{n}.seed{seed}"),
     benchmark:
-        bench_path("recover", "{generator}.n{n}")
+        bench_path("recover", "{generator}.n{n}.seed{seed}")
     conda:
         "../../envs/modelrecovery.yaml"
     threads: config["fitting"]["threads"]
     resources:
+        **GPU_REQUEST,
         mem_mb=scaled(4000),
         runtime=scaled(60),
     params:
         fit=get_fit_args,
         candidates=get_candidate_args,
-        designs=[d for d in DESIGNS for _ in SEEDS],
-        seeds=[s for _ in DESIGNS for s in SEEDS],
+        designs=DESIGNS,
+        seeds=lambda wildcards: [wildcards.seed] * len(DESIGNS),
         eval_fraction=config["simulation"]["eval_fraction"],
     shell:
         "modelrecovery recover --objects {input.objects:q} --shard {input.shards:q}"

@@ -1,5 +1,5 @@
-# Stage 3: one simulated dataset per design × generator × seed (one job per design and
-# generator), at the largest training size; every smaller size is a prefix of it. random
+# Stage 3: one simulated dataset per design × generator × seed (one job each), at the
+# largest training size; every smaller size is a prefix of it. random
 # draws uniform triplets; static answers the seed's static design; adaptive collects its
 # triplets in rounds (design.smk).
 # Commands: src/modelrecovery/cli_simulate.py (simulate.py).
@@ -13,13 +13,9 @@ rule simulate:
         exclude=get_human_exclusions,
         designs=get_design_files,
     output:
-        expand(
-            exp_path("simulated", "{design}", "{generator}", "seed{seed}.parquet"),
-            seed=SEEDS,
-            allow_missing=True,
-        ),
+        exp_path("simulated", "{design}", "{generator}", "seed{seed}.parquet"),
     log:
-        log_path("simulate", "{design}.{generator}"),
+        log_path("simulate", "{design}.{generator}.seed{seed}"),
     wildcard_constraints:
         design=r"random|static",
     conda:
@@ -33,14 +29,13 @@ rule simulate:
         val_fraction=config["simulation"]["val_fraction"],
         eval_fraction=config["simulation"]["eval_fraction"],
         seed=config["study_seed"],
-        seeds=SEEDS,
         designs=lambda wildcards, input: (
             ["--design-file", *input.designs] if input.designs else []
         ),
     shell:
         "modelrecovery simulate --objects {input.objects:q} --features {input.features:q}"
         " --generator-file {input.generator:q} --experiment {wildcards.experiment:q}"
-        " --generator {wildcards.generator:q} --seed {params.seeds:q}"
+        " --generator {wildcards.generator:q} --seed {wildcards.seed:q}"
         " --study-seed {params.seed:q} --n-train-max {params.n_max:q} --folds {params.folds:q}"
         " --val-fraction {params.val_fraction:q} --eval-fraction {params.eval_fraction:q}"
         " --exclude {input.exclude:q} --design {wildcards.design:q} {params.designs:q}"

@@ -1,0 +1,102 @@
+"""What a change of the config reruns: only what the change can alter.
+
+Each test runs the test study once in its own folder, changes the config as a user
+would (more seeds, reordered keys), and counts the jobs a dry run plans under the
+workflow profile's rerun triggers (profiles/default: mtime, params, input,
+software-env, code), then checks the rerun itself where the count alone could hide
+redone work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import base_config, copy_workflow, files_in, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def planned_jobs(workdir: Path, *args: str) -> Counter:
+    """Jobs per rule a dry run plans (the target rule `all` left out)."""
+    proc = run_snakemake(workdir, "-n", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if "Job stats:" not in proc.stdout:
+        assert "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+        return Counter()
+    table = proc.stdout.split("Job stats:")[1].split("\ntotal")[0]
+    jobs = Counter({m.group(1): int(m.group(2))
+                    for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
+    jobs.pop("all", None)
+    return jobs
+
+
+def write_config(workdir: Path, cfg: dict) -> None:
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> tuple[Path, dict]:
+    cfg = base_config()
+    workdir = copy_workflow(tmp_path_factory.mktemp("reruns"), cfg)
+    proc = run_snakemake(workdir)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert planned_jobs(workdir) == Counter()
+    return workdir, cfg
+
+
+def mtimes(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in files_in(folder)}
+
+
+def test_reordered_score_groups_rerun_nothing(study):
+    workdir, cfg = study
+    groups = cfg["external_scores"]["synthetic"]
+    assert len(groups) > 1
+    reordered = dict(reversed(list(groups.items())))
+    assert list(reordered) != list(groups)
+    write_config(workdir, {**cfg, "external_scores": {**cfg["external_scores"],
+                                                      "synthetic": reordered}})
+    try:
+        assert planned_jobs(workdir) == Counter()
+    finally:
+        write_config(workdir, cfg)
+
+
+def test_one_more_seed_computes_only_the_new_seed(study):
+    # Raising simulation.seeds adds the new seed's simulations and fits (one recover job
+    # per generator x size, for the new seed only) and redoes the aggregation; the
+    # finished seeds' datasets and fits are not touched, so their compute is not redone.
+    workdir, cfg = study
+    seeds = cfg["simulation"]["seeds"]
+    generators = len(cfg["world"]["synthetic"]["models"])
+    sizes = len(cfg["simulation"]["training_sizes"])
+    exp = workdir / "results" / next(iter(cfg["experiments"]))
+    before = {**mtimes(exp / "recovery"), **mtimes(exp / "simulated"),
+              **mtimes(exp / "parameters")}
+    assert len([p for p in before if "/recovery/" in str(p)]) == generators * sizes * seeds
+
+    more = {**cfg, "simulation": {**cfg["simulation"], "seeds": seeds + 1}}
+    write_config(workdir, more)
+    try:
+        planned = planned_jobs(workdir)
+        assert planned["recover"] == generators * sizes, planned
+        assert planned["simulate"] == generators, planned
+        for upstream in ("synthesize_world", "align", "calibrate"):
+            assert planned[upstream] == 0, planned
+        proc = run_snakemake(workdir)
+        assert proc.returncode == 0, proc.stderr[-6000:]
+        after = {**mtimes(exp / "recovery"), **mtimes(exp / "simulated"),
+                 **mtimes(exp / "parameters")}
+        assert {p: after[p] for p in before} == before
+        new = sorted(set(after) - set(before))
+        assert new and all(f"seed{seeds}" in p.name for p in new), new
+        # The new seed's fits: one benchmark record per recover job that ran.
+        bench = sorted((workdir / "logs" / "benchmarks").rglob(f"*.seed{seeds}.tsv"))
+        assert len([b for b in bench if "/recover/" in str(b)]) == generators * sizes
+    finally:
+        write_config(workdir, cfg)
