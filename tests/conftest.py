@@ -59,6 +59,19 @@ def copy_workflow(dest: Path, config: dict) -> Path:
     return dest
 
 
+def fresh_clone(dest: Path) -> Path:
+    """The repository's files as a clone has them (tracked, plus new files not ignored):
+    no virtual environment, no results, no .snakemake."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    return dest
+
+
 def run_snakemake(workdir: Path, *args: str, timeout: float = 300
                   ) -> subprocess.CompletedProcess[str]:
     """Run snakemake in ``workdir`` with 2 cores and the venv's tools on PATH."""

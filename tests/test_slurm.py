@@ -2,10 +2,11 @@
 
 Bring the cluster up first: ``sudo scripts/slurm-local.sh up`` (CI does). These tests fail,
 not skip, when it is not reachable; deselect them with ``-m "not slurm"`` where there is
-no cluster. Every snakemake call goes through ``profiles/slurm`` (what users copy) plus
-``profiles/slurm-ci`` (squeue status polling, fast polls, SLURM logs kept, no retries);
-``--workflow-profile none`` keeps Snakemake from layering ``profiles/default`` (the local
-profile) on top of them.
+no cluster. The documented setup step, ``make slurm-profile``, installs the profile
+``slurm`` into an empty HOME once per session; ``test_the_users_command_from_a_fresh_clone``
+then runs the user's literal ``snakemake --profile slurm``. The other calls add
+``profiles/slurm-ci`` on top (fast polls, SLURM logs kept, no retries) to keep the suite
+quick; Snakemake applies the workflow profile, ``profiles/default``, under all of them.
 
 The tests share one tiny study and run in file order: each leaves the study in the state
 the next one starts from. Every call has a timeout, so a hang fails instead of blocking CI.
@@ -31,12 +32,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, base_config, cli_path, copy_workflow, files_in, run_snakemake, tool_env
+from conftest import (REPO, base_config, cli_path, copy_workflow, files_in, fresh_clone,
+                      run_snakemake, tool_env)
 
 pytestmark = pytest.mark.slurm
 
-PROFILES = ["--profile", "profiles/slurm", "--profile", "profiles/slurm-ci",
-            "--workflow-profile", "none"]
+PROFILES = ["--profile", "slurm", "--profile", str(REPO / "profiles" / "slurm-ci")]
+# The HOME into which `make slurm-profile` installed the profile `slurm` (set once per
+# session by the `slurm_cluster` fixture): every snakemake call here runs with it.
+USER_HOME: list[Path] = []
 CALL_TIMEOUT = 240          # seconds for one snakemake call (a DAG level costs ~12 s here)
 EXP = "tiny"
 TABLES = ["scores", "outcomes", "recovery_curve", "generator_curves", "confusion",
@@ -92,12 +96,22 @@ class Run:
         return squeue_records(self.uuid) if self.uuid else []
 
 
+def user_env(home: Path | None = None) -> dict[str, str]:
+    """The tools' environment with HOME the user's (the profile `slurm` installed there)
+    and no XDG_CONFIG_HOME, so Snakemake finds the profile where a user's would be."""
+    env = tool_env()
+    env["HOME"] = str(home or USER_HOME[0])
+    env.pop("XDG_CONFIG_HOME", None)
+    return env
+
+
 def slurm_snakemake(workdir: Path, *args: str, timeout: float = CALL_TIMEOUT,
-                    profiles: list[str] = PROFILES) -> Run:
-    """``snakemake --profile profiles/slurm ...`` in ``workdir``; a hang fails the test."""
-    cmd = [cli_path("snakemake"), *profiles, "--nocolor", *args]
+                    profiles: list[str] = PROFILES, env: dict[str, str] | None = None,
+                    command: list[str] | None = None) -> Run:
+    """``snakemake --profile slurm ...`` in ``workdir``; a hang fails the test."""
+    cmd = command or [cli_path("snakemake"), *profiles, "--nocolor", *args]
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=workdir, env=tool_env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env or user_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=timeout)
@@ -151,10 +165,16 @@ def memory_mb(value: str) -> float:
 # ----------------------------------------------------------------- the cluster
 
 
+def install_profile(checkout: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The documented setup step, run in ``checkout`` as a user types it."""
+    return subprocess.run(["make", "slurm-profile"], cwd=checkout, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture(scope="session")
-def slurm_cluster() -> str:
+def slurm_cluster(tmp_path_factory) -> str:
     """The local cluster must answer and have a usable node; otherwise FAIL (CI must not
-    pass silently without it)."""
+    pass silently without it). Installs the profile `slurm` into an empty HOME."""
     hint = "bring it up with `sudo scripts/slurm-local.sh up` (or deselect: -m 'not slurm')"
     try:
         import snakemake_executor_plugin_slurm  # noqa: F401
@@ -180,6 +200,10 @@ def slurm_cluster() -> str:
     if not age or int(age.group(1)) < 600:
         pytest.fail(f"MinJobAge is {age.group(1) if age else '?'} s; the tests need >= 600 "
                     f"(squeue status polling and job records): {hint}")
+    home = tmp_path_factory.mktemp("home")
+    installed = install_profile(REPO, user_env(home))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    USER_HOME[:] = [home]
     return proc.stdout
 
 
@@ -199,7 +223,7 @@ def slurm_config() -> dict:
 
 def dry_run_jobs(workdir: Path, *args: str) -> Counter:
     """Jobs per rule that a dry run plans (the rule `all` has no command: left out)."""
-    cmd = [cli_path("snakemake"), "-n", "--workflow-profile", "none", "--nocolor", *args]
+    cmd = [cli_path("snakemake"), "-n", "--nocolor", *args]
     proc = subprocess.run(cmd, cwd=workdir, env=tool_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -214,7 +238,7 @@ def dry_run_jobs(workdir: Path, *args: str) -> Counter:
 
 def rule_graph(workdir: Path) -> dict[str, set[str]]:
     """rule -> the rules that consume its outputs, from `snakemake --rulegraph`."""
-    cmd = [cli_path("snakemake"), "--forceall", "--rulegraph", "--workflow-profile", "none"]
+    cmd = [cli_path("snakemake"), "--forceall", "--rulegraph"]
     proc = subprocess.run(cmd, cwd=workdir, env=tool_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -410,7 +434,7 @@ def default_study_submissions(workdir: Path) -> tuple[Counter, int]:
             for name in names.split(","):
                 jobs.pop(name.strip(), None)
     cmd = [cli_path("snakemake"), "-n", "--forceall", *PROFILES, "--nocolor"]
-    proc = subprocess.run(cmd, cwd=workdir, env=tool_env(), capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=workdir, env=user_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     groups = len(re.findall(r"Group job \S+ \(jobs in", proc.stdout + proc.stderr))
@@ -419,14 +443,15 @@ def default_study_submissions(workdir: Path) -> tuple[Counter, int]:
 
 def test_job_arrays_and_submission_counts(study, capsys, tmp_path):
     # A user's copy of the profile with job arrays instead of groups for recover.
-    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((USER_HOME[0] / ".config" / "snakemake" / "slurm" /
+                              "config.yaml").read_text())
     for key in ("groups", "group-components"):
         profile.pop(key)
     profile["slurm-array-jobs"] = "recover"
     (tmp_path / "arrays").mkdir()
     (tmp_path / "arrays" / "config.yaml").write_text(yaml.safe_dump(profile))
-    profiles = ["--profile", str(tmp_path / "arrays"), "--profile", "profiles/slurm-ci",
-                "--workflow-profile", "none"]
+    profiles = ["--profile", str(tmp_path / "arrays"), "--profile",
+                str(REPO / "profiles" / "slurm-ci")]
     victims = [study.recovery(g, 40) for g in ("lin", "rel")]
     saved = {v: pd.read_parquet(v) for v in victims}
     for v in victims:
@@ -532,7 +557,7 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     assert files_in(recovery) == [], files_in(recovery)
     assert files_in(study.exp() / "parameters") == []
     assert mtimes(study.exp() / "tables") == tables
-    log = (study.slurm_dir / "logs" / EXP / "recover" / "lin.n40.log").read_text()
+    log = (study.slurm_dir / "logs" / EXP / "recover" / "lin.n40.seed0.log").read_text()
     assert str(shard.relative_to(study.slurm_dir)) in log, log[-2000:]
 
     # Fix the input: the rerun redoes exactly what failed (the 4 fits), then aggregates.
@@ -546,13 +571,105 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
         print(f"\n[slurm] failing run {run.seconds:.0f} s, fixed rerun {again.seconds:.0f} s")
 
 
-def test_local_profile_layered_over_slurm_is_refused_before_submitting(tmp_path):
-    # Without --workflow-profile none, Snakemake layers profiles/default over the SLURM
-    # profile: its `cores: all` would cap the threads of all running cluster jobs together
-    # at this machine's core count (and latency-wait 5, keep-going off would replace the
-    # SLURM profile's). The workflow must stop with the fix, having submitted nothing.
-    work = copy_workflow(tmp_path / "layered", slurm_config())
-    run = slurm_snakemake(work, profiles=PROFILES[:4])
+def test_cores_under_the_cluster_executor_is_refused_before_submitting(tmp_path):
+    # --cores over a cluster executor would cap the threads of all running cluster jobs
+    # together at that number: the workflow stops with the fix, having submitted nothing.
+    work = copy_workflow(tmp_path / "cores", slurm_config())
+    run = slurm_snakemake(work, "--cores", "2")
     assert run.returncode != 0, run.tail()
-    assert "--cores is set" in run.output and "--workflow-profile none" in run.output
+    assert "--cores is set" in run.output and "Remove `cores:`" in run.output
     assert run.submissions == [] and not (work / "results").exists()
+
+
+# ----------------------------------------------------------------- the user's command
+
+
+def recording_sbatch(folder: Path, record: Path) -> Path:
+    """An ``sbatch`` that writes each call's arguments to ``record``, then runs the real
+    one unchanged (the local cluster has a gpu GRES, so GPU requests are scheduled)."""
+    real = shutil.which("sbatch")
+    assert real, "no sbatch on PATH"
+    folder.mkdir(parents=True)
+    wrapper = folder / "sbatch"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{record}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return folder
+
+
+def submitted(record: Path) -> list[dict[str, str]]:
+    """Each recorded sbatch call: the rule or group it submitted (from its SLURM log
+    path: rule_<rule>/... or group_<group>...), its time limit and GPU request."""
+    calls = []
+    for line in record.read_text().splitlines():
+        log = re.search(r"--output \S*slurm_logs/(?:rule_(?P<rule>\w+?)/|group_(?P<group>[a-z]+)_n)",
+                        line)
+        kind = "?" if not log else (f"rule_{log['rule']}" if log["rule"]
+                                    else f"group_{log['group']}")
+        calls.append({"kind": kind,
+                      "time": (re.search(r" -t '?(\d+)'?", line) or [None, ""])[1],
+                      "gpus": (re.search(r"--gpus=(\S+)", line) or [None, ""])[1],
+                      "line": line})
+    return calls
+
+
+def test_the_users_command_from_a_fresh_clone(slurm_cluster, tmp_path, capsys):
+    # A user's first day: a clone, the study's config edited (here: the tiny study), an
+    # empty HOME, the one documented setup step, then the words of the design card.
+    clone = fresh_clone(tmp_path / "clone")
+    (clone / "config" / "config.yaml").write_text(yaml.safe_dump(slurm_config()))
+    home = tmp_path / "home"
+    home.mkdir()
+    record = tmp_path / "sbatch-calls.txt"
+    env = user_env(home)
+    env["PATH"] = str(recording_sbatch(tmp_path / "bin", record)) + os.pathsep + env["PATH"]
+
+    installed = install_profile(clone, env)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    profile = home / ".config" / "snakemake" / "slurm" / "config.yaml"
+    assert profile.is_file() and "executor: slurm" in profile.read_text()
+    # This cluster keeps no accounting database: the installed copy polls squeue.
+    assert "slurm-status-command: squeue" in profile.read_text()
+    again = install_profile(clone, env)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+    # A different profile of that name is never replaced silently.
+    mine = profile.read_text() + "jobs: 7\n"
+    profile.write_text(mine)
+    refused = install_profile(clone, env)
+    assert refused.returncode != 0 and "FORCE=1" in refused.stderr, refused.stderr
+    assert profile.read_text() == mine
+    profile.write_text(mine[: -len("jobs: 7\n")])
+
+    run = slurm_snakemake(clone, env=env, timeout=1500,
+                          command=["snakemake", "--profile", "slurm"])
+    assert run.returncode == 0, run.tail()
+    exp = clone / "results" / EXP
+    assert (exp / "tables" / "summary.csv").is_file()
+    assert (exp / "figures" / "recovery_curve.png").stat().st_size > 1000
+    calls = submitted(record)
+    assert len(calls) == len(run.submissions) > 0, calls
+    by_kind = Counter(c["kind"] for c in calls)
+    assert by_kind["rule_align"] == 2 and by_kind["group_recover"] == 2, by_kind
+    for call in calls:
+        torch_rule = call["kind"] in ("rule_align", "group_recover")
+        assert (call["gpus"] == "1") == torch_rule, call["line"]
+
+    # A user's override of another resource keeps the GPU request of the rule.
+    target = exp / "recovery" / "random" / "lin" / "n40" / "seed0.parquet"
+    target.unlink()
+    record.write_text("")
+    override = slurm_snakemake(clone, env=env, timeout=600, command=[
+        "snakemake", "--profile", "slurm", "--set-resources", "recover:runtime=120",
+        "align:runtime=30", "--forcerun", "align", "--until", "align",
+        str(target.relative_to(clone))])
+    assert override.returncode == 0, override.tail()
+    calls = submitted(record)
+    kinds = Counter(c["kind"] for c in calls)
+    assert kinds == {"rule_align": 2, "group_recover": 1}, calls
+    for call in calls:
+        assert call["gpus"] == "1", call["line"]
+        assert call["time"] == ("30" if call["kind"] == "rule_align" else "120"), call["line"]
+    assert target.is_file()
+    with capsys.disabled():
+        print(f"\n[slurm] `snakemake --profile slurm` from a fresh clone: "
+              f"{len(run.submissions)} sbatch calls, {run.seconds:.0f} s; override rerun "
+              f"{override.seconds:.0f} s")
