@@ -208,3 +208,36 @@ def test_the_most_confused_pair_and_the_pairwise_prior():
     np.testing.assert_array_equal(_prior(["a", "b", "c"], [], ["c", "b"]), [0, 0.5, 0.5])
     np.testing.assert_allclose(_prior(["a", "b", "c"], ["a=3", "c=1"], None),
                                [0.75, 0, 0.25])
+
+
+def test_the_design_summary_counts_uniform_slots_and_uninformative_splits():
+    from modelrecovery.cli_design import design_summary
+    from modelrecovery.io.contracts import DESIGN_SUMMARY_COLUMNS
+    from modelrecovery.simulate import FoldObjects
+
+    folds = [FoldObjects(train=np.arange(0, 6), val=np.arange(6, 9), test=np.arange(9, 12)),
+             FoldObjects(train=np.arange(6, 12), val=np.arange(0, 3), test=np.arange(3, 6))]
+    rows = []
+    for f, fold in enumerate(folds):
+        for split, count in (("train", 6), ("val", 2), ("test", 2)):
+            objects = getattr(fold, split)
+            for m in range(count):
+                trip = objects[[m % len(objects), (m + 1) % len(objects),
+                                (m + 2) % len(objects)]]
+                rows.append({"fold": f, "split": split, "position": m, "i": trip[0],
+                             "j": trip[1], "k": trip[2], "utility": 0.5})
+    design = pd.DataFrame(rows)
+    # Fold 1's training pool told nothing: all its 6 triplets are uniform; fold 0's
+    # training split has ⌊6 · 0.25⌋ = 1 uniform slot, an evaluation split ⌊2 · 0.25⌋ = 0.
+    records = [{"fold": 1, "split": "train", "uninformative": True}]
+    summary = design_summary(design, folds, 12, records, 0.25, "x/triplets.csv", 1234)
+    assert list(summary.columns) == list(DESIGN_SUMMARY_COLUMNS)
+    by = summary.set_index("split")
+    assert list(by.index) == ["train", "val", "test", "all"]
+    assert by.loc["train", "uniform_share"] == pytest.approx(round((1 + 6) / 12, 4))
+    assert by.loc["val", "uniform_share"] == 0.0
+    assert by.loc["all", "triplets"] == 20 and by.loc["all", "folds"] == 2
+    assert by.loc["train", "objects"] == 12 and by.loc["val", "objects"] == 6
+    # The 6 cyclic triplets of a fold's 6 training objects use each of them 3 times.
+    assert by.loc["train", ["uses_min", "uses_median", "uses_max"]].tolist() == [3, 3, 3]
+    assert (by["utility_mean"] == 0.5).all() and (by["file"] == "x/triplets.csv").all()

@@ -3,7 +3,8 @@
 - ``static``: rank pool triplets by their information about the calibrated generators,
   per fold and split, before any response exists (one design per seed);
 - ``adaptive``: a simulated study collected in rounds under the fitted candidates;
-- ``export``: a design as the table to show people (names, 1-based THINGS indices);
+- ``export``: a design as the table to show people (names, 1-based THINGS indices),
+  and a summary of it whose size does not grow with the design (what the report shows);
 - ``next``: for an experiment in progress, the next batch from the responses so far.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 
 import numpy as np
@@ -20,6 +22,7 @@ from . import io
 from .cli_args import (add_figure_outputs, add_protocol_arguments, add_table_outputs,
                        check_outputs, named_values, save_figures, write_tables)
 from .errors import InputError
+from .io.contracts import DESIGN_SUMMARY_COLUMNS
 from .seeds import rng_for
 
 log = logging.getLogger("modelrecovery")
@@ -202,6 +205,55 @@ def export_table(design: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return out[list(EXPORT_COLUMNS)]
 
 
+def design_summary(design: pd.DataFrame, folds: list, n_objects: int, records: list[dict],
+                   random_fraction: float, file: str, file_bytes: int) -> pd.DataFrame:
+    """What the report shows of an exported design (:data:`DESIGN_SUMMARY_COLUMNS`): one
+    row per split and one for all splits, whatever the number of triplets.
+
+    ``design``: the exported rows (``fold, split, position, i, j, k``, optionally
+    ``utility``); ``folds``: the design's :class:`~modelrecovery.simulate.FoldObjects`;
+    ``records``: its per-fold-and-split records (``uninformative`` splits are uniform
+    throughout); ``random_fraction``: its share of uniform slots in every prefix.
+    """
+    from .design import _uniform_slots
+    from .simulate import SPLITS
+
+    trip = design[["i", "j", "k"]].to_numpy(dtype=np.int64)
+    utility = (design["utility"].to_numpy(dtype=np.float64) if "utility" in design
+               else np.zeros(len(design)))
+    splits = design["split"].to_numpy()
+    position = design["position"].to_numpy(dtype=np.int64)
+    flat = {(int(r["fold"]), str(r["split"])) for r in records if r.get("uninformative")}
+    # A triplet is uniform where its position is a uniform slot (the slots depend on the
+    # position only, so a prefix keeps them) or where its split's pool told nothing.
+    uniform = np.zeros(len(design), dtype=bool)
+    for (f, s), idx in design.groupby(["fold", "split"], sort=False).indices.items():
+        if (int(f), str(s)) in flat:
+            uniform[idx] = True
+        else:
+            pos = position[idx]
+            uniform[idx] = _uniform_slots(int(pos.max()) + 1, random_fraction)[pos]
+    rows = []
+    for split in (*SPLITS, "all"):
+        names = SPLITS if split == "all" else (split,)
+        mask = np.isin(splits, names)
+        members = np.unique(np.concatenate(
+            [np.asarray(getattr(fold, s), dtype=np.int64) for fold in folds for s in names]
+            or [np.zeros(0, dtype=np.int64)]))
+        uses = np.bincount(trip[mask].ravel(), minlength=n_objects)[members]
+        some, covered = bool(mask.any()), len(uses) > 0
+        rows.append({
+            "split": split, "folds": len(folds), "triplets": int(mask.sum()),
+            "objects": len(members), "objects_covered": int((uses > 0).sum()),
+            "uses_min": int(uses.min()) if covered else 0,
+            "uses_median": float(np.median(uses)) if covered else 0.0,
+            "uses_max": int(uses.max()) if covered else 0,
+            "uniform_share": round(float(uniform[mask].mean()), 4) if some else 0.0,
+            "utility_mean": round(float(utility[mask].mean()), 6) if some else 0.0,
+            "file": file, "file_bytes": int(file_bytes)})
+    return pd.DataFrame(rows, columns=list(DESIGN_SUMMARY_COLUMNS))
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from .design import split_sizes
 
@@ -213,13 +265,21 @@ def cmd_export(args: argparse.Namespace) -> None:
     design = design.sort_values(["fold", "split", "position"], kind="stable")
     io.write_csv(export_table(design, names), args.out)
     meta = io.read_json(args.design_json)
+    folds = _folds_from_meta(meta, args.design_json)
     rows = []
-    for f, fold in enumerate(_folds_from_meta(meta, args.design_json)):
+    for f, fold in enumerate(folds):
         for split in ("train", "val", "test"):
             for obj in getattr(fold, split):
                 rows.append({"fold": f, "split": split, "image": int(obj) + 1,
                              "object": names[int(obj)]})
     io.write_csv(pd.DataFrame(rows), args.out_folds)
+    if args.out_summary:
+        file = args.file_label or os.path.relpath(
+            os.path.abspath(args.out), os.path.dirname(os.path.abspath(args.out_summary)))
+        summary = design_summary(design, folds, len(names), meta.get("splits", []),
+                                 float(meta.get("options", {}).get("random_fraction", 0.0)),
+                                 file.replace(os.sep, "/"), os.path.getsize(args.out))
+        io.write_csv(summary, args.out_summary)
 
 
 COMPARE_TABLES = ["design_curves", "design_confusion", "design_savings"]
@@ -305,6 +365,11 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--n-train", type=int, default=None,
                    help="only the first N training triplets per fold (and their val/test)")
     p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--out-summary", default=None,
+                   help="a summary of the design whose size does not grow with it (CSV)")
+    p.add_argument("--file-label", default=None, metavar="PATH",
+                   help="how the summary names the triplets file (default: its path "
+                        "relative to the summary's folder)")
     p.set_defaults(func=cmd_export)
 
     p = dsub.add_parser("compare", help="recovery per design and the triplets saved")

@@ -75,6 +75,7 @@ rule simulate_adaptive:
         "../../envs/modelrecovery.yaml"
     threads: config["fitting"]["threads"]
     resources:
+        **GPU_REQUEST,
         mem_mb=scaled(4000),
         runtime=scaled(120),
     params:
@@ -103,13 +104,16 @@ rule export_design:
         unpack(get_export_source),
         objects=f"{WORLD}/objects.parquet",
     output:
-        triplets=report(
-            exp_path("design", "{design}", "triplets.csv"),
+        # triplets.csv has one row per triplet (millions at THINGS sizes), so the report
+        # embeds its fixed-size summary, which names the file, instead.
+        triplets=exp_path("design", "{design}", "triplets.csv"),
+        folds=exp_path("design", "{design}", "folds.csv"),
+        summary=report(
+            exp_path("design", "{design}", "triplets_summary.csv"),
             caption="../report/design_triplets.rst",
             category="{experiment}",
             subcategory="Designing the next experiment",
         ),
-        folds=exp_path("design", "{design}", "folds.csv"),
     log:
         log_path("design", "export.{design}"),
     conda:
@@ -122,11 +126,14 @@ rule export_design:
             ["--n-train", str(SIZES[0])] if wildcards.design == "adaptive" else []
         ),
         eval_fraction=config["simulation"]["eval_fraction"],
+        # The summary names triplets.csv by its path within the results folder.
+        file=lambda wildcards, output: os.path.relpath(output.triplets, RESULTS),
     shell:
         "modelrecovery design export --design {input.design:q}"
         " --design-json {input.meta:q} --objects {input.objects:q} {params.n_train:q}"
         " --eval-fraction {params.eval_fraction:q} --out {output.triplets:q}"
-        " --out-folds {output.folds:q} 2> {log:q}"
+        " --out-folds {output.folds:q} --out-summary {output.summary:q}"
+        " --file-label {params.file:q} 2> {log:q}"
 
 
 rule compare_designs:

@@ -30,6 +30,19 @@ SHARD_COLUMNS: tuple[str, ...] = ("fold", "split", "position", "i", "j", "k")
 #: answered) plus each triplet's expected information ``utility`` (float64, nats).
 DESIGN_COLUMNS: tuple[str, ...] = (*SHARD_COLUMNS, "utility")
 
+#: ``design/<design>/triplets_summary.csv``, what the report shows of a design instead of
+#: its per-row triplets.csv: one row per split (train, val, test) and one for all of them
+#: (``split`` = all), so its size does not depend on the number of triplets. ``folds``,
+#: ``triplets`` (rows of triplets.csv), ``objects`` (objects in the split in at least one
+#: fold), ``objects_covered`` (of those, the ones in at least one triplet), ``uses_min``,
+#: ``uses_median``, ``uses_max`` (triplets per object over ``objects``, all folds),
+#: ``uniform_share`` (share of uniformly drawn triplets), ``utility_mean`` (nats),
+#: ``file`` (triplets.csv relative to the results folder) and ``file_bytes``.
+DESIGN_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "split", "folds", "triplets", "objects", "objects_covered", "uses_min", "uses_median",
+    "uses_max", "uniform_share", "utility_mean", "file", "file_bytes",
+)
+
 #: One recovery row per candidate × fold × λ fitted to one simulated dataset: labels
 #: (experiment, design, generator, candidate, n_train, seed, fold, lambda), scores
 #: (``train_nll``, ``test_nll`` in nats per judgement at T = 1; ``val_acc``,
