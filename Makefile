@@ -46,7 +46,7 @@ test: venv
 # The rule files' formatting (snakefmt, pinned in pyproject.toml) and Snakemake's own
 # checks, on the study config and the test study.
 lint: venv
-	$(BIN)/snakefmt --check workflow/
+	$(BIN)/snakefmt --check Snakefile workflow/
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint --configfile $(CONFIG)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint --configfile .test/config/config.yaml
 
