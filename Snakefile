@@ -21,3 +21,17 @@ module modelrecovery:
 
 
 use rule * from modelrecovery
+
+
+# Snakemake runs a module's onstart handlers not at all, so the host repeats the
+# workflow's one start-up guard: --cores over a cluster executor would cap the threads
+# of all running cluster jobs together at that number.
+onstart:
+    if workflow.non_local_exec and workflow.resource_settings.cores is not None:
+        raise WorkflowError(
+            f"--cores is set ({workflow.resource_settings.cores}) while jobs go to a "
+            "cluster executor: Snakemake would cap the threads of all running jobs "
+            "together at that number. Remove `cores:` from the cluster profile (or "
+            "--cores from the command line); to limit concurrent cluster jobs, use "
+            "--jobs."
+        )

@@ -571,7 +571,7 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
         print(f"\n[slurm] failing run {run.seconds:.0f} s, fixed rerun {again.seconds:.0f} s")
 
 
-def test_cores_under_the_cluster_executor_is_refused_before_submitting(tmp_path):
+def test_cores_under_the_cluster_executor_is_refused_before_submitting(slurm_cluster, tmp_path):
     # --cores over a cluster executor would cap the threads of all running cluster jobs
     # together at that number: the workflow stops with the fix, having submitted nothing.
     work = copy_workflow(tmp_path / "cores", slurm_config())
