@@ -7,9 +7,11 @@ builds its own small data under ``tmp_path``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,21 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 300
                           timeout=timeout)
 
 
+
+def planned_jobs(workdir: Path, *args: str) -> Counter:
+    """Jobs per rule that a dry run plans in ``workdir`` (the target rule `all`, which
+    has no command, left out); empty when there is nothing to be done."""
+    proc = run_snakemake(workdir, "-n", *args, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if "Job stats:" not in proc.stdout:
+        assert "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+        return Counter()
+    table = proc.stdout.split("Job stats:")[1].split("\ntotal")[0]
+    jobs = Counter({m.group(1): int(m.group(2))
+                    for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
+    jobs.pop("all", None)
+    return jobs
+
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 
 
@@ -89,6 +106,11 @@ def base_config(**overrides) -> dict:
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
     cfg.update(overrides)
     return cfg
+
+
+def mtimes(*folders: Path) -> dict[Path, int]:
+    """Every file below ``folders`` with its modification time in ns."""
+    return {p: p.stat().st_mtime_ns for folder in folders for p in files_in(folder)}
 
 
 def files_in(folder: Path) -> list[Path]:

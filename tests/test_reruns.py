@@ -9,30 +9,15 @@ redone work.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import base_config, copy_workflow, files_in, run_snakemake
+from conftest import base_config, copy_workflow, mtimes, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-def planned_jobs(workdir: Path, *args: str) -> Counter:
-    """Jobs per rule a dry run plans (the target rule `all` left out)."""
-    proc = run_snakemake(workdir, "-n", *args)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    if "Job stats:" not in proc.stdout:
-        assert "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
-        return Counter()
-    table = proc.stdout.split("Job stats:")[1].split("\ntotal")[0]
-    jobs = Counter({m.group(1): int(m.group(2))
-                    for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
-    jobs.pop("all", None)
-    return jobs
 
 
 def write_config(workdir: Path, cfg: dict) -> None:
@@ -47,10 +32,6 @@ def study(tmp_path_factory) -> tuple[Path, dict]:
     assert proc.returncode == 0, proc.stderr[-6000:]
     assert planned_jobs(workdir) == Counter()
     return workdir, cfg
-
-
-def mtimes(folder: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in files_in(folder)}
 
 
 def test_reordered_score_groups_rerun_nothing(study):
@@ -76,8 +57,7 @@ def test_one_more_seed_computes_only_the_new_seed(study):
     generators = len(cfg["world"]["synthetic"]["models"])
     sizes = len(cfg["simulation"]["training_sizes"])
     exp = workdir / "results" / next(iter(cfg["experiments"]))
-    before = {**mtimes(exp / "recovery"), **mtimes(exp / "simulated"),
-              **mtimes(exp / "parameters")}
+    before = mtimes(exp / "recovery", exp / "simulated", exp / "parameters")
     assert len([p for p in before if "/recovery/" in str(p)]) == generators * sizes * seeds
 
     more = {**cfg, "simulation": {**cfg["simulation"], "seeds": seeds + 1}}
@@ -90,8 +70,7 @@ def test_one_more_seed_computes_only_the_new_seed(study):
             assert planned[upstream] == 0, planned
         proc = run_snakemake(workdir)
         assert proc.returncode == 0, proc.stderr[-6000:]
-        after = {**mtimes(exp / "recovery"), **mtimes(exp / "simulated"),
-                 **mtimes(exp / "parameters")}
+        after = mtimes(exp / "recovery", exp / "simulated", exp / "parameters")
         assert {p: after[p] for p in before} == before
         new = sorted(set(after) - set(before))
         assert new and all(f"seed{seeds}" in p.name for p in new), new

@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from conftest import (REPO, base_config, cli_path, copy_workflow, files_in, fresh_clone,
-                      run_snakemake, tool_env)
+                      mtimes, planned_jobs, run_snakemake, tool_env)
 
 pytestmark = pytest.mark.slurm
 
@@ -221,21 +221,6 @@ def slurm_config() -> dict:
     return cfg
 
 
-def dry_run_jobs(workdir: Path, *args: str) -> Counter:
-    """Jobs per rule that a dry run plans (the rule `all` has no command: left out)."""
-    cmd = [cli_path("snakemake"), "-n", "--nocolor", *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=tool_env(), capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    if "Job stats:" not in proc.stdout:
-        return Counter()
-    table = proc.stdout.split("Job stats:")[1].split("\ntotal")[0]
-    jobs = Counter({m.group(1): int(m.group(2))
-                    for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
-    jobs.pop("all", None)
-    return jobs
-
-
 def rule_graph(workdir: Path) -> dict[str, set[str]]:
     """rule -> the rules that consume its outputs, from `snakemake --rulegraph`."""
     cmd = [cli_path("snakemake"), "--forceall", "--rulegraph"]
@@ -286,7 +271,7 @@ def study(slurm_cluster, tmp_path_factory) -> Study:
     root = tmp_path_factory.mktemp("slurm")
     local_dir = copy_workflow(root / "local", cfg)
     slurm_dir = copy_workflow(root / "slurm", cfg)
-    planned, graph = dry_run_jobs(slurm_dir), rule_graph(slurm_dir)
+    planned, graph = planned_jobs(slurm_dir), rule_graph(slurm_dir)
     # The local reference run (profiles/default, as `make run` does) runs alongside: the
     # SLURM run spends most of its time waiting for status polls.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -330,10 +315,6 @@ def assert_same_study(study: Study) -> None:
 
 def slurm_logs(study: Study) -> Path:
     return study.slurm_dir / ".snakemake" / "slurm_logs"
-
-
-def mtimes(*folders: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for folder in folders for p in files_in(folder)}
 
 
 # ----------------------------------------------------------------- end to end
@@ -427,7 +408,7 @@ def default_study_submissions(workdir: Path) -> tuple[Counter, int]:
     jobs the profile's grouping makes of them."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     workdir = copy_workflow(workdir, cfg)
-    jobs = dry_run_jobs(workdir, "--forceall")
+    jobs = planned_jobs(workdir, "--forceall")
     workflow = REPO / "workflow"
     for path in [workflow / "Snakefile", *sorted((workflow / "rules").glob("*.smk"))]:
         for names in re.findall(r"^localrules:\s*(.+)$", path.read_text(), re.M):
@@ -498,7 +479,7 @@ def test_until_stops_after_calibrate(study):
     # --until held back what depends on the new calibration: the generators' sidecars
     # changed (they record the fit), so aggregation and what follows it are due. (The
     # weights are the same bytes, so Snakemake's checksum test spares the simulations.)
-    held_back = dry_run_jobs(study.slurm_dir)
+    held_back = planned_jobs(study.slurm_dir)
     assert held_back and set(held_back) <= study.downstream("calibrate"), held_back
 
 
@@ -508,7 +489,7 @@ def test_target_for_one_dataset_builds_only_that(study):
     target.unlink()
     shard.unlink()
     rest = mtimes(study.exp() / "simulated", study.exp() / "recovery", study.exp() / "tables")
-    assert set(dry_run_jobs(study.slurm_dir)) - {"simulate", "recover"}  # more is due
+    assert set(planned_jobs(study.slurm_dir)) - {"simulate", "recover"}  # more is due
     run = run_ok(study.slurm_dir, str(target.relative_to(study.slurm_dir)))
     # The target and the shard it needs; nothing else, although aggregation is due.
     assert run.finished == {"simulate": 1, "recover": 1}, run.tail()
