@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -44,6 +45,31 @@ def test_reordered_score_groups_rerun_nothing(study):
                                                       "synthetic": reordered}})
     try:
         assert planned_jobs(workdir) == Counter()
+    finally:
+        write_config(workdir, cfg)
+
+
+def test_settings_that_change_no_value_rerun_nothing(study):
+    # Threads and the GPU request are resources, not params: changing them plans no job.
+    # The fit they change the running of gives the same values (wall-clock columns aside),
+    # checked here by rerunning one recover job with the new threads.
+    workdir, cfg = study
+    exp = workdir / "results" / next(iter(cfg["experiments"]))
+    table = next(iter(sorted((exp / "recovery").rglob("seed0.parquet"))))
+    before = pd.read_parquet(table)
+    changed = {**cfg, "fitting": {**cfg["fitting"], "threads": 2},
+               "gpu": {"count": 0, "model": "h100"}}
+    write_config(workdir, changed)
+    try:
+        assert planned_jobs(workdir) == Counter()
+        target = str(table.relative_to(workdir))
+        proc = run_snakemake(workdir, "--force", target)
+        assert proc.returncode == 0, proc.stderr[-6000:]
+        assert "--threads 2" in proc.stderr, proc.stderr[-3000:]
+        after = pd.read_parquet(table)
+        timing = [c for c in ("seconds", "fit_seconds") if c in before]
+        pd.testing.assert_frame_equal(after.drop(columns=timing),
+                                      before.drop(columns=timing), check_exact=True)
     finally:
         write_config(workdir, cfg)
 

@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import subprocess
+import textwrap
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -662,3 +663,42 @@ def test_the_users_command_from_a_fresh_clone(slurm_cluster, tmp_path, capsys):
         print(f"\n[slurm] `snakemake --profile slurm` from a fresh clone: "
               f"{len(run.submissions)} sbatch calls, {run.seconds:.0f} s; override reruns "
               f"{seconds:.0f} s")
+
+
+def test_a_site_profile_with_only_the_essentials_runs(slurm_cluster, tmp_path):
+    # A site's own `slurm` profile in its config folder (/etc/xdg/snakemake, here the
+    # first of XDG_CONFIG_DIRS): the executor, the jobs limit Snakemake requires of any
+    # remote executor, partition and account; no recover packing, no resources. The
+    # torch rules still ask for their GPU, from the rules themselves.
+    clone = fresh_clone(tmp_path / "clone")
+    (clone / "config" / "config.yaml").write_text(yaml.safe_dump(slurm_config()))
+    site = tmp_path / "xdg" / "snakemake" / "slurm"
+    site.mkdir(parents=True)
+    (site / "config.yaml").write_text(textwrap.dedent("""\
+        executor: slurm
+        jobs: 50
+        default-resources:
+          slurm_partition: local
+          slurm_account: ""
+        # This test cluster's own lines: no accounting database, one local filesystem.
+        slurm-status-command: squeue
+        slurm-init-seconds-before-status-checks: 1
+        seconds-between-status-checks: 1
+        """))
+    home = tmp_path / "home"
+    home.mkdir()
+    record = tmp_path / "sbatch-calls.txt"
+    env = user_env(home)
+    env["XDG_CONFIG_DIRS"] = str(tmp_path / "xdg")
+    env["PATH"] = str(recording_sbatch(tmp_path / "bin", record)) + os.pathsep + env["PATH"]
+    target = Path("results", EXP, "recovery", "random", "lin", "n40", "seed0.parquet")
+    run = slurm_snakemake(clone, env=env, timeout=900,
+                          command=["snakemake", str(target), "--profile", "slurm"])
+    assert run.returncode == 0, run.tail()
+    assert "Using profiles slurm" in run.output and (clone / target).is_file()
+    calls = submitted(record)
+    kinds = Counter(c["kind"] for c in calls)
+    assert kinds["rule_recover"] == 1 and kinds["rule_align"] == 1, kinds
+    for call in calls:
+        assert (call["gpus"] == "1") == (call["kind"] in ("rule_align", "rule_recover")), \
+            call["line"]
