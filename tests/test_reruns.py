@@ -74,6 +74,24 @@ def test_settings_that_change_no_value_rerun_nothing(study):
         write_config(workdir, cfg)
 
 
+def test_a_new_memory_cap_reruns_the_fits_unless_told_otherwise(study):
+    # The cap splits a kernel call's batch, which moves the fits' last bits: every job
+    # that fits (align, recover) is planned again, and what is built from them. With
+    # params left out of the triggers, as after raising the cap for a job that ran out
+    # of memory, nothing finished is planned.
+    workdir, cfg = study
+    write_config(workdir, {**cfg, "fitting": {**cfg["fitting"], "max_memory_gb": 3}})
+    try:
+        planned = planned_jobs(workdir)
+        sizes, seeds = len(cfg["simulation"]["training_sizes"]), cfg["simulation"]["seeds"]
+        generators = len(cfg["world"]["synthetic"]["models"])
+        assert planned["align"] == generators * len(cfg["experiments"]), planned
+        assert planned["recover"] == generators * sizes * seeds * len(cfg["experiments"])
+        assert planned_jobs(workdir, "--rerun-triggers", "mtime", "input") == Counter()
+    finally:
+        write_config(workdir, cfg)
+
+
 def test_one_more_seed_computes_only_the_new_seed(study):
     # Raising simulation.seeds adds the new seed's simulations and fits (one recover job
     # per generator x size, for the new seed only) and redoes the aggregation; the
