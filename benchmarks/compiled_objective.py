@@ -2,7 +2,7 @@
 
     python benchmarks/compiled_objective.py            # ~3 minutes on 2 cores
 
-The kernel's per-evaluation work (``fitting.objective.Problems.__call__``: the gather
+The kernel's per-evaluation work (``fitting.evaluation.Problems.__call__``: the gather
 mode's logits, log-softmax, gradient, penalty) is fused by ``torch.compile`` (inductor,
 ``dynamic=True``, as the batch shrinks while fits converge) and the default world's
 recovery jobs of kernel_benchmark.py's part 1 are fitted both ways at the recover rule's
@@ -29,10 +29,10 @@ sys.path.insert(0, str(HERE))
 
 import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import fitting  # noqa: E402
+from modelrecovery import fitting
 
 # The module, not fitting.objective (the function the package exports under that name).
-objective_module = importlib.import_module("modelrecovery.fitting.objective")
+objective_module = importlib.import_module("modelrecovery.fitting.evaluation")
 
 
 def timed(jobs: rj.Jobs, n_train: int, opts: fitting.FitOptions

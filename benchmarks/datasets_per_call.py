@@ -29,14 +29,15 @@ sys.path.insert(0, str(HERE))
 
 import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import analyse  # noqa: E402
-from modelrecovery.recover import recovery_fits, recovery_fits_many  # noqa: E402
+from modelrecovery.analysis import aggregate
+from modelrecovery.recover import selection
+from modelrecovery.recover.refit import recovery_fits, recovery_fits_many
 
 
 def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
     """Each dataset's chosen λ per candidate and its winner."""
-    scores = analyse.candidate_scores(rows)
-    return analyse.dataset_outcomes(scores)
+    scores = selection.candidate_scores(rows)
+    return aggregate.dataset_outcomes(scores)
 
 
 def main(argv: list[str] | None = None) -> int:

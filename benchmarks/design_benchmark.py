@@ -83,7 +83,7 @@ def scoring_rate(n_pool: int, device: str) -> float:
     """Scored triplets per second at a THINGS shape (1,854 objects, 20 generators)."""
     import torch
 
-    from modelrecovery.information import pool_information
+    from modelrecovery.design.information import pool_information
 
     rng = np.random.default_rng(0)
     n, g, d = 1854, 20, 64
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     bad = not_below(curves)
     print("designed curves never below random beyond their interval" if not bad
           else "below random beyond the interval: " + "; ".join(bad))
-    from modelrecovery.design_eval import headline, headline_details
+    from modelrecovery.analysis.designs import headline, headline_details
 
     print(headline_details(table))
     print(headline(table))

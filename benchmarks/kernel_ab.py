@@ -37,9 +37,8 @@ sys.path.insert(0, str(HERE))
 
 import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import fitting  # noqa: E402
-from modelrecovery.allocator import keep_freed_memory  # noqa: E402
-
+from modelrecovery import fitting
+from modelrecovery.fitting.allocator import keep_freed_memory
 
 # Where a commit's kernel lives: the fitting package, or the single module that commits
 # before the package hold (both export FitOptions, TripletSets and fit).

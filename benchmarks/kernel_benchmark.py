@@ -56,7 +56,7 @@ import recovery_jobs as rj  # noqa: E402
 import scaling as sc  # noqa: E402
 import study_shape  # noqa: E402
 
-from modelrecovery.allocator import keep_freed_memory  # noqa: E402
+from modelrecovery.fitting.allocator import keep_freed_memory
 
 RESULTS = HERE / "results"
 Jobs, default_jobs, kernel_options = rj.Jobs, rj.default_jobs, rj.kernel_options
@@ -158,7 +158,7 @@ def main() -> int:
                          "(~3 minutes on 2 cores)")
     args = ap.parse_args()
     started = time.perf_counter()
-    # As the workflow's fitting jobs run (modelrecovery.allocator); both sides share it.
+    # As the workflow's fitting jobs run (modelrecovery.fitting.allocator); both sides share it.
     allocator = "glibc, freed memory kept" if keep_freed_memory() else "system default"
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = args.device.replace(":", "")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 
 import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import fitting  # noqa: E402
+from modelrecovery import fitting
 
 
 def winners(jobs: rj.Jobs, res: fitting.FitResult, n_train: int) -> tuple:

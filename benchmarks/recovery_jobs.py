@@ -15,16 +15,17 @@ import dataclasses
 import time
 from pathlib import Path
 
+import baseline
 import numpy as np
 import pandas as pd
 import torch
 import yaml
 
-import baseline
-from modelrecovery import fitting, simulate, synthetic
-from modelrecovery.allocator import keep_freed_memory
+from modelrecovery import fitting, sampling, simulate
+from modelrecovery.fitting.allocator import keep_freed_memory
 from modelrecovery.oddoneout import similarity
 from modelrecovery.seeds import rng_for
+from modelrecovery.world import synthetic
 
 # A speedup counts at a training size only where the kernel's and the converged
 # baseline's losses and held-out NLLs agree to this relative difference.
@@ -96,9 +97,8 @@ def default_jobs(config: Path, generator: str) -> Jobs:
     sizes = sorted(cfg["simulation"]["training_sizes"])
     sim = similarity(world.features[generator])
     # A generator at the noise ceiling, as the workflow's calibrate step would give.
-    from modelrecovery.calibrate import calibrate_temperature
-    from modelrecovery.oddoneout import pair_logits
-    probe_trip = simulate.sample_triplets(np.arange(sim.shape[0]), 5000,
+    from modelrecovery.oddoneout import calibrate_temperature, pair_logits
+    probe_trip = sampling.sample_triplets(np.arange(sim.shape[0]), 5000,
                                           rng_for(0, "bench", "calib"), sim.shape[0])
     temp = calibrate_temperature(pair_logits(sim, probe_trip), cfg["noise_ceiling"])
     shard = simulate.simulate_dataset(sim, temp, max(sizes), n_folds=cfg["simulation"]["folds"],
@@ -233,7 +233,7 @@ def speedup(comp: pd.DataFrame, name: str = "converged") -> float:
 def whole_jobs(jobs: Jobs, comp: pd.DataFrame, count: int, device: str, dtype: str,
                tolerance: str, repeats: int) -> pd.DataFrame:
     """The kernel on a recover job as the rule runs it: ``count`` datasets of each size
-    in one call (:func:`modelrecovery.recover.fit_datasets`' problem layout), timed as
+    in one call (:func:`modelrecovery.recover.refit.fit_datasets`' problem layout), timed as
     the best of ``repeats``, against the converged baseline's time per fit in ``comp``
     (:func:`comparison` at the same threads; the baseline fits one at a time, so its
     time per fit does not depend on how many datasets a job holds). The first dataset

@@ -26,10 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modelrecovery import fitting, simulate
-from modelrecovery.allocator import keep_freed_memory
+from modelrecovery import fitting, sampling
+from modelrecovery.fitting.allocator import keep_freed_memory
 from modelrecovery.oddoneout import similarity
-
 
 # ------------------------------------------------------------------ part 2: scaling
 
@@ -204,16 +203,15 @@ def target_fit(n: int, d: int, n_trip: int, device: str, lam: float) -> dict:
     float32, from W = I): features X (n, d) and a true W* = I + G/√d, choices sampled at the
     temperature that puts the generator at the THINGS noise ceiling. Timed by
     :func:`measured_fit`."""
-    from modelrecovery.calibrate import calibrate_temperature
-    from modelrecovery.oddoneout import pair_logits
+    from modelrecovery.oddoneout import calibrate_temperature, pair_logits
 
     gen = np.random.default_rng(0)
     x = (gen.standard_normal((n, d)) / np.sqrt(d)).astype(np.float32)
     sim = similarity(x, np.eye(d) + gen.standard_normal((d, d)) / np.sqrt(d))
     objects = np.arange(n)
-    temp = calibrate_temperature(pair_logits(sim, simulate.sample_triplets(
+    temp = calibrate_temperature(pair_logits(sim, sampling.sample_triplets(
         objects, 5000, gen, n)), 0.678)
-    trip = simulate.sample_choices(sim, simulate.sample_triplets(objects, n_trip, gen, n),
+    trip = sampling.sample_choices(sim, sampling.sample_triplets(objects, n_trip, gen, n),
                                    temp, gen)
     del sim
     sets = fitting.TripletSets.from_arrays([trip])

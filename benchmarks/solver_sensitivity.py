@@ -22,9 +22,11 @@ import pandas as pd
 import torch
 import yaml
 
-from modelrecovery import analyse, fitting, io
-from modelrecovery.allocator import keep_freed_memory
-from modelrecovery.recover import recovery_fits
+from modelrecovery import fitting, io
+from modelrecovery.analysis import aggregate
+from modelrecovery.fitting.allocator import keep_freed_memory
+from modelrecovery.recover import selection
+from modelrecovery.recover.refit import recovery_fits
 
 KEY = ["generator", "n_train", "seed", "candidate", "fold", "lambda"]
 
@@ -64,14 +66,14 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
     """What differs between two sets of recovery rows for the same jobs."""
     fits = a.merge(b, on=KEY, suffixes=("_a", "_b"))
     d_acc = (fits["test_acc_a"] - fits["test_acc_b"]).abs()
-    s_a, s_b = analyse.candidate_scores(a), analyse.candidate_scores(b)
-    lam = s_a.merge(s_b, on=[*analyse.DATASET, "candidate"], suffixes=("_a", "_b"))
-    o_a, o_b = analyse.dataset_outcomes(s_a), analyse.dataset_outcomes(s_b)
-    out = o_a.merge(o_b, on=analyse.DATASET, suffixes=("_a", "_b"))
-    c_a, c_b = analyse.recovery_curve(o_a), analyse.recovery_curve(o_b)
+    s_a, s_b = selection.candidate_scores(a), selection.candidate_scores(b)
+    lam = s_a.merge(s_b, on=[*selection.DATASET, "candidate"], suffixes=("_a", "_b"))
+    o_a, o_b = aggregate.dataset_outcomes(s_a), aggregate.dataset_outcomes(s_b)
+    out = o_a.merge(o_b, on=selection.DATASET, suffixes=("_a", "_b"))
+    c_a, c_b = aggregate.recovery_curve(o_a), aggregate.recovery_curve(o_b)
     return {
         "fits": len(fits),
-        "fits_with_other_test_acc": int((d_acc > analyse.TIE_TOL).sum()),
+        "fits_with_other_test_acc": int((d_acc > selection.TIE_TOL).sum()),
         "max_test_acc_diff": float(d_acc.max()),
         "max_rel_objective_diff": float(((fits["objective_a"] - fits["objective_b"]).abs()
                                          / fits["objective_b"].abs()).max()),
@@ -79,7 +81,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
         "chosen_lambda_differs": int((lam["lambda_a"] != lam["lambda_b"]).sum()),
         "datasets": len(out),
         "winner_differs": out.loc[out["winner_a"] != out["winner_b"],
-                                  [*analyse.DATASET, "winner_a", "winner_b"]],
+                                  [*selection.DATASET, "winner_a", "winner_b"]],
         "max_recovery_diff": float((c_a["recovery"] - c_b["recovery"]).abs().max()),
     }
 
@@ -110,7 +112,7 @@ def main() -> int:
         print(f"no recovery rows under {results / experiment / 'recovery'}: run the study "
               "first", file=sys.stderr)
         return 2
-    stored = io.read_tables([str(p) for p in paths], analyse.check_recovery_rows)
+    stored = io.read_tables([str(p) for p in paths], aggregate.check_recovery_rows)
     fit, exp = cfg["fitting"], cfg["experiments"][experiment]
     torch.set_num_threads(max(1, int(fit["threads"])))  # as the recovery jobs ran
     as_config = fitting.FitOptions.from_config(fit, exp)

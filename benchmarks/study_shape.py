@@ -39,10 +39,9 @@ sys.path.insert(0, str(HERE))
 import baseline  # noqa: E402
 import recovery_jobs as rj  # noqa: E402
 
-from modelrecovery import fitting, simulate  # noqa: E402
-from modelrecovery.allocator import keep_freed_memory  # noqa: E402
-from modelrecovery.calibrate import calibrate_temperature  # noqa: E402
-from modelrecovery.oddoneout import pair_logits, similarity  # noqa: E402
+from modelrecovery import fitting, sampling, simulate
+from modelrecovery.fitting.allocator import keep_freed_memory
+from modelrecovery.oddoneout import calibrate_temperature, pair_logits, similarity
 
 N_OBJECTS = 1854
 LAMBDAS = [float(v) for v in np.logspace(-6, 4, 11)]
@@ -104,9 +103,9 @@ def _run(dims: list[int], sizes: list[int], sample: int, threads: int) -> pd.Dat
     rng = np.random.default_rng(1)
     feats, sim = world(dims)
     fold = simulate.concept_folds(N_OBJECTS, 3, 0.3, rng)[0]
-    temp = calibrate_temperature(pair_logits(sim, simulate.sample_triplets(
+    temp = calibrate_temperature(pair_logits(sim, sampling.sample_triplets(
         fold.train, 5000, rng, N_OBJECTS)), 0.678)
-    trip = simulate.sample_choices(sim, simulate.sample_triplets(
+    trip = sampling.sample_choices(sim, sampling.sample_triplets(
         fold.train, max(sizes), rng, N_OBJECTS), temp, rng)
     rate = matmul_rate(torch.float64)
     print(f"study shape: objects {N_OBJECTS} (fold: {len(fold.train)} train / "

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from modelrecovery import analyse
+from modelrecovery.analysis import aggregate
 from modelrecovery.errors import InputError
 from modelrecovery.io import RECOVERY_COLUMNS
+from modelrecovery.recover import selection
 
 
 def rows(generator: str, seed: int, candidate: str, lam: float, val: tuple[float, float],
@@ -58,7 +59,7 @@ def fits() -> pd.DataFrame:
               converged=False)
     r += rows("A", 0, "C", 1.0, (4 * e, 4 * e), (5 * e, 5 * e), n_train=200)
     frame = pd.DataFrame(r)
-    analyse.check_recovery_rows(frame, "hand-built")
+    aggregate.check_recovery_rows(frame, "hand-built")
     return frame
 
 
@@ -70,7 +71,7 @@ def pick(frame: pd.DataFrame, **keys) -> pd.DataFrame:
 
 
 def test_lambda_selected_by_mean_validation_accuracy(fits):
-    scores = analyse.candidate_scores(fits)
+    scores = selection.candidate_scores(fits)
     d1 = pick(scores, generator="A", seed=0, n_train=100).set_index("candidate")
     assert d1.loc["A", "lambda"] == 1.0 and d1.loc["A", "test_acc"] == 5.5 / 8
     assert d1.loc["A", "val_acc"] == 5.5 / 8
@@ -84,7 +85,7 @@ def test_lambda_selected_by_mean_validation_accuracy(fits):
 
 
 def test_outcomes_split_ties_and_rank(fits):
-    out = analyse.dataset_outcomes(analyse.candidate_scores(fits))
+    out = aggregate.dataset_outcomes(selection.candidate_scores(fits))
     assert len(out) == 5
     d1 = pick(out, generator="A", seed=0, n_train=100).iloc[0]
     assert (d1["winner"], d1["credit"], d1["tie"], d1["rank"]) == ("A", 1.0, False, 1)
@@ -101,8 +102,8 @@ def test_outcomes_split_ties_and_rank(fits):
 
 
 def test_recovery_curve_mrr_and_intervals(fits):
-    out = analyse.dataset_outcomes(analyse.candidate_scores(fits))
-    curve = analyse.recovery_curve(out).set_index("n_train")
+    out = aggregate.dataset_outcomes(selection.candidate_scores(fits))
+    curve = aggregate.recovery_curve(out).set_index("n_train")
     c100 = curve.loc[100]
     assert c100["datasets"] == 4
     assert c100["recovered"] == pytest.approx(1.5)       # 1 + 0.5 + 0 + 0
@@ -113,13 +114,13 @@ def test_recovery_curve_mrr_and_intervals(fits):
     assert curve.loc[200, "recovery"] == 1.0 and curve.loc[200, "ci_high"] == 1.0
     assert (curve["ci_low"] <= curve["recovery"]).all()
     assert (curve["recovery"] <= curve["ci_high"]).all()
-    gen = analyse.generator_curves(out)
+    gen = aggregate.generator_curves(out)
     a100 = pick(gen, generator="A", n_train=100).iloc[0]
     assert a100["datasets"] == 2 and a100["recovery"] == pytest.approx(0.5)
 
 
 def test_confusion_rates(fits):
-    conf = analyse.confusion(analyse.candidate_scores(fits))
+    conf = aggregate.confusion(selection.candidate_scores(fits))
     sums = conf.groupby(["experiment", "n_train", "generator"])["rate"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, rtol=1e-12)
     assert len(sums) == 4  # (100: A, B, C) + (200: A)
@@ -133,8 +134,8 @@ def test_confusion_rates(fits):
 
 
 def test_summary_reports_fit_health(fits):
-    out = analyse.dataset_outcomes(analyse.candidate_scores(fits))
-    summ = analyse.summary(analyse.recovery_curve(out), fits).set_index("n_train")
+    out = aggregate.dataset_outcomes(selection.candidate_scores(fits))
+    summ = aggregate.summary(aggregate.recovery_curve(out), fits).set_index("n_train")
     assert summ.loc[200, "fits"] == 6
     assert summ.loc[200, "converged_rate"] == pytest.approx(4 / 6)
     assert summ.loc[100, "converged_rate"] == 1.0
@@ -152,7 +153,7 @@ def test_equal_mean_test_accuracies_over_folds_are_ties():
             row = rows("A", 0, cand, 1.0, (0.5, 0.5), (0.5, 0.5))[0]
             row.update(fold=fold, test_acc=k / 15, test_nll=0.7, n_test=15)
             r.append(row)
-    out = analyse.dataset_outcomes(analyse.candidate_scores(pd.DataFrame(r))).iloc[0]
+    out = aggregate.dataset_outcomes(selection.candidate_scores(pd.DataFrame(r))).iloc[0]
     assert bool(out["tie"]) and out["n_tied"] == 2
     assert out["credit"] == pytest.approx(0.5)
     assert out["rank"] == 1
@@ -161,35 +162,35 @@ def test_equal_mean_test_accuracies_over_folds_are_ties():
 @pytest.mark.parametrize("n", [1, 7, 20, 53])
 def test_clopper_pearson_matches_scipy_exact(n):
     x = np.arange(n + 1)
-    lo, hi = analyse.clopper_pearson(x, np.full(n + 1, n))
+    lo, hi = aggregate.clopper_pearson(x, np.full(n + 1, n))
     for k in range(n + 1):
         ci = binomtest(int(k), n).proportion_ci(confidence_level=0.95, method="exact")
         assert lo[k] == pytest.approx(ci.low, abs=1e-10)
         assert hi[k] == pytest.approx(ci.high, abs=1e-10)
-    lo90, hi90 = analyse.clopper_pearson(x, np.full(n + 1, n), level=0.9)
+    lo90, hi90 = aggregate.clopper_pearson(x, np.full(n + 1, n), level=0.9)
     assert (lo90 >= lo - 1e-15).all() and (hi90 <= hi + 1e-15).all()
 
 
 def test_clopper_pearson_with_split_credit_lies_between_neighbours():
-    lo, hi = analyse.clopper_pearson(np.array([1.0, 1.5, 2.0]), np.array([6, 6, 6]))
+    lo, hi = aggregate.clopper_pearson(np.array([1.0, 1.5, 2.0]), np.array([6, 6, 6]))
     assert lo[0] < lo[1] < lo[2] and hi[0] < hi[1] < hi[2]
     assert 0.0 <= lo[1] <= 1.5 / 6 <= hi[1] <= 1.0
 
 
 def test_bad_recovery_tables_are_refused(fits):
     with pytest.raises(InputError, match="lacks column"):
-        analyse.check_recovery_rows(fits.drop(columns=["test_nll"]), "f.parquet")
+        aggregate.check_recovery_rows(fits.drop(columns=["test_nll"]), "f.parquet")
     bad = fits.copy()
     bad.loc[3, "test_acc"] = 1.2
     with pytest.raises(InputError, match="outside"):
-        analyse.check_recovery_rows(bad, "f.parquet")
+        aggregate.check_recovery_rows(bad, "f.parquet")
     bad.loc[3, "test_acc"] = np.nan
     with pytest.raises(InputError):
-        analyse.check_recovery_rows(bad, "f.parquet")
-    no_gen = analyse.candidate_scores(fits)
+        aggregate.check_recovery_rows(bad, "f.parquet")
+    no_gen = selection.candidate_scores(fits)
     no_gen = no_gen[~((no_gen["generator"] == "C") & (no_gen["candidate"] == "C"))]
     with pytest.raises(InputError, match="not among the candidates"):
-        analyse.dataset_outcomes(no_gen)
+        aggregate.dataset_outcomes(no_gen)
     assert set(RECOVERY_COLUMNS) <= set(fits.columns)
 
 
@@ -209,7 +210,7 @@ def test_alignment_table_rows_follow_the_sidecars(tmp_path):
         path = tmp_path / f"{model}.json"
         path.write_text(json.dumps(_sidecar(model, human, converged)))
         paths.append(path)
-    table = analyse.alignment_table(paths)
+    table = aggregate.alignment_table(paths)
     assert list(table.columns) == ["model", "lambda", "temperature", "expected_accuracy",
                                    "zero_shot_test_acc", "probed_test_acc",
                                    "probed_train_acc", "cv_val_acc", "converged"]
@@ -217,7 +218,7 @@ def test_alignment_table_rows_follow_the_sidecars(tmp_path):
     assert table["converged"].tolist() == [False, True]
     assert table["probed_test_acc"].tolist() == [0.55, 0.55]
     assert table["temperature"].dtype == np.float64
-    assert analyse.alignment_table([]).shape == (0, 0)
+    assert aggregate.alignment_table([]).shape == (0, 0)
 
 
 def test_alignment_table_refuses_an_incomplete_sidecar(tmp_path):
@@ -226,9 +227,9 @@ def test_alignment_table_refuses_an_incomplete_sidecar(tmp_path):
     path = tmp_path / "a.json"
     path.write_text(json.dumps(meta))
     with pytest.raises(InputError, match=r"a\.json.*lacks key\(s\) \['temperature'\]"):
-        analyse.alignment_table([path])
+        aggregate.alignment_table([path])
     meta = _sidecar("a", {"probed_test_acc": 0.5})
     meta["fit"] = {}
     path.write_text(json.dumps(meta))
     with pytest.raises(InputError, match="'fit' with key 'converged'"):
-        analyse.alignment_table([path])
+        aggregate.alignment_table([path])

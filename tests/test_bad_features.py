@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from modelrecovery import checks, io
-
 from conftest import cli_path, files_in, tool_env
+from modelrecovery import io
+from modelrecovery.io import checks
 
 N_OBJ, DIM = 12, 3
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelrecovery.calibrate import calibrate_temperature
 from modelrecovery.errors import InputError
-from modelrecovery.oddoneout import expected_accuracy
+from modelrecovery.oddoneout import calibrate_temperature, expected_accuracy
 
 TOL = 0.002
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from modelrecovery import io
-from modelrecovery.ceiling import ceiling_by_split, noise_ceiling
 from modelrecovery.errors import InputError
+from modelrecovery.world.ceiling import ceiling_by_split, noise_ceiling
 
 # One object set {3, 5, 8}; the odd one out is the LAST column.
 A = (3, 5, 8)   # 8 odd

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from modelrecovery import cli, cli_report, io, outputs
+from test_cli_errors import DIM, geometry_outputs, good_inputs
 
 from conftest import cli_path, files_in, tool_env
-from test_cli_errors import DIM, geometry_outputs, good_inputs
+from modelrecovery import io
+from modelrecovery.cli import main, report
+from modelrecovery.io import outputs
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -119,8 +120,8 @@ def test_an_unexpected_failure_is_one_line_with_its_place(monkeypatch, capsys, t
         io.write_json({}, tmp_path / "partial.json")
         return {}["missing"]
 
-    monkeypatch.setattr(cli_report, "cmd_plot", broken)
-    status = cli.main(["plot", "--curve", "c", "--generator-curves", "g", "--confusion",
+    monkeypatch.setattr(report, "cmd_plot", broken)
+    status = main.main(["plot", "--curve", "c", "--generator-curves", "g", "--confusion",
                        "f", "--experiment", "e", "--out-png", "recovery_curve=o.png",
                        "confusion=p.png", "--out-svg", "recovery_curve=o.svg",
                        "confusion=p.svg"])

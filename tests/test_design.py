@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from modelrecovery import fitting
-from modelrecovery.adaptive import AdaptiveOptions, adaptive_dataset
-from modelrecovery.design import (DesignOptions, _uniform_slots, design_folds, rank_pool,
-                                  split_sizes, static_design)
-from modelrecovery.design_eval import crossing, savings
-from modelrecovery.information import pool_information
+from modelrecovery.analysis.designs import crossing, savings
+from modelrecovery.design.adaptive import AdaptiveOptions, adaptive_dataset
+from modelrecovery.design.information import pool_information
+from modelrecovery.design.static import (DesignOptions, design_folds, rank_pool,
+                                         split_sizes, static_design, uniform_slots)
 from modelrecovery.oddoneout import similarity
-from modelrecovery.simulate import sample_choices, sample_triplets, triplet_keys
+from modelrecovery.sampling import sample_choices, sample_triplets, triplet_keys
 
 N_OBJ = 45
 
@@ -38,7 +38,7 @@ def test_every_prefix_keeps_the_cap_and_the_uniform_share(cap, fraction):
     order, flat = rank_pool(pool, utility, count, N_OBJ, options)
     assert not flat and len(np.unique(order)) == count
     chosen = pool[order]
-    uniform = _uniform_slots(count, fraction)
+    uniform = uniform_slots(count, fraction)
     # Every prefix of length m holds ⌊m·f⌋ uniform triplets: the pool's own order.
     assert [int(uniform[:m].sum()) for m in (10, 100, count)] == [
         math.floor(m * fraction + 1e-12) for m in (10, 100, count)]
@@ -193,8 +193,8 @@ def test_savings_of_a_design_ten_times_faster():
 
 
 def test_the_most_confused_pair_and_the_pairwise_prior():
-    from modelrecovery.cli_design import _prior
-    from modelrecovery.design_eval import most_confused_pair
+    from modelrecovery.analysis.designs import most_confused_pair
+    from modelrecovery.cli.design import _prior
 
     rows = []
     for n, rates in ((100, {("a", "c"): 0.9}), (1000, {("b", "c"): 0.3, ("c", "b"): 0.2,
@@ -211,7 +211,7 @@ def test_the_most_confused_pair_and_the_pairwise_prior():
 
 
 def test_the_design_summary_counts_uniform_slots_and_uninformative_splits():
-    from modelrecovery.cli_design import design_summary
+    from modelrecovery.design.export import design_summary
     from modelrecovery.io.contracts import DESIGN_SUMMARY_COLUMNS
     from modelrecovery.simulate import FoldObjects
 

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import base_config, cli_path, copy_workflow, run_snakemake, tool_env
 from modelrecovery import io
 from modelrecovery.oddoneout import similarity
+from modelrecovery.sampling import triplet_keys
 from modelrecovery.seeds import rng_for
-from modelrecovery.simulate import SPLITS, simulate_dataset, triplet_keys
-
-from conftest import base_config, cli_path, copy_workflow, run_snakemake, tool_env
+from modelrecovery.simulate import SPLITS, simulate_dataset
 
 pytestmark = pytest.mark.workflow
 DESIGNS = ["random", "static", "adaptive"]

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelrecovery import io, synthetic
-from modelrecovery.importers import read_scores
-
 from conftest import cli_path, tool_env
+from modelrecovery import io
+from modelrecovery.importers import read_scores
+from modelrecovery.world import synthetic
 
 MODELS = ["alex", "vgg", "clip"]
 GOOD = "model,v1,it\nalex,0.3,0.5\nvgg,0.4,\nclip,0.6,0.7\n"

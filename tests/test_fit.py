@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.special import logsumexp
 
-from modelrecovery import fitting, oddoneout, simulate
+from modelrecovery import fitting, oddoneout, sampling
 
 F64 = torch.float64
 
@@ -24,8 +24,8 @@ def simulated_problem(seed: int, n: int, d: int, sizes: list[int], scale: float)
     x = rng.normal(size=(n, d))
     w_true = scale * rng.normal(size=(d, d))
     sim = oddoneout.similarity(x, w_true)
-    trip = simulate.sample_triplets(np.arange(n), sum(sizes), rng, n)
-    trip = simulate.sample_choices(sim, trip, 1.0, rng)
+    trip = sampling.sample_triplets(np.arange(n), sum(sizes), rng, n)
+    trip = sampling.sample_choices(sim, trip, 1.0, rng)
     edges = np.cumsum([0, *sizes])
     return x, w_true, sim, [trip[a:b] for a, b in zip(edges[:-1], edges[1:])]
 

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from conftest import REPO
-from modelrecovery import cli_args, fit_settings
-from modelrecovery.fit_settings import SETTINGS
+from modelrecovery import settings
+from modelrecovery.cli import args as cli_args
 from modelrecovery.fitting import FitOptions
+from modelrecovery.settings import SETTINGS
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
@@ -19,7 +20,7 @@ JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 KERNEL_ONLY = {"max_line_search", "gather", "reduce_rank", "symmetric", "carry_history"}
 
 
-def schema_property(setting: fit_settings.Setting) -> dict:
+def schema_property(setting: settings.Setting) -> dict:
     if setting.section == "fitting":
         return SCHEMA["properties"]["fitting"]["properties"][setting.key]
     experiment = SCHEMA["properties"]["experiments"]["additionalProperties"]
@@ -37,7 +38,7 @@ def test_every_fitoptions_field_is_a_setting_with_the_same_default_or_kernel_onl
 
 def test_the_schema_holds_exactly_the_settings_with_their_types_choices_and_defaults():
     fitting = SCHEMA["properties"]["fitting"]["properties"]
-    assert set(fitting) == set(fit_settings.FITTING_KEYS) | set(fit_settings.PROCESS_KEYS)
+    assert set(fitting) == set(settings.FITTING_KEYS) | set(settings.PROCESS_KEYS)
     for s in SETTINGS:
         prop = schema_property(s)
         if "enum" in prop:
@@ -52,13 +53,13 @@ def test_the_schema_holds_exactly_the_settings_with_their_types_choices_and_defa
 def test_the_cli_takes_one_flag_per_setting_with_its_default():
     parser = cli_args.fit_parent()
     args = parser.parse_args(["--lambdas", "1"])
-    assert FitOptions(**fit_settings.option_values(args)) == FitOptions()
+    assert FitOptions(**settings.option_values(args)) == FitOptions()
     flags = {a.dest: a.option_strings for a in parser._actions}
     for s in SETTINGS:
         assert s.flag in flags[s.key], s.key
 
 
-def off_default(s: fit_settings.Setting) -> object:
+def off_default(s: settings.Setting) -> object:
     if s.choices:
         return next(c for c in s.choices if c != s.default)
     return {bool: lambda v: not v, int: lambda v: v + 7, float: lambda v: v * 3,
@@ -71,7 +72,7 @@ def test_a_rules_flags_reach_the_options_the_config_says(setting):
     experiment = {"method": "full", "regulariser": "eye_distance", "lambdas": [0.1, 1]}
     (experiment if setting.section == "experiment" else fitting)[setting.key] = \
         off_default(setting)
-    argv = fit_settings.cli_flags(fitting, experiment)
+    argv = settings.cli_flags(fitting, experiment)
     args = cli_args.fit_parent().parse_args(argv)
     options = cli_args.fit_options(args)
     assert getattr(options, setting.key) == off_default(setting)
@@ -80,5 +81,5 @@ def test_a_rules_flags_reach_the_options_the_config_says(setting):
 
 
 def test_a_key_the_section_lacks_takes_the_settings_default():
-    argv = fit_settings.cli_flags({}, {"lambdas": [1]})
+    argv = settings.cli_flags({}, {"lambdas": [1]})
     assert cli_args.fit_options(cli_args.fit_parent().parse_args(argv)) == FitOptions()

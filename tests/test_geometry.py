@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
 
-from modelrecovery import geometry
+from modelrecovery.analysis import geometry
 
 
 def random_features(n: int = 12, d: int = 7, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import binomtest, spearmanr
 from scipy.stats import t as student_t
 
-from modelrecovery import analyse, identifiability
+from modelrecovery.analysis import aggregate, identifiability
 
 
 def score_rows(generator: str, seed: int, accs: dict[str, float], n_train: int = 100,
@@ -37,7 +37,7 @@ def scores() -> pd.DataFrame:
 
 
 def test_rank_table_on_hand_built_outcomes(scores):
-    outcomes = analyse.dataset_outcomes(scores)
+    outcomes = aggregate.dataset_outcomes(scores)
     t = identifiability.rank_table(outcomes).set_index("generator")
     a = t.loc["A"]
     assert a["datasets"] == 4
@@ -47,7 +47,7 @@ def test_rank_table_on_hand_built_outcomes(scores):
     assert a["first_share"] == pytest.approx(1.5 / 4)      # the tie gives half a win
     assert a["first_or_tied"] == pytest.approx(2 / 4)
     assert a["tie_rate"] == pytest.approx(1 / 4)
-    lo, hi = analyse.clopper_pearson(np.array([1.5]), np.array([4]))
+    lo, hi = aggregate.clopper_pearson(np.array([1.5]), np.array([4]))
     assert (a["first_ci_low"], a["first_ci_high"]) == pytest.approx((lo[0], hi[0]))
     b = t.loc["B"]
     assert b["mean_rank"] == 1.5 and b["mrr"] == pytest.approx(0.75)
@@ -85,9 +85,9 @@ def test_precision_recall_f1_hand_built_confusion():
 
 
 def test_recall_equals_generator_recovery(scores):
-    conf = analyse.confusion(scores)
+    conf = aggregate.confusion(scores)
     prf = identifiability.precision_recall_f1(conf).set_index("model")
-    gen = analyse.generator_curves(analyse.dataset_outcomes(scores)).set_index("generator")
+    gen = aggregate.generator_curves(aggregate.dataset_outcomes(scores)).set_index("generator")
     for g in ["A", "B"]:
         assert prf.loc[g, "recall"] == pytest.approx(gen.loc[g, "recovery"])
     # A wins 1 + 0.5 (own) + 1 (from B's second dataset): precision 1.5 / 2.5.

@@ -19,16 +19,9 @@ import torch
 
 from modelrecovery import io
 from modelrecovery.errors import InputError
-from modelrecovery.importers import (
-    import_features,
-    import_objects,
-    import_things,
-    preprocess,
-    read_features_file,
-    read_object_names,
-    read_things_triplets,
-    read_triplet_array,
-)
+from modelrecovery.importers import (import_features, import_objects, import_things,
+                                     preprocess, read_features_file, read_object_names,
+                                     read_things_triplets, read_triplet_array)
 
 N_OBJ = 1854
 HEADER = ["image1", "image2", "image3", "choice", "RT", "noise_ceiling", "subject_id",

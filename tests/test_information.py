@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelrecovery.information import MAX_INFORMATION, pool_information
+from modelrecovery.design.information import MAX_INFORMATION, pool_information
 from modelrecovery.oddoneout import choice_probabilities, similarity
 
 

@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelrecovery import checks, io
+from modelrecovery import io
 from modelrecovery.errors import InputError
+from modelrecovery.io import checks
 
 
 def test_features_round_trip(tmp_path):

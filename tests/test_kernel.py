@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from modelrecovery import fitting, oddoneout
-from modelrecovery.fitting import chains, kernel, lbfgs, restarts
+from modelrecovery.fitting import chains
 from modelrecovery.fitting import gather as gather_modes
+from modelrecovery.fitting import kernel, lbfgs, restarts
 from modelrecovery.fitting.lbfgs import Status
-from modelrecovery.simulate import sample_choices
+from modelrecovery.sampling import sample_choices
 
 F64 = torch.float64
 
@@ -796,7 +797,7 @@ _FAULTS = textwrap.dedent("""
     import torch
     sys.path.insert(0, {tests!r})
     from modelrecovery import fitting
-    from modelrecovery.allocator import keep_freed_memory
+    from modelrecovery.fitting.allocator import keep_freed_memory
     from test_kernel import world
     assert keep_freed_memory()
     feats, sets = world(3, 200, [16], 600, n_sets=3)

@@ -8,7 +8,7 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from modelrecovery import fitting, oddoneout
-from modelrecovery.simulate import sample_choices
+from modelrecovery.sampling import sample_choices
 
 F64 = torch.float64
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau, pearsonr, spearmanr
 
-from modelrecovery import metric_comparison as mc
+from modelrecovery.analysis import metrics as mc
 
 
 def table_of(**columns: list[float]) -> pd.DataFrame:

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelrecovery import fitting, io, oddoneout, parameters, simulate
-from modelrecovery.recover import fit_datasets, generator_parameters, recovery_rows
+from modelrecovery import fitting, io, oddoneout, sampling, simulate
+from modelrecovery.analysis import parameters
+from modelrecovery.recover import parameters as recovered
+from modelrecovery.recover.refit import fit_datasets, generator_parameters, recovery_rows
 
 LABELS = {"experiment": "e", "design": "random", "generator": "gen", "seed": 0}
 
@@ -21,16 +23,16 @@ def planted(seed: int = 3, n: int = 90, d: int = 4):
 
 def test_scores_of_the_generating_transform_itself_and_of_its_rescaling():
     x, w, rng = planted()
-    test = simulate.sample_triplets(np.arange(90), 400, rng, 90)
+    test = sampling.sample_triplets(np.arange(90), 400, rng, 90)
     objects = np.arange(30)
     for w_fit in (w, 0.3 * w, w @ np.linalg.qr(rng.standard_normal((4, 4)))[0]):
         # A rescaled W, or W times an orthogonal matrix (the same W Wᵀ): recovered.
-        s = parameters.parameter_scores(x, w, 2.0, w_fit, objects, test)
+        s = recovered.parameter_scores(x, w, 2.0, w_fit, objects, test)
         assert s["similarity_r"] == pytest.approx(1.0, abs=1e-12)
         assert s["metric_error"] == pytest.approx(0.0, abs=1e-10)
         assert s["accuracy_gap"] == pytest.approx(0.0, abs=1e-12)
     other = rng.standard_normal((4, 4))
-    s = parameters.parameter_scores(x, w, 2.0, other, objects, test)
+    s = recovered.parameter_scores(x, w, 2.0, other, objects, test)
     assert s["similarity_r"] < 0.9 and s["metric_error"] > 0.3
     # The generating model predicts its own noiseless choices perfectly: any other
     # transform can only be worse on them.
@@ -41,7 +43,7 @@ def test_scores_of_the_generating_transform_itself_and_of_its_rescaling():
     odd = np.where(order == 0, own[:, 2], np.where(order == 1, own[:, 1], own[:, 0]))
     rest = [np.setdiff1d(t, [k]) for t, k in zip(own, odd)]
     noiseless = np.array([[r[0], r[1], k] for r, k in zip(rest, odd)])
-    s = parameters.parameter_scores(x, w, 2.0, other, objects, noiseless)
+    s = recovered.parameter_scores(x, w, 2.0, other, objects, noiseless)
     assert s["accuracy_gap"] > 0
 
 
@@ -51,8 +53,8 @@ def test_the_metric_error_ignores_directions_the_features_do_not_span():
     x[:, 2] = 0.0
     w_fit = w.copy()
     w_fit[2] += 5.0
-    test = simulate.sample_triplets(np.arange(90), 200, rng, 90)
-    s = parameters.parameter_scores(x, w, 1.0, w_fit, np.arange(40), test)
+    test = sampling.sample_triplets(np.arange(90), 200, rng, 90)
+    s = recovered.parameter_scores(x, w, 1.0, w_fit, np.arange(40), test)
     assert s["metric_error"] == pytest.approx(0.0, abs=1e-10)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from modelrecovery import plots
+from modelrecovery.analysis import plots
 
 
 def test_bootstrap_interval_that_excludes_the_estimate_is_drawn_as_it_is():
@@ -36,7 +36,7 @@ def test_figures_are_byte_identical_across_processes(tmp_path):
     import subprocess
     import sys
 
-    script = ("import sys, pandas as pd; from modelrecovery import plots;"
+    script = ("import sys, pandas as pd; from modelrecovery.analysis import plots;"
               "c = pd.DataFrame({'n_train': [10, 100], 'recovery': [0.4, 0.8],"
               " 'ci_low': [0.2, 0.6], 'ci_high': [0.6, 0.9]});"
               "g = c.assign(generator='a');"

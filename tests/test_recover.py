@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelrecovery import cli, cli_recover, fitting, io, oddoneout, simulate
-from modelrecovery.recover import fit_candidates, fit_datasets, recovery_fits, recovery_fits_many
+from modelrecovery import fitting, io, oddoneout, simulate
+from modelrecovery.cli import main, recover
+from modelrecovery.recover.refit import (fit_candidates, fit_datasets, recovery_fits,
+                                         recovery_fits_many)
 
 TIGHT = dict(dtype="float64", device="cpu", grad_tol=1e-10, loss_tol=1e-14, max_iter=3000)
 NUMERIC = ["lambda", "train_nll", "val_acc", "test_acc", "test_nll", "objective"]
@@ -84,9 +86,9 @@ def test_the_recover_command_gives_the_same_rows_in_any_grouping(job, tmp_path, 
         paths.append(str(tmp_path / f"shard{s}.parquet"))
     outs = {}
     for per_call in (10**6, 1):
-        monkeypatch.setattr(cli_recover, "TRIPLETS_PER_CALL", per_call)
+        monkeypatch.setattr(recover, "TRIPLETS_PER_CALL", per_call)
         out = [str(tmp_path / f"out{per_call}_{s}.parquet") for s in range(3)]
-        assert cli.main(["recover", "--objects", str(tmp_path / "objects.parquet"),
+        assert main.main(["recover", "--objects", str(tmp_path / "objects.parquet"),
                          "--shard", *paths, "--seed", "0", "1", "2", "--out", *out,
                          "--candidates", *cands, "--n-train", "200", "--experiment", "e",
                          "--generator", "c3", "--lambdas", "0.01", "0.1", "--dtype",

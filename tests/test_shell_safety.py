@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from modelrecovery import io
-from modelrecovery.oddoneout import similarity
-from modelrecovery.simulate import sample_choices
+from test_things_workflow import N_OBJ, build_inputs
 
 from conftest import REPO, base_config, copy_workflow, files_in, run_snakemake
-from test_things_workflow import N_OBJ, build_inputs
+from modelrecovery import io
+from modelrecovery.oddoneout import similarity
+from modelrecovery.sampling import sample_choices
 
 # A name that runs `touch MARK` in three ways if it ever reaches a shell unquoted.
 HOSTILE = "my data $(touch MARK) `touch MARK`; touch MARK ;x"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2, chisquare, ncx2
 
-from modelrecovery import oddoneout, simulate
+from modelrecovery import oddoneout, sampling, simulate
 from modelrecovery.errors import InputError
 
 # ----------------------------------------------------------------- choices ~ softmax(S/T)
@@ -60,7 +60,7 @@ def test_sampled_choices_match_model_probabilities():
     np.testing.assert_allclose(
         oddoneout.choice_probabilities(sim, base, TEMPERATURE), np.array(KNOWN), rtol=1e-12)
 
-    out = simulate.sample_choices(sim, rows, TEMPERATURE, np.random.default_rng(2024))
+    out = sampling.sample_choices(sim, rows, TEMPERATURE, np.random.default_rng(2024))
     # Each output row is its input row reordered so that the sampled odd one is last.
     np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(rows, axis=1))
     assert out.shape == rows.shape
@@ -86,10 +86,10 @@ def test_sample_choices_is_reproducible_and_seed_dependent():
     rng = np.random.default_rng(9)
     x = rng.normal(size=(20, 3))
     sim = oddoneout.similarity(x)
-    trip = simulate.sample_triplets(np.arange(20), 300, rng, 20)
-    a = simulate.sample_choices(sim, trip, 1.0, np.random.default_rng(5))
-    b = simulate.sample_choices(sim, trip, 1.0, np.random.default_rng(5))
-    c = simulate.sample_choices(sim, trip, 1.0, np.random.default_rng(6))
+    trip = sampling.sample_triplets(np.arange(20), 300, rng, 20)
+    a = sampling.sample_choices(sim, trip, 1.0, np.random.default_rng(5))
+    b = sampling.sample_choices(sim, trip, 1.0, np.random.default_rng(5))
+    c = sampling.sample_choices(sim, trip, 1.0, np.random.default_rng(6))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -163,7 +163,7 @@ def test_simulated_triplets_are_valid_and_unique(shard):
     assert ((t >= 0) & (t < N_OBJ)).all()
     assert ((t[:, 0] != t[:, 1]) & (t[:, 0] != t[:, 2]) & (t[:, 1] != t[:, 2])).all()
     for (_fold, _split), grp in shard.groupby(["fold", "split"]):
-        keys = simulate.triplet_keys(grp[["i", "j", "k"]].to_numpy(), N_OBJ)
+        keys = sampling.triplet_keys(grp[["i", "j", "k"]].to_numpy(), N_OBJ)
         assert len(np.unique(keys)) == len(keys)
 
 
@@ -194,12 +194,12 @@ def test_simulation_is_reproducible_by_seed(shard):
 def test_exclusion_is_honoured():
     n, kw = 60, dict(n_objects=60, n_max=80)
     plain = simulated(4, **kw)
-    plain_keys = simulate.triplet_keys(plain[["i", "j", "k"]].to_numpy(), n)
+    plain_keys = sampling.triplet_keys(plain[["i", "j", "k"]].to_numpy(), n)
     # Exclude 40 triplets that the unrestricted draw with this seed does produce, spread
     # over all folds and splits: the exclusion must change the draw to avoid them.
     exclude = np.random.default_rng(8).choice(plain_keys, size=40, replace=False)
     with_excl = simulated(4, exclude=exclude, **kw)
-    keys = simulate.triplet_keys(with_excl[["i", "j", "k"]].to_numpy(), n)
+    keys = sampling.triplet_keys(with_excl[["i", "j", "k"]].to_numpy(), n)
     assert not np.isin(keys, exclude).any()
     assert np.isin(plain_keys, exclude).sum() == 40
     assert len(with_excl) == len(plain)
@@ -212,10 +212,10 @@ def test_exclusion_of_human_triplets_over_all_objects_is_feasible():
     # each validation set (12 objects, C(12,3) = 220 triplets) about 207 triplets, far
     # more than the 10 needed, so the simulation must succeed.
     n = 60
-    human = simulate.sample_triplets(np.arange(n), 2000, np.random.default_rng(12), n)
-    exclude = simulate.triplet_keys(human, n)
+    human = sampling.sample_triplets(np.arange(n), 2000, np.random.default_rng(12), n)
+    exclude = sampling.triplet_keys(human, n)
     shard = simulated(4, exclude=exclude, n_objects=n, n_max=80)
-    keys = simulate.triplet_keys(shard[["i", "j", "k"]].to_numpy(), n)
+    keys = sampling.triplet_keys(shard[["i", "j", "k"]].to_numpy(), n)
     assert not np.isin(keys, exclude).any()
 
 
@@ -223,26 +223,26 @@ def test_sample_triplets_capacity_counts_only_exclusions_among_its_objects():
     # 6 objects: C(6,3) = 20 triplets, none of them excluded (every excluded triplet uses
     # objects 10..29), so drawing 10 distinct triplets is possible.
     n = 30
-    elsewhere = simulate.sample_triplets(np.arange(10, 30), 100, np.random.default_rng(1), n)
-    exclude = simulate.triplet_keys(elsewhere, n)
-    trip = simulate.sample_triplets(np.arange(6), 10, np.random.default_rng(2), n, exclude)
+    elsewhere = sampling.sample_triplets(np.arange(10, 30), 100, np.random.default_rng(1), n)
+    exclude = sampling.triplet_keys(elsewhere, n)
+    trip = sampling.sample_triplets(np.arange(6), 10, np.random.default_rng(2), n, exclude)
     assert trip.shape == (10, 3)
-    assert len(np.unique(simulate.triplet_keys(trip, n))) == 10
+    assert len(np.unique(sampling.triplet_keys(trip, n))) == 10
 
 
 @pytest.mark.parametrize("count", [5, 30, 50])
 def test_sample_triplets_honours_exclusion_in_sparse_and_dense_regimes(count):
     objects = np.array([2, 5, 7, 11, 13, 17, 19])  # C(7, 3) = 35 triplets
     n = 20
-    exclude = simulate.triplet_keys(np.array([[2, 5, 7], [11, 13, 17], [5, 7, 19]]), n)
+    exclude = sampling.triplet_keys(np.array([[2, 5, 7], [11, 13, 17], [5, 7, 19]]), n)
     if count > 35 - 3:
         with pytest.raises(InputError, match="cannot draw"):
-            simulate.sample_triplets(objects, count, np.random.default_rng(0), n, exclude)
+            sampling.sample_triplets(objects, count, np.random.default_rng(0), n, exclude)
         return
-    trip = simulate.sample_triplets(objects, count, np.random.default_rng(0), n, exclude)
+    trip = sampling.sample_triplets(objects, count, np.random.default_rng(0), n, exclude)
     assert trip.shape == (count, 3)
     assert np.isin(trip, objects).all()
-    keys = simulate.triplet_keys(trip, n)
+    keys = sampling.triplet_keys(trip, n)
     assert len(np.unique(keys)) == count
     assert not np.isin(keys, exclude).any()
     assert ((trip[:, 0] != trip[:, 1]) & (trip[:, 0] != trip[:, 2])

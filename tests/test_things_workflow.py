@@ -12,11 +12,10 @@ import pytest
 import torch
 import yaml
 
+from conftest import copy_workflow, run_snakemake
 from modelrecovery import io
 from modelrecovery.oddoneout import similarity
-from modelrecovery.simulate import sample_choices
-
-from conftest import copy_workflow, run_snakemake
+from modelrecovery.sampling import sample_choices
 
 pytestmark = pytest.mark.workflow
 

@@ -13,10 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelrecovery import cli, cli_args, fitting, io
-from modelrecovery.simulate import triplet_keys
-
 from conftest import base_config, copy_workflow, files_in, run_snakemake
+from modelrecovery import fitting, io
+from modelrecovery.cli import args as cli_args
+from modelrecovery.cli import main
+from modelrecovery.sampling import triplet_keys
 
 pytestmark = pytest.mark.workflow
 
@@ -374,7 +375,7 @@ def test_scripts_fit_with_the_options_the_recover_rule_passes(tmp_path):
                 if "modelrecovery recover " in ln]
     assert commands, proc.stdout[-3000:]
     argv = shlex.split(commands[0].split(" 2>")[0])[1:]
-    via_cli = cli_args.fit_options(cli.build_parser().parse_args(argv))
+    via_cli = cli_args.fit_options(main.build_parser().parse_args(argv))
     via_config = fitting.FitOptions.from_config(cfg["fitting"], cfg["experiments"]["tiny"])
     assert via_cli == via_config
     assert via_config != fitting.FitOptions.from_config({}, cfg["experiments"]["tiny"])

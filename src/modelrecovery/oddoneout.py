@@ -8,13 +8,17 @@ most similar. With similarity S = (X W)(X W)ᵀ and temperature T,
 Throughout, the three "pair logits" of a triplet are ordered [S_ij, S_ik, S_jk]: entry 0
 is the pair whose third member is k (the recorded choice), entry 1 means j was odd,
 entry 2 means i was odd. These NumPy functions are the reference implementation the
-torch kernel is tested against, and serve calibration and simulation.
+torch kernel is tested against, and serve simulation; :func:`calibrate_temperature`
+solves for the T at which a model's expected accuracy reaches the noise ceiling.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import logsumexp
+
+from .errors import InputError
 
 
 def similarity(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -66,3 +70,40 @@ def expected_accuracy(logits: np.ndarray, temperature: float) -> float:
     """Mean over triplets of max_k p_k at temperature T: the model's own noise ceiling."""
     z = logits / temperature
     return float(np.exp(z.max(axis=1) - logsumexp(z, axis=1)).mean())
+
+
+def calibrate_temperature(logits: np.ndarray, target: float, *, rtol: float = 1e-12) -> float:
+    """T > 0 with mean_t max_k softmax(logits_t / T)_k = ``target``.
+
+    logits (N, 3): pair similarities of the calibration triplets at T = 1. Expected
+    accuracy falls monotonically from its T→0 limit (1 without exact ties) to 1/3 as
+    T→∞, so this is a 1-D root find, solved with Brent's method on log T.
+    """
+    if not 1.0 / 3.0 < target < 1.0:
+        raise InputError(f"noise-ceiling target must lie in (1/3, 1), got {target}")
+    z = np.asarray(logits, dtype=np.float64)
+    spread = z.max(axis=1) - z.min(axis=1)
+    if not np.any(spread > 0):
+        raise InputError("the model gives every triplet equal pair similarities; "
+                         "no temperature reaches the target accuracy")
+
+    def gap(log_t: float) -> float:
+        return expected_accuracy(z, float(np.exp(log_t))) - target
+
+    # The T→0 limit: exact ties cap what any temperature can reach.
+    top = z == z.max(axis=1, keepdims=True)
+    ceiling = float((1.0 / top.sum(axis=1)).mean())
+    if ceiling <= target:
+        raise InputError(f"the model's best reachable expected accuracy is {ceiling:.4f} "
+                         f"(exact ties in its similarities), below the target {target}")
+    scale = float(np.median(spread[spread > 0]))
+    lo, hi = np.log(scale) - 2.0, np.log(scale) + 2.0
+    for _ in range(200):
+        if gap(lo) > 0:
+            break
+        lo -= 2.0
+    for _ in range(200):
+        if gap(hi) < 0:
+            break
+        hi += 2.0
+    return float(np.exp(brentq(gap, lo, hi, xtol=1e-14, rtol=rtol, maxiter=500)))

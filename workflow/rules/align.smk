@@ -1,5 +1,6 @@
 # Stage 2: align each model to the humans (λ by cross-validation) and calibrate its T.
-# Commands: src/modelrecovery/cli_align.py (align.py, calibrate.py, fitting/).
+# Commands: src/modelrecovery/cli/align.py; the work: src/modelrecovery/align.py,
+# src/modelrecovery/oddoneout.py (calibration), src/modelrecovery/fitting/.
 
 
 rule align:

@@ -1,6 +1,6 @@
 # Stage 5: aggregate recovery rows into curves, confusion matrices and the summary.
-# Commands: src/modelrecovery/cli_analyse.py (analyse.py, study_analyses.py, geometry.py,
-# identifiability.py).
+# Commands: src/modelrecovery/cli/analyse.py; the work: src/modelrecovery/analysis/
+# (aggregate.py, study.py, geometry.py, identifiability.py, metrics.py, parameters.py).
 
 TABLES = [
     "scores",

@@ -25,8 +25,8 @@ def load_workflow_module(name, rel_path):
 config_checks = load_workflow_module("modelrecovery_config_checks", "../lib/config_checks.py")
 # The rules build the fitting flags from the package's one list of settings (standard
 # library only), read from the package's source file rather than an installed copy.
-fit_settings = load_workflow_module(
-    "modelrecovery_fit_settings", "../../src/modelrecovery/fit_settings.py"
+settings = load_workflow_module(
+    "modelrecovery_settings", "../../src/modelrecovery/settings.py"
 )
 
 config_checks.refuse_bad_config(
@@ -120,7 +120,7 @@ def features_path(model):
 def fit_args(experiment):
     """The fitting flags every torch rule passes to the CLI, one argument per item (the
     rules quote each with ``:q``), from the one list of settings the CLI is built from."""
-    return fit_settings.cli_flags(config["fitting"], config["experiments"][experiment])
+    return settings.cli_flags(config["fitting"], config["experiments"][experiment])
 
 
 def get_preprocess_flags(wildcards):

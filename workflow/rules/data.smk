@@ -1,7 +1,7 @@
 # Stage 1: the world (objects, features per model, human triplets), validated on the way in,
 # and the models' external benchmark scores.
-# Commands: src/modelrecovery/cli_world.py (synthetic.py, importers/, ceiling.py);
-# src/modelrecovery/cli_metrics.py (external scores).
+# Commands: src/modelrecovery/cli/world.py; the work: src/modelrecovery/world/
+# (synthetic.py, ceiling.py), src/modelrecovery/importers/, src/modelrecovery/io/.
 
 
 WORLD_OUTPUTS = dict(

@@ -2,8 +2,8 @@
 # under the calibrated generators, shared by every generator's dataset), per generator
 # and seed an adaptive dataset (rounds ranked under the fitted candidates), the tables to
 # show people, and the comparison of designs by recovery.
-# Commands: src/modelrecovery/cli_design.py (information.py, design.py, adaptive.py,
-# design_eval.py).
+# Commands: src/modelrecovery/cli/design.py; the work: src/modelrecovery/design/
+# (information.py, static.py, adaptive.py, export.py), src/modelrecovery/analysis/designs.py.
 
 
 rule design_static:

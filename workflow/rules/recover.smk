@@ -4,7 +4,8 @@
 # per-iteration cost are paid once per seed, not per dataset. One job per seed: raising
 # simulation.seeds adds jobs and leaves the finished seeds' fits alone. Beside each
 # dataset's rows: the generator's own refitted transform (parameter recovery).
-# Commands: src/modelrecovery/cli_recover.py (recover.py, fitting/).
+# Commands: src/modelrecovery/cli/recover.py; the work: src/modelrecovery/recover/
+# (refit.py, selection.py, parameters.py), src/modelrecovery/fitting/.
 
 
 rule recover:

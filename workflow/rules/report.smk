@@ -1,5 +1,5 @@
 # Figures for the report: recovery curves and confusion matrices (PNG + SVG).
-# Commands: src/modelrecovery/cli_report.py (plots.py).
+# Commands: src/modelrecovery/cli/report.py; the work: src/modelrecovery/analysis/plots.py.
 
 
 rule plot:

@@ -2,7 +2,8 @@
 # largest training size; every smaller size is a prefix of it. random
 # draws uniform triplets; static answers the seed's static design; adaptive collects its
 # triplets in rounds (design.smk).
-# Commands: src/modelrecovery/cli_simulate.py (simulate.py).
+# Commands: src/modelrecovery/cli/simulate.py; the work: src/modelrecovery/simulate.py,
+# src/modelrecovery/sampling.py.
 
 
 rule simulate:

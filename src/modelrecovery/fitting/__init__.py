@@ -7,19 +7,22 @@ The package keeps the loss apart from the solver, one module per responsibility:
 - :mod:`.triplets`: :class:`TripletSets` and their triplet counts, :func:`collapse`;
 - :mod:`.gather`: the three ways to form pair logits and the cost model choosing one;
 - :mod:`.memory`: the memory model and :class:`MemoryLimitError`;
-- :mod:`.objective`: the loss (data NLL + λ·R), plain and hand-differentiated;
+- :mod:`.loss`: the loss (data NLL + λ·R) on whole tensors, differentiable by autograd;
 - :mod:`.batch`: a run's problems on the device (local objects, rank reduction);
+- :mod:`.evaluation`: the loss over a batch with its hand-written gradient, the solver's
+  view of the problems;
 - :mod:`.restarts`: sign-flip restarts of symmetric W;
 - :mod:`.chains`: λ chains and warm starts, refilling the solver's slots;
 - :mod:`.lbfgs`, :mod:`.history`, :mod:`.solver_interface`: the batched L-BFGS solver;
-- :mod:`.kernel`: :func:`fit`, :func:`evaluate`, :func:`objective`, :class:`FitResult`.
+- :mod:`.kernel`: :func:`fit`, :func:`evaluate`, :func:`objective`, :class:`FitResult`;
+- :mod:`.allocator`: the memory-allocator settings of a fitting process.
 """
 
 from .gather import GATHERS, Gather, Pairs, Rows, Similarity, parse_gather
 from .kernel import FitResult, evaluate, fit, objective
+from .loss import data_nll, pair_logits, penalty, tie_aware_accuracy
 from .memory import MemoryLimitError, memory_estimate
 from .methods import METHODS, Method
-from .objective import data_nll, pair_logits, penalty, tie_aware_accuracy
 from .options import REGULARISERS, FitOptions, Regulariser, resolve_device
 from .solver_interface import Status
 from .triplets import TripletSets, collapse

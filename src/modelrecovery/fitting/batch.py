@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from .gather import GATHERS, Gather, choose_gather
+from .loss import data_nll
 from .memory import bytes_per_problem
 from .methods import Method
-from .objective import data_nll
 from .options import FitOptions
 from .triplets import TripletSets
 

@@ -13,7 +13,7 @@ import torch
 from . import restarts
 from .batch import Batch
 from .lbfgs import Start
-from .objective import LOG3
+from .loss import LOG3
 from .options import FitOptions
 
 # A warm start needs a previous solution that predicts better than chance by this much

@@ -26,10 +26,11 @@ import torch
 
 from .batch import Features, as_list, by_dimension, padded, prepare, tensors
 from .chains import Chains
+from .evaluation import Objective
 from .gather import Gather
 from .lbfgs import Settings, Status, minimise
+from .loss import LOG3, data_nll, pair_logits, tie_aware_accuracy
 from .memory import check_one_fits
-from .objective import LOG3, Objective, data_nll, pair_logits, tie_aware_accuracy
 from .options import FitOptions, resolve_device
 from .triplets import TripletSets
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 import torch
 
-from ..fit_settings import FITTING_KEYS, REGULARISERS
+from ..settings import FITTING_KEYS, REGULARISERS
 from .gather import GATHER_CHOICES, Gather, parse_gather
 from .methods import Method
 

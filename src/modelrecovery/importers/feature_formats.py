@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks
 from ..errors import InputError
+from ..io import checks
 from .parsing import (Where, array_where, load_npy, not_utf8_error, read_text_matrix,
                       require_file, text_where)
 
@@ -204,7 +204,7 @@ def _mat_array(value: Any) -> np.ndarray:
 
 def check_matrix(p: Path, arr: np.ndarray, where: Where) -> np.ndarray:
     """Dtype and shape of a feature matrix (n, d), then its values
-    (:func:`modelrecovery.checks.check_feature_values`); returns float32 (n, d)."""
+    (:func:`modelrecovery.io.checks.check_feature_values`); returns float32 (n, d)."""
     a = np.asarray(arr)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating)
                                  or np.issubdtype(a.dtype, np.integer)):

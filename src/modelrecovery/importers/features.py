@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import checks, io
+from .. import io
 from ..errors import InputError
-from ..io import PathLike
+from ..io import PathLike, checks
 from .feature_formats import (check_matrix, load_features_hdf5, load_features_mat,
                               load_features_npy, load_features_pt, load_features_txt,
                               load_split_folder)
@@ -147,7 +147,7 @@ def read_features_file(path: PathLike, n_objects: int | None = None, fmt: str = 
     or its split files ``features_01.npy``, ... stacked in order.
 
     Checks: 2-D, numeric, non-empty, rows == ``n_objects`` when given, and the values
-    of :func:`modelrecovery.checks.check_feature_values` (finite, within float32, row norms
+    of :func:`modelrecovery.io.checks.check_feature_values` (finite, within float32, row norms
     the fit can take, not every object alike; the first bad value is named by row and
     column as the file holds it). Raises InputError otherwise.
     """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import checks, io
+from .. import io
 from ..errors import InputError
-from ..io import PathLike
+from ..io import PathLike, checks
 from .parsing import not_utf8_error, require_file
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import checks
 from ..errors import InputError
+from ..io import checks
 
 #: Cell texts read as missing values in numeric columns of the THINGS file.
 NA_STRINGS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]

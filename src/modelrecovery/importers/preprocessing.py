@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks
 from ..errors import InputError
-from ..io import PathLike
+from ..io import PathLike, checks
 
 
 def preprocess(features: np.ndarray, *, center: bool = False, unit_norm: bool = False,

@@ -23,7 +23,7 @@ from ..io.contracts import EXTERNAL_SCORE_COLUMNS
 from .parsing import (NA_STRINGS, data_row, first_line, header_fields, numeric_column,
                       read_csv_table, refuse_rows, require_file)
 
-# The study's own metrics (modelrecovery.study_analyses.metric_table) are named
+# The study's own metrics (modelrecovery.analysis.study.metric_table) are named
 # zero_shot_test_acc and <metric>:<experiment>: external names must differ from both.
 RESERVED = ("model", "zero_shot_test_acc")
 

@@ -2,7 +2,7 @@
 
 Every reader raises :class:`~modelrecovery.errors.InputError` naming the file, the row
 or key, and what was wrong. Every writer writes to a temporary file in the target
-folder and renames it into place (:func:`modelrecovery.outputs.atomic_path`), so a
+folder and renames it into place (:func:`modelrecovery.io.outputs.atomic_path`), so a
 failed job never leaves a partial output.
 
 The modules, all re-exported here (``from modelrecovery import io; io.read_features``):

@@ -59,7 +59,7 @@ RECOVERY_COLUMNS: tuple[str, ...] = (
 #: design, generator, n_train, seed, fold), the λ chosen for the generator's own
 #: candidate, its refitted transform Ŵ (``dim`` d int32, ``rank`` k int32, ``weights``
 #: list<float64>[d·k] in row-major order) and how close it is to the generating one
-#: (``similarity_r``, ``metric_error``, ``accuracy_gap``; modelrecovery.parameters).
+#: (``similarity_r``, ``metric_error``, ``accuracy_gap``; modelrecovery.analysis.parameters).
 PARAMETER_COLUMNS: tuple[str, ...] = (
     "experiment", "design", "generator", "n_train", "seed", "fold", "lambda", "dim", "rank",
     "weights", "similarity_r", "metric_error", "accuracy_gap",

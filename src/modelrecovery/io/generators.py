@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import check_file, one_line
 from ..errors import InputError
-from ..outputs import atomic_path
+from .checks import check_file, one_line
 from .contracts import PathLike
+from .outputs import atomic_path
 from .tables import write_json
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..checks import check_feature_values, control_character, first_true, such
 from ..errors import InputError
+from .checks import check_feature_values, control_character, first_true, such
 from .contracts import FEATURES_COLUMNS, OBJECTS_COLUMNS, PathLike
-from .tables import first_null, integer_column, open_parquet, require_columns, unique_column, \
-    write_parquet
+from .tables import (first_null, integer_column, open_parquet, require_columns,
+                     unique_column, write_parquet)
 
 
 def write_objects(path: PathLike, names: list[str]) -> None:

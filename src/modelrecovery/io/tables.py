@@ -1,7 +1,7 @@
 """Generic tables and records: Parquet, CSV and JSON files, and the column checks
 every Parquet reader of this package shares.
 
-Writers go through :func:`modelrecovery.outputs.atomic_path` (a temporary file in the
+Writers go through :func:`modelrecovery.io.outputs.atomic_path` (a temporary file in the
 target folder, renamed into place). Readers raise
 :class:`~modelrecovery.errors.InputError` naming the file, the column and the row.
 """
@@ -18,11 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..checks import check_file, first_true, one_line, such
 from ..errors import InputError
-from ..outputs import atomic_path
+from .checks import check_file, first_true, one_line, such
 from .contracts import PathLike
-
+from .outputs import atomic_path
 
 # --------------------------------------------------------------------------- writing
 

@@ -18,27 +18,28 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import analyse
+from ..recover import selection
+from . import aggregate
 
 
 def design_outcomes(fits: pd.DataFrame) -> pd.DataFrame:
-    """Per design, one row per simulated dataset (see :func:`analyse.dataset_outcomes`),
+    """Per design, one row per simulated dataset (see :func:`.aggregate.dataset_outcomes`),
     with a ``design`` column."""
     frames = []
     for design, rows in fits.groupby("design", sort=True):
-        outcomes = analyse.dataset_outcomes(analyse.candidate_scores(rows))
+        outcomes = aggregate.dataset_outcomes(selection.candidate_scores(rows))
         frames.append(outcomes.assign(design=design))
     return pd.concat(frames, ignore_index=True)
 
 
 def design_curves(outcomes: pd.DataFrame) -> pd.DataFrame:
     """Recovery per experiment × design × training size with exact binomial intervals."""
-    return analyse._curve(outcomes, ["experiment", "design", "n_train"])
+    return aggregate._curve(outcomes, ["experiment", "design", "n_train"])
 
 
 def design_confusion(fits: pd.DataFrame) -> pd.DataFrame:
-    """Long-form confusion matrices (see :func:`analyse.confusion`) per design."""
-    return pd.concat([analyse.confusion(analyse.candidate_scores(rows)).assign(design=d)
+    """Long-form confusion matrices (see :func:`.aggregate.confusion`) per design."""
+    return pd.concat([aggregate.confusion(selection.candidate_scores(rows)).assign(design=d)
                       for d, rows in fits.groupby("design", sort=True)], ignore_index=True)
 
 

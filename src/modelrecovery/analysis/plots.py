@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .outputs import atomic_path  # noqa: E402
+from ..io.outputs import atomic_path
 
 # Fixed metadata and a fixed salt for the ids of clip paths and markers (random per
 # process otherwise) keep SVG and PNG bytes identical across reruns of the same numbers.

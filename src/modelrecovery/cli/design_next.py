@@ -18,10 +18,10 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from . import io
-from .checks import check_file
-from .errors import InputError
-from .seeds import rng_for
+from .. import io
+from ..errors import InputError
+from ..io.checks import check_file
+from ..seeds import rng_for
 
 RESPONSE_COLUMNS = ("fold", "split", "image1", "image2", "image3", "choice")
 
@@ -55,7 +55,7 @@ def _integers(frame: pd.DataFrame, path: str, column: str, lo: int, hi: int) -> 
 
 def read_folds(path: str, n_objects: int):
     """The folds table of ``design export`` → one FoldObjects per fold."""
-    from .simulate import SPLITS, FoldObjects
+    from ..simulate import SPLITS, FoldObjects
 
     frame = _read_csv(path, "folds", ("fold", "split", "image"))
     image = _integers(frame, path, "image", 1, n_objects) - 1
@@ -77,7 +77,7 @@ def read_folds(path: str, n_objects: int):
 def read_responses(path: str, n_objects: int) -> pd.DataFrame:
     """Collected responses → the shard layout (fold, split, position, i, j, k; k odd),
     positions in file order within each fold and split."""
-    from .simulate import SPLITS
+    from ..simulate import SPLITS
 
     frame = _read_csv(path, "responses", RESPONSE_COLUMNS)
     images = np.stack([_integers(frame, path, f"image{c}", 1, n_objects) - 1
@@ -99,13 +99,13 @@ def read_responses(path: str, n_objects: int) -> pd.DataFrame:
 
 
 def cmd_next(args: argparse.Namespace) -> None:
-    from .adaptive import choose_batch, fitted_criterion
-    from .cli_args import fit_options, fitting_process
-    from .cli_args import named_values
-    from .cli_design import _adaptive_options, _options, export_table
-    from .design import split_sizes
-    from .fitting import resolve_device
-    from .simulate import eval_size
+    from ..design.adaptive import choose_batch, fitted_criterion
+    from ..design.export import export_table
+    from ..design.static import split_sizes
+    from ..fitting import resolve_device
+    from ..simulate import eval_size
+    from .args import (adaptive_options, design_options, fit_options, fitting_process,
+                       named_values)
 
     fitting_process(args)
     names = io.read_objects(args.objects)["name"].tolist()
@@ -126,12 +126,12 @@ def cmd_next(args: argparse.Namespace) -> None:
     options = fit_options(args)
     score_for, weights = fitted_criterion(collected, n_train, candidates, args.lambdas,
                                           options, args.eval_fraction,
-                                          _adaptive_options(args),
+                                          adaptive_options(args),
                                           str(resolve_device(options.device)))
     rng = rng_for(args.study_seed, "design next", n_train, len(collected))
     batch, _ = choose_batch(folds, collected, split_sizes(n_train + args.batch,
                                                           args.eval_fraction),
-                            n, score_for, rng, _options(args))
+                            n, score_for, rng, design_options(args))
     io.write_csv(export_table(batch, names), args.out)
     for name, w in zip(candidates, weights):
         print(f"candidate {name}: weight {w:.4f}")

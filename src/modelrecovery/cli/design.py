@@ -18,40 +18,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from . import io
-from .cli_args import (add_figure_outputs, add_protocol_arguments, add_table_outputs,
-                       check_outputs, named_values, save_figures, write_tables)
-from .errors import InputError
-from .io.contracts import DESIGN_SUMMARY_COLUMNS
-from .seeds import rng_for
+from .. import io
+from ..design.export import design_summary, export_table
+from ..errors import InputError
+from ..seeds import rng_for
+from .args import (adaptive_options, add_figure_outputs, add_protocol_arguments,
+                   add_table_outputs, check_outputs, design_options, named_values,
+                   save_figures, write_tables)
 
 log = logging.getLogger("modelrecovery")
-
-#: Columns of a design table for people: ``image*`` are 1-based object indices (THINGS'
-#: convention), ``object*`` their names, in display order.
-EXPORT_COLUMNS = ("fold", "split", "position", "image1", "image2", "image3", "object1",
-                  "object2", "object3", "utility")
-
-
-def _options(args: argparse.Namespace):
-    from .design import DesignOptions
-
-    cap = None if str(args.object_cap).lower() == "none" else float(args.object_cap)
-    try:
-        return DesignOptions(pool_factor=args.pool_factor,
-                             random_fraction=args.random_fraction, object_cap=cap)
-    except ValueError as exc:
-        raise InputError(f"design options: {exc}") from exc
-
-
-def _adaptive_options(args: argparse.Namespace):
-    from .adaptive import AdaptiveOptions
-
-    try:
-        return AdaptiveOptions(posterior_floor=args.posterior_floor)
-    except ValueError as exc:
-        raise InputError(f"design options: {exc}") from exc
-
 
 def _prior(names: list[str], prior: list[str], pair: list[str] | None) -> np.ndarray:
     """Prior over the models (G,): uniform; ``--prior NAME=W ...`` (normalised); or a
@@ -78,7 +53,7 @@ def _prior(names: list[str], prior: list[str], pair: list[str] | None) -> np.nda
 
 
 def _exclusions(paths: list[str], n: int) -> np.ndarray | None:
-    from .simulate import triplet_keys
+    from ..sampling import triplet_keys
 
     if not paths:
         return None
@@ -86,9 +61,9 @@ def _exclusions(paths: list[str], n: int) -> np.ndarray | None:
 
 
 def cmd_static(args: argparse.Namespace) -> None:
-    from .design import design_folds, split_sizes, static_design
-    from .information import pool_information
-    from .fitting import resolve_device
+    from ..design.information import pool_information
+    from ..design.static import design_folds, split_sizes, static_design
+    from ..fitting import resolve_device
 
     n = len(io.read_objects(args.objects))
     feats = {m: io.read_features(p, n) for m, p in named_values(args.features, "--features").items()}
@@ -100,7 +75,7 @@ def cmd_static(args: argparse.Namespace) -> None:
     names = list(gens)
     pair = args.pair
     if args.pair_from_confusion:
-        from .design_eval import most_confused_pair
+        from ..analysis.designs import most_confused_pair
 
         pair = list(most_confused_pair(pd.read_parquet(args.pair_from_confusion), names))
         log.info("pairwise criterion: %s and %s (most confused by the random design)", *pair)
@@ -122,7 +97,7 @@ def cmd_static(args: argparse.Namespace) -> None:
     frame, records = static_design(folds, split_sizes(args.n_train_max, args.eval_fraction),
                                    n, score, rng_for(args.study_seed, "design pool",
                                                      args.experiment, args.seed),
-                                   _options(args), _exclusions(args.exclude, n))
+                                   design_options(args), _exclusions(args.exclude, n))
     seconds = time.perf_counter() - start
     flat = any(r["uninformative"] for r in records) and not args.uniform
     if flat:
@@ -130,7 +105,7 @@ def cmd_static(args: argparse.Namespace) -> None:
                     "alike): those splits' designs are uniform")
     meta = {"design": "uniform" if args.uniform else "static", "seed": args.seed,
             "models": names, "prior": dict(zip(names, prior.tolist())),
-            "options": vars(_options(args)), "splits": records, "uninformative": flat,
+            "options": vars(design_options(args)), "splits": records, "uninformative": flat,
             "scored_triplets": scored[0],
             "folds": [{s: getattr(f, s).tolist() for s in ("train", "val", "test")}
                       for f in folds]}
@@ -142,7 +117,7 @@ def cmd_static(args: argparse.Namespace) -> None:
 
 
 def _folds_from_meta(meta: dict, path: str):
-    from .simulate import FoldObjects
+    from ..simulate import FoldObjects
 
     try:
         return [FoldObjects(**{s: np.asarray(f[s], dtype=np.int64)
@@ -152,11 +127,11 @@ def _folds_from_meta(meta: dict, path: str):
 
 
 def cmd_adaptive(args: argparse.Namespace) -> None:
-    from .adaptive import adaptive_dataset
-    from .cli_args import fit_options, fitting_process
-    from .oddoneout import similarity
-    from .fitting import resolve_device
-    from .simulate import sample_choices
+    from ..design.adaptive import adaptive_dataset
+    from ..fitting import resolve_device
+    from ..oddoneout import similarity
+    from ..sampling import sample_choices
+    from .args import fit_options, fitting_process
 
     fitting_process(args)
     n = len(io.read_objects(args.objects))
@@ -181,7 +156,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
     options = fit_options(args)
     shard, records = adaptive_dataset(
         folds, args.sizes, args.eval_fraction, n, respond, candidates, args.lambdas,
-        options, _options(args), _adaptive_options(args), pool_rng, first=first,
+        options, design_options(args), adaptive_options(args), pool_rng, first=first,
         exclude=_exclusions(args.exclude, n), device=str(resolve_device(options.device)))
     io.write_parquet(shard, args.out)
     io.write_json({"design": "adaptive", "generator": args.generator, "seed": args.seed,
@@ -192,70 +167,8 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
                  r["n_train"], top, r["weights"][top])
 
 
-def export_table(design: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """A design's rows as the table to show people (:data:`EXPORT_COLUMNS`)."""
-    t = design[["i", "j", "k"]].to_numpy(dtype=np.int64)
-    out = design[["fold", "split", "position"]].reset_index(drop=True).copy()
-    for c in range(3):
-        out[f"image{c + 1}"] = t[:, c] + 1
-    for c in range(3):
-        out[f"object{c + 1}"] = np.asarray(names, dtype=object)[t[:, c]]
-    util = design["utility"] if "utility" in design else np.zeros(len(design))
-    out["utility"] = np.asarray(util, dtype=np.float64)
-    return out[list(EXPORT_COLUMNS)]
-
-
-def design_summary(design: pd.DataFrame, folds: list, n_objects: int, records: list[dict],
-                   random_fraction: float, file: str, file_bytes: int) -> pd.DataFrame:
-    """What the report shows of an exported design (:data:`DESIGN_SUMMARY_COLUMNS`): one
-    row per split and one for all splits, whatever the number of triplets.
-
-    ``design``: the exported rows (``fold, split, position, i, j, k``, optionally
-    ``utility``); ``folds``: the design's :class:`~modelrecovery.simulate.FoldObjects`;
-    ``records``: its per-fold-and-split records (``uninformative`` splits are uniform
-    throughout); ``random_fraction``: its share of uniform slots in every prefix.
-    """
-    from .design import _uniform_slots
-    from .simulate import SPLITS
-
-    trip = design[["i", "j", "k"]].to_numpy(dtype=np.int64)
-    utility = (design["utility"].to_numpy(dtype=np.float64) if "utility" in design
-               else np.zeros(len(design)))
-    splits = design["split"].to_numpy()
-    position = design["position"].to_numpy(dtype=np.int64)
-    flat = {(int(r["fold"]), str(r["split"])) for r in records if r.get("uninformative")}
-    # A triplet is uniform where its position is a uniform slot (the slots depend on the
-    # position only, so a prefix keeps them) or where its split's pool told nothing.
-    uniform = np.zeros(len(design), dtype=bool)
-    for (f, s), idx in design.groupby(["fold", "split"], sort=False).indices.items():
-        if (int(f), str(s)) in flat:
-            uniform[idx] = True
-        else:
-            pos = position[idx]
-            uniform[idx] = _uniform_slots(int(pos.max()) + 1, random_fraction)[pos]
-    rows = []
-    for split in (*SPLITS, "all"):
-        names = SPLITS if split == "all" else (split,)
-        mask = np.isin(splits, names)
-        members = np.unique(np.concatenate(
-            [np.asarray(getattr(fold, s), dtype=np.int64) for fold in folds for s in names]
-            or [np.zeros(0, dtype=np.int64)]))
-        uses = np.bincount(trip[mask].ravel(), minlength=n_objects)[members]
-        some, covered = bool(mask.any()), len(uses) > 0
-        rows.append({
-            "split": split, "folds": len(folds), "triplets": int(mask.sum()),
-            "objects": len(members), "objects_covered": int((uses > 0).sum()),
-            "uses_min": int(uses.min()) if covered else 0,
-            "uses_median": float(np.median(uses)) if covered else 0.0,
-            "uses_max": int(uses.max()) if covered else 0,
-            "uniform_share": round(float(uniform[mask].mean()), 4) if some else 0.0,
-            "utility_mean": round(float(utility[mask].mean()), 6) if some else 0.0,
-            "file": file, "file_bytes": int(file_bytes)})
-    return pd.DataFrame(rows, columns=list(DESIGN_SUMMARY_COLUMNS))
-
-
 def cmd_export(args: argparse.Namespace) -> None:
-    from .design import split_sizes
+    from ..design.static import split_sizes
 
     names = io.read_objects(args.objects)["name"].tolist()
     design = io.open_parquet(args.design, "design").to_pandas()
@@ -286,20 +199,20 @@ COMPARE_TABLES = ["design_curves", "design_confusion", "design_savings"]
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from . import analyse, design_eval, plots
+    from ..analysis import aggregate, designs, plots
 
     check_outputs(args, tables=COMPARE_TABLES, figures=["design_curves"])
-    fits = io.read_tables(args.fits, analyse.check_recovery_rows)
-    outcomes = design_eval.design_outcomes(fits)
-    curves = design_eval.design_curves(outcomes)
-    confusion = design_eval.design_confusion(fits)
+    fits = io.read_tables(args.fits, aggregate.check_recovery_rows)
+    outcomes = designs.design_outcomes(fits)
+    curves = designs.design_curves(outcomes)
+    confusion = designs.design_confusion(fits)
     random = curves[curves["design"] == "random"]
     if random.empty:
         raise InputError("--fits: the random design's rows are needed as the reference")
     largest = random.loc[random["n_train"].idxmax()]
     targets = {"random_at_largest_n": float(largest["recovery"]),
                "fixed": float(args.target)}
-    savings = design_eval.savings(outcomes, targets, args.n_boot,
+    savings = designs.savings(outcomes, targets, args.n_boot,
                                   rng_for(args.study_seed, "design savings",
                                           args.experiment))
     write_tables(args, {"design_curves": curves, "design_confusion": confusion,
@@ -307,13 +220,13 @@ def cmd_compare(args: argparse.Namespace) -> None:
     n_cands = fits["candidate"].nunique()
     save_figures(args, {"design_curves": lambda: plots.design_figure(
         curves, confusion, n_cands, f"Designs: {args.experiment}")})
-    log.info("%s", design_eval.headline_details(savings))
-    log.info("%s", design_eval.headline(savings))
+    log.info("%s", designs.headline_details(savings))
+    log.info("%s", designs.headline(savings))
 
 
 def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> None:
     """Add ``design`` and its subcommands to the main parser."""
-    from .cli_design_next import add_next_parser
+    from .design_next import add_next_parser
 
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("design")

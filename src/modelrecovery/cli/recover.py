@@ -1,15 +1,15 @@
 """``modelrecovery recover``: every candidate refitted to the simulated datasets of one
 generator and training size (workflow/rules/recover.smk), with
-:mod:`modelrecovery.recover`."""
+:mod:`modelrecovery.recover.refit`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from . import io
-from .cli_args import fit_options, fitting_process, named_values
-from .errors import InputError
+from .. import io
+from ..errors import InputError
+from .args import fit_options, fitting_process, named_values
 
 log = logging.getLogger("modelrecovery")
 
@@ -24,11 +24,11 @@ TRIPLETS_PER_CALL = 2**20
 
 def cmd_recover(args: argparse.Namespace) -> None:
     """Every design's and seed's dataset of one generator and training size in one
-    process, fitted together (:func:`~.recover.fit_datasets`) in groups of at most
+    process, fitted together (:func:`~modelrecovery.recover.refit.fit_datasets`) in groups of at most
     :data:`TRIPLETS_PER_CALL` training triplets, so the candidates are read, the process
     started and the solver's per-iteration cost paid once for many datasets. With
     ``--out-parameters``, each dataset's parameter recovery beside its rows."""
-    from .recover import fit_datasets, generator_parameters, recovery_rows
+    from ..recover.refit import fit_datasets, generator_parameters, recovery_rows
 
     designs = args.design * len(args.shard) if len(args.design) == 1 else args.design
     if not len(args.shard) == len(args.seed) == len(args.out) == len(designs):

@@ -7,17 +7,18 @@ import argparse
 
 import numpy as np
 
-from . import io
-from .cli_args import add_protocol_arguments
-from .errors import InputError
-from .seeds import rng_for
+from .. import io
+from ..errors import InputError
+from ..seeds import rng_for
+from .args import add_protocol_arguments
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     """One generator's datasets, one per seed (``--seed``/``--out``, and ``--design-file``
     for a designed dataset), each from its own random stream."""
-    from .oddoneout import similarity
-    from .simulate import simulate_dataset, simulate_design, triplet_keys
+    from ..oddoneout import similarity
+    from ..sampling import triplet_keys
+    from ..simulate import simulate_dataset, simulate_design
 
     designs = args.design_file or [None] * len(args.seed)
     if not len(args.seed) == len(args.out) == len(designs):

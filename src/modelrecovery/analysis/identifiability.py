@@ -1,15 +1,15 @@
 """Why models are misidentified: ranks, per-model precision/recall, regressions, trade-offs.
 
-Everything here reads the tables :mod:`modelrecovery.analyse` produces and keeps its
+Everything here reads the tables :mod:`modelrecovery.analysis.aggregate` produces and keeps its
 notions of a winner, a tie and a rank:
 
-- ``outcomes`` (:func:`~modelrecovery.analyse.dataset_outcomes`): one row per simulated
+- ``outcomes`` (:func:`~modelrecovery.analysis.aggregate.dataset_outcomes`): one row per simulated
   dataset (experiment × generator × n_train × seed) with ``credit`` (the generator's
   share of the win, ties split), ``tie``, ``rank`` (competition rank of the generator).
-- ``confusion`` (:func:`~modelrecovery.analyse.confusion`): long form, one row per
+- ``confusion`` (:func:`~modelrecovery.analysis.aggregate.confusion`): long form, one row per
   experiment × n_train × generator × candidate with ``wins`` (ties split), ``datasets``
   (the generator's number of datasets) and ``rate`` = wins / datasets.
-- ``curve`` (:func:`~modelrecovery.analyse.recovery_curve`): recovery per experiment × n_train.
+- ``curve`` (:func:`~modelrecovery.analysis.aggregate.recovery_curve`): recovery per experiment × n_train.
 
 All functions are pure; the only randomness (the bootstrap) comes from an explicit
 :class:`numpy.random.Generator`.
@@ -24,7 +24,8 @@ import pandas as pd
 from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
-from . import analyse
+from ..recover import selection
+from . import aggregate
 
 _CELL = ["experiment", "n_train"]
 
@@ -41,11 +42,11 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 def rank_table(outcomes: pd.DataFrame) -> pd.DataFrame:
     """Rank of the true generator among the candidates, per experiment × n_train × generator.
 
-    Built on :func:`analyse.generator_curves` (which already gives the mean rank, the MRR
+    Built on :func:`.aggregate.generator_curves` (which already gives the mean rank, the MRR
     and the recovery with its Clopper–Pearson interval) plus rank summaries.
 
     Args:
-        outcomes: :func:`analyse.dataset_outcomes` rows.
+        outcomes: :func:`.aggregate.dataset_outcomes` rows.
 
     Returns:
         One row per experiment × n_train × generator, sorted, with columns
@@ -56,9 +57,9 @@ def rank_table(outcomes: pd.DataFrame) -> pd.DataFrame:
         (share with rank 1, ties counted whole); ``tie_rate`` (share of datasets with a
         tie for first place, whoever was tied).
     """
-    _require(outcomes, [*analyse.DATASET, "rank", "credit", "tie", "nll_credit"], "outcomes")
+    _require(outcomes, [*selection.DATASET, "rank", "credit", "tie", "nll_credit"], "outcomes")
     keys = ["experiment", "generator", "n_train"]
-    curves = analyse.generator_curves(outcomes)
+    curves = aggregate.generator_curves(outcomes)
     extra = (outcomes.assign(first=outcomes["rank"] == 1)
              .groupby(keys, sort=True)
              .agg(median_rank=("rank", "median"), worst_rank=("rank", "max"),
@@ -91,7 +92,7 @@ def precision_recall_f1(confusion_long: pd.DataFrame) -> pd.DataFrame:
       and ``f1_undefined`` is then True.
 
     Args:
-        confusion_long: :func:`analyse.confusion` rows (columns experiment, n_train,
+        confusion_long: :func:`.aggregate.confusion` rows (columns experiment, n_train,
             generator, candidate, wins, datasets, rate).
 
     Returns:
@@ -273,7 +274,7 @@ def accuracy_vs_identifiability(human: pd.DataFrame, curve: pd.DataFrame,
         human: one row per experiment × model with column ``value`` (the model's probed
             test accuracy on held-out human triplets; the ``alignment`` table of the
             aggregate step with an ``experiment`` column added).
-        curve: :func:`analyse.recovery_curve` rows (experiment, n_train, recovered,
+        curve: :func:`.aggregate.recovery_curve` rows (experiment, n_train, recovered,
             datasets); the largest ``n_train`` of each experiment is used.
         value: the human-accuracy column.
         level: coverage of both intervals.
@@ -284,7 +285,7 @@ def accuracy_vs_identifiability(human: pd.DataFrame, curve: pd.DataFrame,
         ``human_ci_low``/``human_ci_high`` (Student-t interval over models, NaN for one
         model), ``n_train`` (the largest), ``datasets``, ``recovered``, ``recovery`` with
         its Clopper–Pearson interval ``recovery_ci_low``/``recovery_ci_high``
-        (:func:`analyse.clopper_pearson`; split ties enter as fractional successes).
+        (:func:`.aggregate.clopper_pearson`; split ties enter as fractional successes).
     """
     _require(human, ["experiment", value], "human-accuracy table")
     _require(curve, ["experiment", "n_train", "recovered", "datasets"], "recovery curve")
@@ -298,7 +299,7 @@ def accuracy_vs_identifiability(human: pd.DataFrame, curve: pd.DataFrame,
     last = curve.loc[curve.groupby("experiment")["n_train"].idxmax(),
                      ["experiment", "n_train", "datasets", "recovered"]].copy()
     last["recovery"] = last["recovered"] / last["datasets"]
-    last["recovery_ci_low"], last["recovery_ci_high"] = analyse.clopper_pearson(
+    last["recovery_ci_low"], last["recovery_ci_high"] = aggregate.clopper_pearson(
         last["recovered"].to_numpy(), last["datasets"].to_numpy(), level)
     out = h.merge(last, on="experiment", how="outer")
     return out.sort_values("experiment").reset_index(drop=True)

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import fitting
-from .analyse import candidate_scores
-from .io.contracts import RECOVERY_COLUMNS
+from .. import fitting
+from ..io.contracts import RECOVERY_COLUMNS
+from ..simulate import eval_size, subset
 from .parameters import parameter_rows
-from .simulate import eval_size, subset
+from .selection import candidate_scores
 
 
 @dataclass
@@ -150,7 +150,7 @@ def generator_parameters(fits: CandidateFits, rows: pd.DataFrame, shard: pd.Data
                          temperature: float, labels: dict[str, object]) -> pd.DataFrame:
     """Parameter recovery of one dataset (:func:`.parameters.parameter_rows`): the
     generator's own candidate at the λ the analysis chooses from ``rows``
-    (:func:`.analyse.candidate_scores`), per fold its refitted Ŵ against the generating
+    (:func:`.selection.candidate_scores`), per fold its refitted Ŵ against the generating
     W and T. No rows when the generator is not among the candidates."""
     if generator not in fits.names:
         return parameter_rows(features, w_true, temperature, {}, {}, {}, labels)

@@ -1,6 +1,9 @@
 """``modelrecovery synthesize | import | import-objects | import-features | import-things |
-import-arrays``: the world of a study (workflow/rules/data.smk), from
-:mod:`modelrecovery.synthetic` or the user's files (:mod:`modelrecovery.importers`).
+import-arrays | synthesize-scores | import-scores``: the world of a study
+(workflow/rules/data.smk), from :mod:`modelrecovery.world.synthetic` or the user's files
+(:mod:`modelrecovery.importers`), and the models' external benchmark scores, simulated
+for the synthetic world or validated from the user's files
+(:mod:`modelrecovery.importers.scores`).
 
 Each command writes the files it is given (``--out-objects``, ``--out-train``, ...), as
 the workflow's rules do; ``--out-dir DIR`` instead writes the world's standard layout
@@ -16,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
-from .cli_args import named_paths, named_values
-from .errors import InputError
+from .. import io
+from ..errors import InputError
+from .args import named_paths, named_values
 
 log = logging.getLogger("modelrecovery")
 
@@ -57,7 +60,7 @@ def _feature_outputs(args: argparse.Namespace, models: list[str]) -> dict[str, P
 def cmd_synthesize(args: argparse.Namespace) -> None:
     import json
 
-    from .synthetic import make_world
+    from ..world.synthetic import make_world
 
     out = _outputs(args, WORLD_LAYOUT)
     spec = json.loads(args.spec)
@@ -111,7 +114,7 @@ def _write_human(out: dict[str, Path], train: np.ndarray, test: np.ndarray,
 
 def _ceilings(paths: dict[str, Path], n: int) -> dict:
     """Noise ceiling of every split that has repeated triplets (others are skipped)."""
-    from .ceiling import ceiling_by_split
+    from ..world.ceiling import ceiling_by_split
 
     out = {}
     for name, path in paths.items():
@@ -123,13 +126,13 @@ def _ceilings(paths: dict[str, Path], n: int) -> dict:
 
 
 def cmd_import_objects(args: argparse.Namespace) -> None:
-    from .importers import import_objects
+    from ..importers import import_objects
 
     import_objects(args.names, args.out, n_objects=args.n_objects)
 
 
 def cmd_import_features(args: argparse.Namespace) -> None:
-    from .importers import import_features
+    from ..importers import import_features
 
     n = len(io.read_objects(args.objects))
     meta = import_features(args.path, args.out, n_objects=n, fmt=args.format,
@@ -138,7 +141,7 @@ def cmd_import_features(args: argparse.Namespace) -> None:
 
 
 def cmd_import_things(args: argparse.Namespace) -> None:
-    from .importers import import_things
+    from ..importers import import_things
 
     out = _outputs(args, HUMAN_LAYOUT)
     n = len(io.read_objects(args.objects))
@@ -159,7 +162,7 @@ def cmd_import_things(args: argparse.Namespace) -> None:
 
 
 def cmd_import_arrays(args: argparse.Namespace) -> None:
-    from .importers import read_triplet_array
+    from ..importers import read_triplet_array
 
     out = _outputs(args, HUMAN_LAYOUT)
     n = len(io.read_objects(args.objects))
@@ -180,6 +183,32 @@ def _add_outputs(p: argparse.ArgumentParser, layout: dict[str, str],
                        help="one per model (under --out-dir: features/NAME.parquet)")
     p.add_argument("--out-dir", default=None,
                    help="write the standard layout under this folder instead")
+
+
+def cmd_synthesize_scores(args: argparse.Namespace) -> None:
+    from ..world.synthetic import external_scores
+
+    counts = {group: _count(value) for group, value in
+              named_values(args.groups, "--groups").items()}
+    outs = named_values(args.out, "--out")
+    if set(outs) != set(counts):
+        raise InputError(f"--out: needs one GROUP=PATH for each of {sorted(counts)}; got "
+                         f"{sorted(outs)}")
+    for group, table in external_scores(args.models, counts, args.study_seed).items():
+        io.write_csv(table, outs[group])
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"--groups: a group's number of scores must be a positive "
+                         f"integer, got {text!r}")
+    return int(text)
+
+
+def cmd_import_scores(args: argparse.Namespace) -> None:
+    from ..importers.scores import import_scores
+
+    import_scores(args.file, args.group, args.models, args.out)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -229,3 +258,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--" + name, required=True)
     _add_outputs(p, HUMAN_LAYOUT)
     p.set_defaults(func=cmd_import_arrays)
+
+    p = sub.add_parser("synthesize-scores",
+                       help="simulated external benchmark scores for the synthetic world")
+    p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--groups", nargs="+", required=True, metavar="GROUP=COUNT")
+    p.add_argument("--study-seed", type=int, required=True)
+    p.add_argument("--out", nargs="+", required=True, metavar="GROUP=CSV")
+    p.set_defaults(func=cmd_synthesize_scores)
+
+    p = sub.add_parser("import-scores", help="validate external benchmark score files")
+    p.add_argument("--file", nargs="+", required=True, help="CSV or Parquet, one per group")
+    p.add_argument("--group", nargs="+", required=True, help="one per --file")
+    p.add_argument("--models", nargs="+", required=True, help="the study's models")
+    p.add_argument("--out", required=True, help="the scores as long rows (Parquet)")
+    p.set_defaults(func=cmd_import_scores)

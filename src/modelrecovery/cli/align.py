@@ -1,6 +1,6 @@
 """``modelrecovery align | calibrate``: each model aligned to the humans (λ by
 cross-validation) and calibrated into a generator (workflow/rules/align.smk), with
-:mod:`modelrecovery.align` and :mod:`modelrecovery.calibrate`."""
+:mod:`modelrecovery.align.probe` and :mod:`modelrecovery.align.calibrate`."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import logging
 
 import numpy as np
 
-from . import io
-from .cli_args import fit_options, fitting_process
-from .errors import InputError
-from .seeds import rng_for
+from .. import io
+from ..errors import InputError
+from ..seeds import rng_for
+from .args import fit_options, fitting_process
 
 log = logging.getLogger("modelrecovery")
 
 
 def cmd_align(args: argparse.Namespace) -> None:
-    from .align import align_to_humans
+    from ..align import align_to_humans
 
     fitting_process(args)
     n = len(io.read_objects(args.objects))
@@ -65,8 +65,8 @@ def _target(text: str) -> float:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    from .calibrate import calibrate_temperature
-    from .oddoneout import expected_accuracy, pair_logits, similarity
+    from ..oddoneout import (calibrate_temperature, expected_accuracy, pair_logits,
+                             similarity)
 
     target = _target(args.target)
     n = len(io.read_objects(args.objects))

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import io
-from .errors import InputError
+from .. import io
+from ..errors import InputError
 
 PathLike = io.PathLike
 
@@ -142,7 +142,7 @@ def _read_split(path: Path, n_objects: int) -> tuple[np.ndarray, np.ndarray | No
             t = np.repeat(t, reps, axis=0)
             subjects = None if subjects is None else np.repeat(subjects, reps)
         return t, subjects
-    from .importers import read_triplet_array
+    from ..importers import read_triplet_array
 
     return read_triplet_array(path, n_objects), None
 

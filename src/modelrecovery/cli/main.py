@@ -8,21 +8,20 @@ naming the file or the setting to change, with status 1.
 The subcommands live in one module per stage of the workflow; each rule file
 (workflow/rules/) calls the subcommands of one module:
 
-==============  ====================================  ====================
-rule file       subcommands                           module
-==============  ====================================  ====================
-data.smk        synthesize, import, import-*          :mod:`.cli_world`
-align.smk       align, calibrate                      :mod:`.cli_align`
-simulate.smk    simulate                              :mod:`.cli_simulate`
-recover.smk     recover                               :mod:`.cli_recover`
-design.smk      design static|adaptive|export|...     :mod:`.cli_design`
-analyse.smk     aggregate, analyse-*, compare-methods :mod:`.cli_analyse`
-analyse.smk     analyse-parameters                    :mod:`.cli_metrics`
-report.smk      plot                                  :mod:`.cli_report`
-==============  ====================================  ====================
+==============  =============================================  ===============
+rule file       subcommands                                    module
+==============  =============================================  ===============
+data.smk        synthesize, import, import-*, synthesize-scores  :mod:`.world`
+align.smk       align, calibrate                               :mod:`.align`
+simulate.smk    simulate                                       :mod:`.simulate`
+recover.smk     recover                                        :mod:`.recover`
+design.smk      design static|adaptive|export|compare|next     :mod:`.design`
+analyse.smk     aggregate, analyse-*, compare-methods          :mod:`.analyse`
+report.smk      plot                                           :mod:`.report`
+==============  =============================================  ===============
 
-Options shared between them (fitting, NAME=PATH values, named outputs) are in
-:mod:`.cli_args`.
+Options shared between them (fitting, design, NAME=PATH values, named outputs) are in
+:mod:`.args`; ``design next`` is :mod:`.design_next`.
 """
 
 from __future__ import annotations
@@ -35,10 +34,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import cli_align, cli_analyse, cli_design, cli_metrics, cli_recover, cli_report
-from . import cli_simulate, cli_world, outputs
-from .cli_args import fit_parent
-from .errors import InputError, ResourceError
+from ..errors import InputError, ResourceError
+from ..io import outputs
+from . import align, analyse, design, recover, report, simulate, world
+from .args import fit_parent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,14 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     fit = fit_parent()
-    cli_world.register(sub)
-    cli_align.register(sub, fit)
-    cli_simulate.register(sub)
-    cli_recover.register(sub, fit)
-    cli_analyse.register(sub)
-    cli_metrics.register(sub)
-    cli_report.register(sub)
-    cli_design.register(sub, fit)
+    world.register(sub)
+    align.register(sub, fit)
+    simulate.register(sub)
+    recover.register(sub, fit)
+    analyse.register(sub)
+    report.register(sub)
+    design.register(sub, fit)
     return parser
 
 

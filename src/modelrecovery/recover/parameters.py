@@ -5,7 +5,7 @@ of behavioral data", eLife 2019, rule 6: recover the parameters, not only the mo
 A generator simulates choices from S = X W Wᵀ Xᵀ at temperature T, so its logits are
 X M Xᵀ with M = W Wᵀ / T. Its own candidate, refitted to those choices, gives
 M̂ = Ŵ Ŵᵀ (at T = 1). Three scores compare them, each per fold at the λ the analysis
-chooses (:func:`.analyse.candidate_scores`):
+chooses (:func:`.selection.candidate_scores`):
 
 - ``similarity_r``: the Pearson correlation of S and Ŝ over the object pairs i < j of the
   fold's test objects (scale-free: a refit that is right up to its overall scale scores 1);
@@ -16,9 +16,8 @@ chooses (:func:`.analyse.candidate_scores`):
 - ``accuracy_gap``: the test accuracy (ties split) of S minus that of Ŝ on the fold's
   test triplets; temperature-free, as accuracy ignores the scale of the logits.
 
-This module is numpy only; the recover job computes the rows
-(:func:`parameter_rows`) and the aggregate step summarises them
-(:func:`parameter_curves`).
+This module is numpy only: the recover job computes the rows (:func:`parameter_rows`),
+and the analysis summarises them (:func:`modelrecovery.analysis.parameters.parameter_curves`).
 """
 
 from __future__ import annotations
@@ -28,9 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .identifiability import t_interval
-from .io.contracts import PARAMETER_COLUMNS
-from .oddoneout import accuracy
+from ..io.contracts import PARAMETER_COLUMNS
+from ..oddoneout import accuracy
 
 #: The scores of :func:`parameter_scores`, in order.
 SCORES: tuple[str, ...] = ("similarity_r", "metric_error", "accuracy_gap")
@@ -107,24 +105,3 @@ def parameter_rows(features: np.ndarray, w_true: np.ndarray, temperature: float,
         frame[col] = frame[col].astype(np.int32)
     frame["fold"] = frame["fold"].astype(np.int8)
     return frame
-
-
-def parameter_curves(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per experiment × design × generator × training size, each score's mean over the
-    datasets' folds with its Student-t interval over datasets (the folds of one dataset
-    are averaged first: they share its simulated choices). Columns: the keys,
-    ``datasets``, and ``<score>``, ``<score>_ci_low``, ``<score>_ci_high`` for each of
-    :data:`SCORES`."""
-    keys = ["experiment", "design", "generator", "n_train"]
-    per_dataset = rows.groupby([*keys, "seed"], sort=True)[list(SCORES)].mean().reset_index()
-    out = []
-    for key, grp in per_dataset.groupby(keys, sort=True):
-        row = dict(zip(keys, key))
-        row["datasets"] = len(grp)
-        for score in SCORES:
-            mean, lo, hi = t_interval(grp[score].to_numpy(), level)
-            row.update({score: mean, f"{score}_ci_low": lo, f"{score}_ci_high": hi})
-        out.append(row)
-    columns = [*keys, "datasets",
-               *[f"{s}{suffix}" for s in SCORES for suffix in ("", "_ci_low", "_ci_high")]]
-    return pd.DataFrame(out, columns=columns)

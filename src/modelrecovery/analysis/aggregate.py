@@ -1,4 +1,4 @@
-"""Aggregation of recovery rows: λ selection, winners, curves, confusion matrices, and
+"""Aggregation of recovery rows (λ chosen by :mod:`modelrecovery.recover.selection`): winners, curves, confusion matrices, and
 the table of the generators' alignment to the humans.
 
 Inputs are recovery rows (:data:`modelrecovery.io.RECOVERY_COLUMNS`); accuracies are
@@ -14,16 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta
 
-from . import io
-from .errors import InputError
-from .io import RECOVERY_COLUMNS, PathLike
-
-#: The columns naming one simulated dataset.
-DATASET = ["experiment", "generator", "n_train", "seed"]
-# Accuracies are fractions of test triplets (ties add 1/2 or 1/3 credits) averaged over
-# folds: distinct values differ by far more than 1e-9, while the same value reached by
-# different sums differs by ~1e-16. Scores within TIE_TOL are ties.
-TIE_TOL = 1e-9
+from .. import io
+from ..errors import InputError
+from ..io import RECOVERY_COLUMNS, PathLike
+from ..recover.selection import DATASET, TIE_TOL
 
 
 def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
@@ -37,27 +31,6 @@ def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
         if len(bad):
             raise InputError(f"{source}: row {int(bad[0])} has {col} = "
                              f"{frame[col].iloc[bad[0]]}, outside [0, 1]")
-
-
-def candidate_scores(fits: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset × candidate: λ by mean validation accuracy over folds, its scores.
-
-    Validation ties (within :data:`TIE_TOL`) go to the larger λ (the simpler transform).
-    The score is the mean test accuracy over folds at that λ; ``test_nll`` is the mean
-    test NLL there and ``converged`` whether every fold's fit converged. Returns the
-    columns of :data:`DATASET`, ``candidate``, ``lambda``, ``val_acc``, ``test_acc``,
-    ``test_nll``, ``converged``, sorted by dataset and candidate.
-    """
-    keys = [*DATASET, "candidate"]
-    per_lam = (fits.groupby([*keys, "lambda"], sort=True)
-               .agg(val_acc=("val_acc", "mean"), test_acc=("test_acc", "mean"),
-                    test_nll=("test_nll", "mean"), converged=("converged", "all"))
-               .reset_index())
-    best = per_lam.groupby(keys)["val_acc"].transform("max")
-    near = per_lam[per_lam["val_acc"] >= best - TIE_TOL]
-    chosen = near.sort_values([*keys, "lambda"], ascending=[True] * len(keys) + [False],
-                              kind="stable")
-    return chosen.groupby(keys, sort=True).head(1).reset_index(drop=True)
 
 
 def dataset_outcomes(scores: pd.DataFrame) -> pd.DataFrame:

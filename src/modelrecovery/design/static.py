@@ -4,7 +4,7 @@ A design is, per concept-disjoint fold and split, an ordered list of distinct tr
 drawn within that split's objects, so that every training size is a prefix of the
 largest and concept-disjoint cross-validation later discards none of them. The pool is a
 uniform sample of the split's triplets; each pool triplet is scored by
-I(M; Y | t) (:mod:`modelrecovery.information`) and the pool is ranked greedily by score
+I(M; Y | t) (:mod:`modelrecovery.design.information`) and the pool is ranked greedily by score
 under two safeguards against the crowding of informative triplets onto a few objects:
 a share of uniform triplets mixed into every prefix (``random_fraction``) and a cap on
 how often an object may appear in every prefix, relative to a uniform design
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .seeds import rng_for
-from .simulate import (SPLITS, FoldObjects, available_triplets, concept_folds, eval_size,
-                       sample_triplets)
+from ..sampling import available_triplets, sample_triplets
+from ..seeds import rng_for
+from ..simulate import SPLITS, FoldObjects, concept_folds, eval_size
 
 #: Information (nats) below which a triplet tells nothing about the model: the rounding
 #: level of the score in float32, far below any triplet that separates two models.
@@ -59,7 +59,7 @@ class DesignOptions:
         return int(min(possible, max(count, math.ceil(self.pool_factor * count))))
 
 
-def _uniform_slots(count: int, fraction: float) -> np.ndarray:
+def uniform_slots(count: int, fraction: float) -> np.ndarray:
     """Which positions 0..count−1 hold a uniform triplet: position m does when
     ⌊(m+1)·f⌋ > ⌊m·f⌋, so every prefix of length m holds ⌊m·f⌋ of them."""
     m = np.arange(count)
@@ -80,7 +80,7 @@ def rank_pool(pool: np.ndarray, utility: np.ndarray, count: int, n_objects: int,
     if len(pool) == 0 or float(np.max(utility, initial=0.0)) < NO_INFORMATION:
         return np.arange(count), True
     by_score = np.lexsort((np.arange(len(pool)), -utility))  # best first, ties in pool order
-    uniform = _uniform_slots(count, options.random_fraction)
+    uniform = uniform_slots(count, options.random_fraction)
     taken = np.zeros(len(pool), dtype=bool)
     uses = np.zeros(int(pool.max()) + 1, dtype=np.int64)
 

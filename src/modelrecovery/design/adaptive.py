@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import fitting
-from .design import DesignOptions, design_split, split_sizes
+from .. import fitting
+from ..recover.refit import CandidateFits, fit_candidates
+from ..sampling import triplet_keys
+from ..simulate import SPLITS, FoldObjects
 from .information import pool_information
-from .recover import CandidateFits, fit_candidates
-from .simulate import SPLITS, FoldObjects, triplet_keys
+from .static import DesignOptions, design_split, split_sizes
 
 
 @dataclass(frozen=True)

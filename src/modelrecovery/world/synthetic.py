@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .calibrate import calibrate_temperature
-from .errors import InputError
-from .oddoneout import pair_logits, similarity
-from .seeds import rng_for
-from .simulate import sample_choices, sample_triplets
+from ..errors import InputError
+from ..oddoneout import calibrate_temperature, pair_logits, similarity
+from ..sampling import sample_choices, sample_triplets
+from ..seeds import rng_for
 
 TRANSFORMS: tuple[str, ...] = ("linear", "relu", "tanh", "power", "unrelated")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import fit_settings
-from .errors import InputError
+from .. import settings
+from ..errors import InputError
 
 
 def named_values(items: list[str], flag: str) -> dict[str, str]:
@@ -39,26 +39,26 @@ def named_paths(items: list[str], flag: str, names: list[str]) -> dict[str, str]
 
 def fit_parent() -> argparse.ArgumentParser:
     """The fitting options every torch command takes (align, recover, design adaptive
-    and next), one flag per :data:`~.fit_settings.SETTINGS` entry; the workflow passes
+    and next), one flag per :data:`~modelrecovery.settings.SETTINGS` entry; the workflow passes
     them from config keys ``fitting`` and the experiment's."""
     p = argparse.ArgumentParser(add_help=False)
-    fit_settings.add_arguments(p.add_argument_group("fitting"))
+    settings.add_arguments(p.add_argument_group("fitting"))
     return p
 
 
 def fit_options(args: argparse.Namespace):
     """The :class:`FitOptions` of a command that took :func:`fit_parent`'s options."""
-    from .fitting import FitOptions
+    from ..fitting import FitOptions
 
-    return FitOptions(**fit_settings.option_values(args))
+    return FitOptions(**settings.option_values(args))
 
 
 def fitting_process(args: argparse.Namespace) -> None:
     """Threads as configured, and an allocator that keeps freed memory (see
-    :mod:`modelrecovery.allocator`)."""
+    :mod:`modelrecovery.fitting.allocator`)."""
     import torch
 
-    from .allocator import keep_freed_memory
+    from ..fitting.allocator import keep_freed_memory
 
     torch.set_num_threads(max(1, args.threads))
     keep_freed_memory()
@@ -101,7 +101,7 @@ def add_figure_outputs(p: argparse.ArgumentParser, names: list[str]) -> None:
 
 def write_tables(args: argparse.Namespace, tables: dict) -> None:
     """Each frame of ``tables`` to the Parquet and CSV paths the command was given."""
-    from . import io
+    from .. import io
 
     parquet = named_paths(args.out_parquet, "--out-parquet", list(tables))
     csv = named_paths(args.out_csv, "--out-csv", list(tables))
@@ -114,7 +114,7 @@ def save_figures(args: argparse.Namespace, figures: dict) -> None:
     """Each figure of ``figures`` to the PNG and SVG paths the command was given. The
     paths are checked before any figure is drawn: ``figures`` maps a name to a function
     that draws it."""
-    from . import plots
+    from ..analysis import plots
 
     png = named_paths(args.out_png, "--out-png", list(figures))
     svg = named_paths(args.out_svg, "--out-svg", list(figures))
@@ -132,3 +132,25 @@ def check_outputs(args: argparse.Namespace, tables: list[str] = (),
     if figures:
         named_paths(args.out_png, "--out-png", list(figures))
         named_paths(args.out_svg, "--out-svg", list(figures))
+
+
+def design_options(args: argparse.Namespace):
+    """The :class:`~modelrecovery.design.static.DesignOptions` of a design command's flags."""
+    from ..design.static import DesignOptions
+
+    cap = None if str(args.object_cap).lower() == "none" else float(args.object_cap)
+    try:
+        return DesignOptions(pool_factor=args.pool_factor,
+                             random_fraction=args.random_fraction, object_cap=cap)
+    except ValueError as exc:
+        raise InputError(f"design options: {exc}") from exc
+
+
+def adaptive_options(args: argparse.Namespace):
+    """The :class:`~modelrecovery.design.adaptive.AdaptiveOptions` of an adaptive command's flags."""
+    from ..design.adaptive import AdaptiveOptions
+
+    try:
+        return AdaptiveOptions(posterior_floor=args.posterior_floor)
+    except ValueError as exc:
+        raise InputError(f"design options: {exc}") from exc

@@ -1,6 +1,6 @@
 """Why models are misidentified: the analysis tables of one experiment and across them.
 
-Thin compositions of :mod:`geometry`, :mod:`identifiability` and :mod:`analyse` over the
+Thin compositions of :mod:`.geometry`, :mod:`.identifiability` and :mod:`.aggregate` over the
 workflow's own tables; every function returns DataFrames ready to write.
 """
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from ..oddoneout import similarity
 from . import geometry, identifiability
-from .oddoneout import similarity
 
 
 def model_geometry(features: dict[str, np.ndarray], weights: dict[str, np.ndarray],

@@ -1,9 +1,10 @@
 """``modelrecovery aggregate | analyse-geometry | analyse-identifiability |
-compare-methods``: recovery rows into curves, confusion matrices and the summary, why
-models are misidentified, and how methods and metrics compare, external benchmarks'
-included (workflow/rules/analyse.smk), with :mod:`modelrecovery.analyse`,
-:mod:`modelrecovery.study_analyses`, :mod:`modelrecovery.identifiability` and
-:mod:`modelrecovery.metric_comparison`.
+compare-methods | analyse-parameters``: recovery rows into curves, confusion matrices and
+the summary, why models are misidentified, how methods and metrics compare, external
+benchmarks' included, and how well the generators' transforms are recovered
+(workflow/rules/analyse.smk), with :mod:`modelrecovery.analysis.aggregate`,
+:mod:`modelrecovery.analysis.study`, :mod:`modelrecovery.analysis.identifiability`,
+:mod:`modelrecovery.analysis.metrics` and :mod:`modelrecovery.analysis.parameters`.
 
 Every table goes to the Parquet and CSV paths given by ``--out-parquet`` and
 ``--out-csv`` (NAME=PATH each), every figure to ``--out-png`` and ``--out-svg``.
@@ -17,11 +18,11 @@ import logging
 import numpy as np
 import pandas as pd
 
-from . import io
-from .cli_args import (add_figure_outputs, add_table_outputs, check_outputs, named_values,
-                       save_figures, write_tables)
-from .errors import InputError
-from .seeds import rng_for
+from .. import io
+from ..errors import InputError
+from ..seeds import rng_for
+from .args import (add_figure_outputs, add_table_outputs, check_outputs, named_values,
+                   save_figures, write_tables)
 
 log = logging.getLogger("modelrecovery")
 
@@ -36,19 +37,20 @@ COMPARISON_FIGURES = ["accuracy_vs_identifiability", "metric_agreement", "aggreg
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from . import analyse
+    from ..analysis import aggregate
+    from ..recover import selection
 
     check_outputs(args, tables=AGGREGATE_TABLES)
-    fits = io.read_tables(args.fits, analyse.check_recovery_rows)
-    scores = analyse.candidate_scores(fits)
-    outcomes = analyse.dataset_outcomes(scores)
-    curve = analyse.recovery_curve(outcomes)
-    gen = analyse.generator_curves(outcomes)
-    conf = analyse.confusion(scores)
-    summ = analyse.summary(curve, fits)
+    fits = io.read_tables(args.fits, aggregate.check_recovery_rows)
+    scores = selection.candidate_scores(fits)
+    outcomes = aggregate.dataset_outcomes(scores)
+    curve = aggregate.recovery_curve(outcomes)
+    gen = aggregate.generator_curves(outcomes)
+    conf = aggregate.confusion(scores)
+    summ = aggregate.summary(curve, fits)
     tables = {"scores": scores, "outcomes": outcomes, "recovery_curve": curve,
               "generator_curves": gen, "confusion": conf, "summary": summ,
-              "alignment": analyse.alignment_table(args.generators)}
+              "alignment": aggregate.alignment_table(args.generators)}
     write_tables(args, tables)
     for _, r in summ.iterrows():
         log.info("N = %6d  recovery %.3f [%.3f, %.3f]  ties %.2f", r["n_train"],
@@ -56,7 +58,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_analyse_geometry(args: argparse.Namespace) -> None:
-    from . import geometry, plots, study_analyses
+    from ..analysis import geometry, plots, study
 
     check_outputs(args, tables=GEOMETRY_TABLES, figures=["geometry"])
     n = len(io.read_objects(args.objects))
@@ -78,10 +80,10 @@ def cmd_analyse_geometry(args: argparse.Namespace) -> None:
                         f"{paths[m]}: model {m!r}: object row {int(rows[0])} has constant "
                         f"{label} ({len(rows)} such row(s)), so its correlation distance "
                         "is undefined; set config key 'analysis.metric' to euclidean")
-    geom, rsa, mds = study_analyses.model_geometry(feats, weights, args.metric)
-    human = study_analyses.human_similarity(io.read_triplets(args.human_train, n)[0], n)
+    geom, rsa, mds = study.model_geometry(feats, weights, args.metric)
+    human = study.human_similarity(io.read_triplets(args.human_train, n)[0], n)
     rsa_h = pd.DataFrame({"model": list(feats), "experiment": args.experiment,
-                          "rsa_human": [study_analyses.rsa_with_humans(feats[m], weights[m],
+                          "rsa_human": [study.rsa_with_humans(feats[m], weights[m],
                                                                        human)
                                         for m in feats]})
     write_tables(args, {"geometry": geom.assign(experiment=args.experiment),
@@ -92,7 +94,7 @@ def cmd_analyse_geometry(args: argparse.Namespace) -> None:
 
 
 def cmd_analyse_identifiability(args: argparse.Namespace) -> None:
-    from . import identifiability, plots, study_analyses
+    from ..analysis import identifiability, plots, study
 
     check_outputs(args, tables=IDENTIFIABILITY_TABLES, figures=["misidentification"])
     outcomes = pd.read_parquet(args.outcomes)
@@ -101,7 +103,7 @@ def cmd_analyse_identifiability(args: argparse.Namespace) -> None:
     rng = rng_for(args.study_seed, "misidentification", args.experiment)
     tables = {"ranks": identifiability.rank_table(outcomes),
               "precision_recall": identifiability.precision_recall_f1(confusion),
-              "misidentification": study_analyses.misidentification(
+              "misidentification": study.misidentification(
                   outcomes, geom[["model", "geometry_shift", "pr_aligned"]], args.n_boot, rng)}
     write_tables(args, tables)
     save_figures(args, {"misidentification": lambda: plots.misidentification_figure(
@@ -109,7 +111,7 @@ def cmd_analyse_identifiability(args: argparse.Namespace) -> None:
 
 
 def cmd_compare_methods(args: argparse.Namespace) -> None:
-    from . import identifiability, metric_comparison, plots, study_analyses
+    from ..analysis import identifiability, metrics, plots, study
 
     check_outputs(args, tables=COMPARISON_TABLES, figures=COMPARISON_FIGURES)
 
@@ -125,29 +127,29 @@ def cmd_compare_methods(args: argparse.Namespace) -> None:
     external = (io.open_parquet(args.external, "external scores").to_pandas()
                 if args.external else None)
     tradeoff = identifiability.accuracy_vs_identifiability(alignment, curves)
-    table, groups = study_analyses.with_external(
-        study_analyses.metric_table(alignment, gen_curves, rsa_h), external)
-    metrics = [c for c in table.columns if c != "model"]
-    _, rho = identifiability.metric_agreement(table, metrics, model="model")
-    chosen = _aggregated(args.aggregate, metrics, groups, external)
+    table, groups = study.with_external(
+        study.metric_table(alignment, gen_curves, rsa_h), external)
+    metric_names = [c for c in table.columns if c != "model"]
+    _, rho = identifiability.metric_agreement(table, metric_names, model="model")
+    chosen = _aggregated(args.aggregate, metric_names, groups, external)
     rng = rng_for(args.study_seed, "metric_agreement")
-    correlations = metric_comparison.agreement(table, metrics, args.n_boot, rng)
-    scopes = {"all metrics": metrics, "aggregated": chosen}
+    correlations = metrics.agreement(table, metric_names, args.n_boot, rng)
+    scopes = {"all metrics": metric_names, "aggregated": chosen}
     if external is not None and len(external):
         scopes["external"] = list(dict.fromkeys(external["metric"]))
-    summary = pd.DataFrame([{"scope": scope, **metric_comparison.mean_off_diagonal(
+    summary = pd.DataFrame([{"scope": scope, **metrics.mean_off_diagonal(
         table, names, args.n_boot, rng, method=method)}
-        for scope, names in scopes.items() for method in metric_comparison.METHODS])
-    variance = pd.concat([metric_comparison.explained_variance(table, chosen, groups, how)
-                          for how in metric_comparison.AGGREGATIONS], ignore_index=True)
+        for scope, names in scopes.items() for method in metrics.METHODS])
+    variance = pd.concat([metrics.explained_variance(table, chosen, groups, how)
+                          for how in metrics.AGGREGATIONS], ignore_index=True)
     write_tables(args, {
         "accuracy_vs_identifiability": tradeoff, "metrics_by_model": table,
         "metric_agreement": rho.reset_index(), "metric_correlations": correlations,
         "metric_agreement_summary": summary,
-        "aggregates": metric_comparison.aggregates(table, chosen),
+        "aggregates": metrics.aggregates(table, chosen),
         "aggregate_variance": variance,
-        "aggregation_rankings": metric_comparison.ranking_changes(table, chosen),
-        "metric_identifiability": study_analyses.metric_identifiability(alignment,
+        "aggregation_rankings": metrics.ranking_changes(table, chosen),
+        "metric_identifiability": study.metric_identifiability(alignment,
                                                                         gen_curves)})
     save_figures(args, {"accuracy_vs_identifiability": lambda: plots.tradeoff_figure(tradeoff),
                         "metric_agreement": lambda: plots.agreement_figure(rho, groups),
@@ -158,7 +160,7 @@ def _aggregated(names: list[str], metrics: list[str], groups: dict[str, str],
                 external: pd.DataFrame | None) -> list[str]:
     """The metrics the aggregates average: ``names`` (groups or metrics), or every
     external score, or without any the study's accuracy and RSA metrics."""
-    from .study_analyses import DEFAULT_STUDY_AGGREGATE
+    from ..analysis.study import DEFAULT_STUDY_AGGREGATE
 
     if not names:
         names = (list(dict.fromkeys(external["group"])) if external is not None
@@ -177,8 +179,30 @@ def _aggregated(names: list[str], metrics: list[str], groups: dict[str, str],
     return chosen
 
 
+PARAMETER_TABLES = ["parameter_recovery"]
+
+
+def _check_parameter_rows(frame: pd.DataFrame, source: object) -> None:
+    missing = [c for c in io.PARAMETER_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{source}: parameter table lacks column(s) {missing}")
+
+
+def cmd_analyse_parameters(args: argparse.Namespace) -> None:
+    from ..analysis import parameters, plots
+
+    check_outputs(args, tables=PARAMETER_TABLES, figures=["parameter_recovery"])
+    rows = io.read_tables(args.rows, _check_parameter_rows)
+    curves = parameters.parameter_curves(rows)
+    recovery = pd.read_parquet(args.generator_curves)
+    random = curves[curves["design"] == "random"]
+    write_tables(args, {"parameter_recovery": curves})
+    save_figures(args, {"parameter_recovery": lambda: plots.parameter_figure(
+        random, recovery, f"Parameter recovery: {args.experiment} (random design)")})
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands to the main parser."""
+    """Add the analysis subcommands (``analyse-parameters`` included) to the main parser."""
     p = sub.add_parser("aggregate", help="recovery curves, confusion matrices, summary")
     p.add_argument("--fits", nargs="+", required=True)
     p.add_argument("--generators", nargs="*", default=[], help="generator JSON sidecars")
@@ -217,3 +241,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_outputs(p, COMPARISON_TABLES)
     add_figure_outputs(p, COMPARISON_FIGURES)
     p.set_defaults(func=cmd_compare_methods)
+
+    p = sub.add_parser("analyse-parameters",
+                       help="parameter recovery: refitted against generating transforms")
+    p.add_argument("--rows", nargs="+", required=True, help="parameter rows per dataset")
+    p.add_argument("--generator-curves", required=True)
+    p.add_argument("--experiment", required=True)
+    add_table_outputs(p, PARAMETER_TABLES)
+    add_figure_outputs(p, ["parameter_recovery"])
+    p.set_defaults(func=cmd_analyse_parameters)

@@ -1,12 +1,12 @@
 """``modelrecovery plot``: the report's recovery-curve and confusion figures
-(workflow/rules/report.smk), with :mod:`modelrecovery.plots`; each figure goes to the
+(workflow/rules/report.smk), with :mod:`modelrecovery.analysis.plots`; each figure goes to the
 PNG and SVG paths given by ``--out-png`` and ``--out-svg`` (NAME=PATH each)."""
 
 from __future__ import annotations
 
 import argparse
 
-from .cli_args import add_figure_outputs, check_outputs, save_figures
+from .args import add_figure_outputs, check_outputs, save_figures
 
 FIGURES = ["recovery_curve", "confusion"]
 
@@ -14,7 +14,7 @@ FIGURES = ["recovery_curve", "confusion"]
 def cmd_plot(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from . import plots
+    from ..analysis import plots
 
     check_outputs(args, figures=FIGURES)
     curve = pd.read_parquet(args.curve)

@@ -1,0 +1,2 @@
+"""The study's world: the embedded synthetic world and the human noise ceiling.
+"""
