@@ -6,7 +6,7 @@ The recover rule fits every design's and seed's dataset of one generator and tra
 size (the config's designs × seeds; 9 in the default config) in one process. This times
 both ways of doing so on the default world's data, exactly as the rule runs (the
 config's fitting section, float32, at the config's fitting.threads):
-``recover.recovery_fits`` once per dataset, and ``recover.recovery_fits_many`` over all
+``recovery_jobs.recovery_fits`` once per dataset, and ``recovery_jobs.recovery_fits_many`` over all
 of them, the two alternating, each the best of --repeats. Prints per training size both
 times, their ratio, and how the rows differ: the largest relative difference of the
 objectives, the largest test-accuracy difference, and whether every dataset's chosen
@@ -31,7 +31,6 @@ import recovery_jobs as rj  # noqa: E402
 
 from modelrecovery.analysis import aggregate
 from modelrecovery.recover import selection
-from modelrecovery.recover.refit import recovery_fits, recovery_fits_many
 
 
 def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
@@ -61,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         best = {"apart": np.inf, "together": np.inf}
         for _ in range(max(1, args.repeats)):
             start = time.perf_counter()
-            apart = [recovery_fits(s, n_train, dict(zip(jobs.names, jobs.feats)),
+            apart = [rj.recovery_fits(s, n_train, dict(zip(jobs.names, jobs.feats)),
                                    jobs.lambdas, opts, labels=lab, **kw)
                      for s, lab in zip(shards, labels)]
             best["apart"] = min(best["apart"], time.perf_counter() - start)
             start = time.perf_counter()
-            together = recovery_fits_many(shards, n_train, dict(zip(jobs.names, jobs.feats)),
+            together = rj.recovery_fits_many(shards, n_train, dict(zip(jobs.names, jobs.feats)),
                                           jobs.lambdas, opts, labels=labels, **kw)
             best["together"] = min(best["together"], time.perf_counter() - start)
         a, b = pd.concat(apart, ignore_index=True), pd.concat(together, ignore_index=True)

@@ -69,7 +69,7 @@ def kernel_at(commit: str, into: Path) -> ModuleType:
 
 def options(module: ModuleType, cfg: dict, dtype: str, tolerance: str) -> object:
     """The benchmark's kernel options, built with ``module``'s FitOptions (an older
-    commit's may lack newer fields or ``from_config``)."""
+    commit's may lack newer fields)."""
     mine = rj.kernel_options(cfg, "cpu", dtype, tolerance)
     fields = module.FitOptions.__dataclass_fields__
     return module.FitOptions(**{k: v for k, v in dataclasses.asdict(mine).items()

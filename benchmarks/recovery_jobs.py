@@ -21,15 +21,48 @@ import pandas as pd
 import torch
 import yaml
 
-from modelrecovery import fitting, sampling, simulate
+from modelrecovery import fitting, sampling, settings, simulate
+from modelrecovery.cli import args as cli_args
 from modelrecovery.fitting.allocator import keep_freed_memory
 from modelrecovery.oddoneout import similarity
+from modelrecovery.recover import refit
 from modelrecovery.seeds import rng_for
 from modelrecovery.world import synthetic
 
 # A speedup counts at a training size only where the kernel's and the converged
 # baseline's losses and held-out NLLs agree to this relative difference.
 EQUAL_LOSS = 1e-4
+
+
+def options_from_config(fitting_cfg: dict, experiment: dict | None = None,
+                        **overrides) -> fitting.FitOptions:
+    """The options a workflow run fits with, by the rules' own route: the config's
+    ``fitting`` section and experiment (default: full W under eye_distance) as the
+    recover rule's flags (:func:`modelrecovery.settings.cli_flags`), parsed by the CLI;
+    ``overrides`` replace any field."""
+    flags = settings.cli_flags(fitting_cfg, {"lambdas": [1.0], **(experiment or {})})
+    args = cli_args.fit_parent().parse_args(flags)
+    return dataclasses.replace(cli_args.fit_options(args), **overrides)
+
+
+def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.ndarray],
+                  lambdas: list[float], options: fitting.FitOptions, *, eval_fraction: float,
+                  labels: dict[str, object]) -> pd.DataFrame:
+    """One dataset's recovery rows (:func:`modelrecovery.recover.refit.recovery_rows`):
+    every fit in one batched kernel call, as the recover job fits a seed's datasets."""
+    return recovery_fits_many([shard], n_train, candidates, lambdas, options,
+                              eval_fraction=eval_fraction, labels=[labels])[0]
+
+
+def recovery_fits_many(shards: list[pd.DataFrame], n_train: int,
+                       candidates: dict[str, np.ndarray], lambdas: list[float],
+                       options: fitting.FitOptions, *, eval_fraction: float,
+                       labels: list[dict[str, object]]) -> list[pd.DataFrame]:
+    """:func:`recovery_fits` for each of ``shards`` (with its ``labels``), every dataset's
+    fits in one kernel call (:func:`modelrecovery.recover.refit.fit_datasets`)."""
+    every = refit.fit_datasets(shards, n_train, candidates, lambdas, options,
+                               eval_fraction=eval_fraction)
+    return [refit.recovery_rows(fits, n_train, lab) for fits, lab in zip(every, labels)]
 
 
 def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> fitting.FitOptions:
@@ -40,7 +73,7 @@ def kernel_options(cfg: dict, device: str, dtype: str, tolerance: str) -> fittin
     opts = dict(device=device, dtype=dtype)
     if tolerance == "baseline":
         opts.update(grad_tol=1e-7, loss_tol=1e-9)
-    return fitting.FitOptions.from_config(cfg["fitting"], **opts)
+    return options_from_config(cfg["fitting"], **opts)
 
 
 @dataclasses.dataclass
@@ -124,7 +157,7 @@ def as_the_rule_runs(args: argparse.Namespace) -> tuple[Jobs, fitting.FitOptions
     keep_freed_memory()
     jobs = default_jobs(args.config, args.generator)
     torch.set_num_threads(int(jobs.cfg["fitting"]["threads"]))
-    return jobs, fitting.FitOptions.from_config(jobs.cfg["fitting"], device="cpu")
+    return jobs, options_from_config(jobs.cfg["fitting"], device="cpu")
 
 
 def _padded(ws: list[torch.Tensor], dmax: int, dtype: torch.dtype) -> torch.Tensor:

@@ -22,11 +22,14 @@ import pandas as pd
 import torch
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import recovery_jobs as rj  # noqa: E402
+
 from modelrecovery import fitting, io
 from modelrecovery.analysis import aggregate
 from modelrecovery.fitting.allocator import keep_freed_memory
 from modelrecovery.recover import selection
-from modelrecovery.recover.refit import recovery_fits
 
 KEY = ["generator", "n_train", "seed", "candidate", "fold", "lambda"]
 
@@ -54,7 +57,7 @@ def refit(cfg: dict, experiment: str, options: fitting.FitOptions, stored: pd.Da
     exp = cfg["experiments"][experiment]
     rows = []
     for (gen, n_train, seed), _ in stored.groupby(["generator", "n_train", "seed"]):
-        rows.append(recovery_fits(data[gen, int(seed)], int(n_train), cands, exp["lambdas"],
+        rows.append(rj.recovery_fits(data[gen, int(seed)], int(n_train), cands, exp["lambdas"],
                                   options,
                                   eval_fraction=cfg["simulation"]["eval_fraction"],
                                   labels={"experiment": experiment, "generator": gen,
@@ -115,7 +118,7 @@ def main() -> int:
     stored = io.read_tables([str(p) for p in paths], aggregate.check_recovery_rows)
     fit, exp = cfg["fitting"], cfg["experiments"][experiment]
     torch.set_num_threads(max(1, int(fit["threads"])))  # as the recovery jobs ran
-    as_config = fitting.FitOptions.from_config(fit, exp)
+    as_config = rj.options_from_config(fit, exp)
     converged = dataclasses.replace(as_config, dtype="float64", grad_tol=1e-10,
                                     loss_tol=0.0, max_iter=20_000, warm_start=False)
     cands, data = candidates(results, stored), shards(results, experiment, stored)

@@ -1,12 +1,16 @@
-"""The fitting settings a user chooses, in one list.
+"""The settings a user chooses, one list per option group: fitting and design.
 
-Each :class:`Setting` is at once a config key (under ``fitting``, or of an
-``experiments`` entry), a command-line flag of the torch commands (``max_iter`` →
-``--max-iter``) and a field of :class:`modelrecovery.fitting.FitOptions` with the same
-default. The CLI builds its flags from :data:`SETTINGS` (:func:`add_arguments`), the
-workflow's rules build their arguments from it (:func:`cli_flags`), and the test suite
-holds the config schema and ``FitOptions`` to it. Standard library only: the rules and
-the argument parser of every command import it, and neither may load torch.
+Each :class:`Setting` is at once a config key, a command-line flag (``max_iter`` →
+``--max-iter``) and a field of the options dataclass with the same default:
+:data:`SETTINGS` of :class:`modelrecovery.fitting.FitOptions` (config ``fitting``, or an
+``experiments`` entry), :data:`DESIGN_SETTINGS` of
+:class:`modelrecovery.design.static.DesignOptions` and
+:class:`modelrecovery.design.adaptive.AdaptiveOptions` (config ``design``). The CLI builds
+its flags from the lists (:func:`add_arguments`, :func:`add_design_arguments`), the
+workflow's rules build their arguments from them (:func:`cli_flags`,
+:func:`design_flags`), and the test suite holds the config schema and the dataclasses to
+them. Standard library only: the rules and the argument parser of every command import
+it, and neither may load torch.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ FLOAT_DTYPES: tuple[str, ...] = ("float32", "float64")
 class Setting:
     """One user-facing fitting setting.
 
-    ``key`` is the config key and the FitOptions field, ``kind`` its Python type,
+    ``key`` is the config key and the options field, ``kind`` its Python type,
     ``section`` where the config holds it (the ``fitting`` section, or the experiment's
-    own entry, since an experiment is an alignment method under a regulariser).
+    own entry, since an experiment is an alignment method under a regulariser; ``design``
+    for every design's ranking, ``adaptive`` for the adaptive designs' own).
+    ``nullable``: the value may be None (config ``null``, flag ``--no-<key>``).
     """
 
     key: str
@@ -34,7 +40,8 @@ class Setting:
     default: object
     help: str
     choices: tuple[str, ...] | None = None
-    section: Literal["fitting", "experiment"] = "fitting"
+    section: Literal["fitting", "experiment", "design", "adaptive"] = "fitting"
+    nullable: bool = False
 
     @property
     def flag(self) -> str:
@@ -42,6 +49,8 @@ class Setting:
 
     def arguments(self, value: object) -> list[str]:
         """The command-line arguments that set this setting to ``value``."""
+        if value is None and self.nullable:
+            return ["--no-" + self.flag[2:]]
         if self.kind is bool:
             return [self.flag if value else "--no-" + self.flag[2:]]
         if self.kind is float:
@@ -73,24 +82,57 @@ PROCESS_KEYS: tuple[str, ...] = ("threads",)
 
 FITTING_KEYS: tuple[str, ...] = tuple(s.key for s in SETTINGS if s.section == "fitting")
 
+DESIGN_SETTINGS: tuple[Setting, ...] = (
+    Setting("pool_factor", float, 20.0, "pool size as a multiple of the triplets to choose",
+            section="design"),
+    Setting("random_fraction", float, 0.1, "share of uniform triplets in every prefix",
+            section="design"),
+    Setting("object_cap", float, 3.0,
+            "most uses of an object, relative to a uniform design (--no-object-cap: none)",
+            section="design", nullable=True),
+    Setting("posterior_floor", float, 0.1,
+            "share of uniform weights mixed into the candidates' posterior",
+            section="adaptive"),
+)
 
-def add_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    """Add one flag per setting (and ``--lambdas``, ``--threads``) to ``group``."""
-    group.add_argument("--lambdas", type=float, nargs="+", required=True,
-                       help="the λ grid (the experiment's lambdas)")
-    for s in SETTINGS:
+
+def _add(group: argparse._ArgumentGroup | argparse.ArgumentParser,
+         settings: tuple[Setting, ...]) -> None:
+    for s in settings:
         if s.kind is bool:
             group.add_argument(s.flag, dest=s.key, action=argparse.BooleanOptionalAction,
                                default=s.default, help=s.help)
-        else:
-            group.add_argument(s.flag, dest=s.key, type=s.kind, default=s.default,
-                               choices=s.choices, help=s.help)
+            continue
+        group.add_argument(s.flag, dest=s.key, type=s.kind, default=s.default,
+                           choices=s.choices, help=s.help)
+        if s.nullable:
+            group.add_argument("--no-" + s.flag[2:], dest=s.key, action="store_const",
+                               const=None, help=f"no {s.key.replace('_', ' ')}")
+
+
+def add_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """Add one flag per fitting setting (and ``--lambdas``, ``--threads``) to ``group``."""
+    group.add_argument("--lambdas", type=float, nargs="+", required=True,
+                       help="the λ grid (the experiment's lambdas)")
+    _add(group, SETTINGS)
     group.add_argument("--threads", type=int, default=1, help="torch's intra-op threads")
+
+
+def add_design_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser,
+                         section: Literal["design", "adaptive"]) -> None:
+    """Add one flag per design setting of ``section`` to ``group``."""
+    _add(group, tuple(s for s in DESIGN_SETTINGS if s.section == section))
 
 
 def option_values(args: argparse.Namespace) -> dict[str, object]:
     """The FitOptions keyword arguments a command's parsed flags give."""
     return {s.key: getattr(args, s.key) for s in SETTINGS}
+
+
+def design_values(args: argparse.Namespace, section: Literal["design", "adaptive"]
+                  ) -> dict[str, object]:
+    """The keyword arguments of ``section``'s options dataclass from parsed flags."""
+    return {s.key: getattr(args, s.key) for s in DESIGN_SETTINGS if s.section == section}
 
 
 def cli_flags(fitting: Mapping, experiment: Mapping) -> list[str]:
@@ -101,4 +143,14 @@ def cli_flags(fitting: Mapping, experiment: Mapping) -> list[str]:
     for s in SETTINGS:
         section = experiment if s.section == "experiment" else fitting
         flags += s.arguments(section.get(s.key, s.default))
+    return flags
+
+
+def design_flags(design: Mapping, sections: tuple[str, ...] = ("design",)) -> list[str]:
+    """The arguments a design rule passes for config section ``design`` (a key it lacks
+    takes its default), one item per argument, for the settings of ``sections``."""
+    flags: list[str] = []
+    for s in DESIGN_SETTINGS:
+        if s.section in sections:
+            flags += s.arguments(design.get(s.key, s.default))
     return flags

@@ -1,6 +1,7 @@
 # Stage 5: aggregate recovery rows into curves, confusion matrices and the summary.
 # Commands: src/modelrecovery/cli/analyse.py; the work: src/modelrecovery/analysis/
-# (aggregate.py, study.py, geometry.py, identifiability.py, metrics.py, parameters.py).
+# (aggregate.py, study.py, geometry.py, identifiability.py, metrics.py, parameters.py,
+# stats.py).
 
 TABLES = [
     "scores",

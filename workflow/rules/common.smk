@@ -23,11 +23,9 @@ def load_workflow_module(name, rel_path):
 # Every refusal of the config is one line naming the key, before any job runs; validate
 # then fills the schema's defaults.
 config_checks = load_workflow_module("modelrecovery_config_checks", "../lib/config_checks.py")
-# The rules build the fitting flags from the package's one list of settings (standard
+# The rules build the fitting and design flags from the package's lists of settings (standard
 # library only), read from the package's source file rather than an installed copy.
-settings = load_workflow_module(
-    "modelrecovery_settings", "../../src/modelrecovery/settings.py"
-)
+settings = load_workflow_module("modelrecovery_settings", "../../src/modelrecovery/settings.py")
 
 config_checks.refuse_bad_config(
     config, workflow.source_path("../schemas/config.schema.yaml"), workflow.configfiles
@@ -278,14 +276,10 @@ def get_design_files(wildcards):
     return []
 
 
-def design_flags():
-    """The ranking options every design command takes, from config key `design`."""
-    cap = DESIGN["object_cap"]
-    return [
-        *("--pool-factor", repr(float(DESIGN["pool_factor"]))),
-        *("--random-fraction", repr(float(DESIGN["random_fraction"]))),
-        *("--object-cap", "none" if cap is None else repr(float(cap))),
-    ]
+# The ranking options of every design command, and with the adaptive designs' own, from
+# config key `design` by the package's one list of design settings.
+DESIGN_FLAGS = settings.design_flags(DESIGN)
+ADAPTIVE_FLAGS = settings.design_flags(DESIGN, ("design", "adaptive"))
 
 
 def get_criterion_args(wildcards, input):

@@ -35,7 +35,7 @@ rule design_static:
         criterion=lambda wildcards, input: (
             ["--uniform"] if wildcards.kind == "random" else get_criterion_args(wildcards, input)
         ),
-        flags=design_flags(),
+        flags=DESIGN_FLAGS,
         n_max=max(SIZES),
         folds=config["simulation"]["folds"],
         val_fraction=config["simulation"]["val_fraction"],
@@ -81,10 +81,9 @@ rule simulate_adaptive:
     params:
         fit=get_fit_args,
         candidates=get_candidate_args,
-        flags=design_flags(),
+        flags=ADAPTIVE_FLAGS,
         sizes=SIZES,
         eval_fraction=config["simulation"]["eval_fraction"],
-        floor=DESIGN["posterior_floor"],
         seed=config["study_seed"],
     shell:
         "modelrecovery design adaptive --objects {input.objects:q}"
@@ -93,7 +92,7 @@ rule simulate_adaptive:
         " --first-json {input.first_meta:q} --sizes {params.sizes:q}"
         " --experiment {wildcards.experiment:q} --generator {wildcards.generator:q}"
         " --seed {wildcards.seed:q} --study-seed {params.seed:q}"
-        " --eval-fraction {params.eval_fraction:q} --posterior-floor {params.floor:q}"
+        " --eval-fraction {params.eval_fraction:q}"
         " --exclude {input.exclude:q} {params.flags:q} {params.fit:q}"
         " --threads {threads:q} --out {output.shard:q} --out-json {output.meta:q}"
         " 2> {log:q}"

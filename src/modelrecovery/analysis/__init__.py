@@ -1,3 +1,3 @@
-"""Why and how often models are recovered: aggregation, identifiability,
-metric agreement, geometry, parameter recovery and figures. Imports no torch.
-"""
+"""Why and how often models are recovered: aggregation, identifiability, metric
+agreement, geometry, parameter recovery, the designs compared, their intervals and
+figures. Imports no torch."""

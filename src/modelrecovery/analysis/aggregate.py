@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
 
 from .. import io
 from ..errors import InputError
 from ..io import RECOVERY_COLUMNS, PathLike
 from ..recover.selection import DATASET, TIE_TOL
+from .stats import clopper_pearson
 
 
 def check_recovery_rows(frame: pd.DataFrame, source: object) -> None:
@@ -62,20 +62,6 @@ def dataset_outcomes(scores: pd.DataFrame) -> pd.DataFrame:
             "nll_credit": (1.0 / len(nll_top)) if gen in nll_top else 0.0,
         })
     return pd.DataFrame(rows)
-
-
-def clopper_pearson(successes: np.ndarray, trials: np.ndarray, level: float = 0.95
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (Clopper–Pearson) binomial interval at ``level`` for ``successes`` out of
-    ``trials`` (arrays of one shape); fractional successes (split ties) enter the Beta
-    quantiles. Returns the lower and upper bounds, fractions in [0, 1], of that shape."""
-    x = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    a = (1.0 - level) / 2.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lo = np.where(x > 0, beta.ppf(a, x, n - x + 1), 0.0)
-        hi = np.where(x < n, beta.ppf(1 - a, x + 1, n - x), 1.0)
-    return lo, hi
 
 
 def _curve(outcomes: pd.DataFrame, by: list[str]) -> pd.DataFrame:

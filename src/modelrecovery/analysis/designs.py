@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..recover import selection
 from . import aggregate
+from .stats import percentile_interval
 
 
 def design_outcomes(fits: pd.DataFrame) -> pd.DataFrame:
@@ -124,8 +125,7 @@ def savings(outcomes: pd.DataFrame, targets: dict[str, float], n_boot: int,
             # the interval as missing (bootstrap_reached says how often that happened).
             both = np.isfinite(ref_boot) & np.isfinite(mine)
             ratio = ref_boot[both] / mine[both]
-            lo, hi = (np.quantile(ratio, [0.025, 0.975]) if len(ratio) >= 10
-                      else (np.nan, np.nan))
+            lo, hi = percentile_interval(ratio, 0.95, min_resamples=10)
             bound = ("unreached" if not own.reached
                      else "lower" if own.at_most or not ref.reached else "none")
             rows.append({"target": label, "target_recovery": target, "design": d,

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
-from scipy.stats import t as student_t
 
 from ..recover import selection
 from . import aggregate
+from .metrics import correlation
+from .stats import clopper_pearson, percentile_interval, t_interval
 
 _CELL = ["experiment", "n_train"]
 
@@ -229,40 +229,19 @@ def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outc
         boot[b, :p] = bc
         boot[b, p:2 * p] = bc / bsd if bsd > 0 else np.nan
         boot[b, 2 * p] = br2
-    valid = boot[~np.isnan(boot).any(axis=1)]
-    q = [(1 - level) / 2, (1 + level) / 2]
-    if len(valid) >= 2:
-        lo, hi = np.quantile(valid, q, axis=0)
-    else:
-        lo = hi = np.full(2 * p + 1, np.nan)
+    n_valid = int(np.isfinite(boot).all(axis=1).sum())
+    lo, hi = percentile_interval(boot, level, min_resamples=2)
     std = coef / sd_y if sd_y > 0 else np.full(p, np.nan)
     out = pd.DataFrame({
         "term": predictors, "coef": coef, "ci_low": lo[:p], "ci_high": hi[:p],
         "std_coef": std, "std_ci_low": lo[p:2 * p], "std_ci_high": hi[p:2 * p],
         "r2": r2, "r2_ci_low": lo[2 * p], "r2_ci_high": hi[2 * p], "outcome": outcome,
-        "n_obs": n, "n_groups": n_groups, "n_boot": n_boot, "n_boot_valid": len(valid),
+        "n_obs": n, "n_groups": n_groups, "n_boot": n_boot, "n_boot_valid": n_valid,
     })
     return out
 
 
 # --------------------------------------------------------------------------- trade-off
-
-
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of ``values`` (k,) and its Student-t interval mean ± t_{k−1} · SD/√k.
-
-    NaN bounds when k < 2 (no spread to estimate); the mean is NaN when k = 0.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    k = len(v)
-    if k == 0:
-        return np.nan, np.nan, np.nan
-    mean = float(v.mean())
-    if k < 2:
-        return mean, np.nan, np.nan
-    half = float(student_t.ppf((1 + level) / 2, k - 1) * v.std(ddof=1) / np.sqrt(k))
-    return mean, mean - half, mean + half
 
 
 def accuracy_vs_identifiability(human: pd.DataFrame, curve: pd.DataFrame,
@@ -285,7 +264,7 @@ def accuracy_vs_identifiability(human: pd.DataFrame, curve: pd.DataFrame,
         ``human_ci_low``/``human_ci_high`` (Student-t interval over models, NaN for one
         model), ``n_train`` (the largest), ``datasets``, ``recovered``, ``recovery`` with
         its Clopper–Pearson interval ``recovery_ci_low``/``recovery_ci_high``
-        (:func:`.aggregate.clopper_pearson`; split ties enter as fractional successes).
+        (:func:`.stats.clopper_pearson`; split ties enter as fractional successes).
     """
     _require(human, ["experiment", value], "human-accuracy table")
     _require(curve, ["experiment", "n_train", "recovered", "datasets"], "recovery curve")
@@ -299,7 +278,7 @@ def accuracy_vs_identifiability(human: pd.DataFrame, curve: pd.DataFrame,
     last = curve.loc[curve.groupby("experiment")["n_train"].idxmax(),
                      ["experiment", "n_train", "datasets", "recovered"]].copy()
     last["recovery"] = last["recovered"] / last["datasets"]
-    last["recovery_ci_low"], last["recovery_ci_high"] = aggregate.clopper_pearson(
+    last["recovery_ci_low"], last["recovery_ci_high"] = clopper_pearson(
         last["recovered"].to_numpy(), last["datasets"].to_numpy(), level)
     out = h.merge(last, on="experiment", how="outer")
     return out.sort_values("experiment").reset_index(drop=True)
@@ -324,9 +303,9 @@ def metric_agreement(scores: pd.DataFrame, metrics: list[str] | None = None,
     Returns:
         ``(table, rho)``: ``table`` is ``scores[[model, *metrics]]`` sorted by model;
         ``rho`` is the (k, k) Spearman rank correlation across models (index and columns
-        the metrics, ``index.name`` = ``"metric"``), computed per pair over the models
-        where both are non-NaN, with average ranks for ties — equal to
-        :func:`scipy.stats.spearmanr` on those models. An entry is NaN when fewer than
+        the metrics, ``index.name`` = ``"metric"``): per pair,
+        :func:`scipy.stats.spearmanr` (average ranks for ties) over the models where both
+        are non-NaN (:func:`.metrics.correlation`). An entry is NaN when fewer than
         ``min_models`` models remain or either metric is constant over them (the rank
         correlation is undefined); the diagonal is 1 otherwise.
     """
@@ -348,14 +327,11 @@ def metric_agreement(scores: pd.DataFrame, metrics: list[str] | None = None,
             ok = np.isfinite(values[:, a]) & np.isfinite(values[:, b])
             if ok.sum() < min_models:
                 continue
-            ra, rb = rankdata(values[ok, a]), rankdata(values[ok, b])
-            ra, rb = ra - ra.mean(), rb - rb.mean()
-            denom = np.sqrt((ra @ ra) * (rb @ rb))
-            if denom > 0:
-                rho[a, b] = rho[b, a] = float(np.clip((ra @ rb) / denom, -1.0, 1.0))
+            r = correlation(values[ok, a], values[ok, b], "spearman", min_models)
+            rho[a, b] = rho[b, a] = 1.0 if a == b and np.isfinite(r) else r
     corr = pd.DataFrame(rho, index=pd.Index(metrics, name="metric"), columns=metrics)
     return table, corr
 
 
 __all__ = ["rank_table", "precision_recall_f1", "misidentification_regression",
-           "t_interval", "accuracy_vs_identifiability", "metric_agreement"]
+           "accuracy_vs_identifiability", "metric_agreement"]

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau, pearsonr, rankdata, spearmanr
 
+from .stats import percentile_interval
+
 AGGREGATIONS = ("mean", "zscore", "rank")
-METHODS = ("spearman", "pearson")
+CORRELATIONS = ("spearman", "pearson")
 
 
 def _values(table: pd.DataFrame, metrics: Sequence[str]) -> np.ndarray:
@@ -39,8 +41,9 @@ def _values(table: pd.DataFrame, metrics: Sequence[str]) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def _point(x: np.ndarray, y: np.ndarray, method: str, min_models: int) -> float:
-    """scipy's correlation of two complete vectors; NaN when too short or constant."""
+def correlation(x: np.ndarray, y: np.ndarray, method: str, min_models: int = 3) -> float:
+    """scipy's ``method`` correlation (spearman, pearson, kendall) of two complete
+    vectors (n,); NaN with fewer than ``min_models`` entries or either constant."""
     if len(x) < max(min_models, 2) or np.ptp(x) == 0 or np.ptp(y) == 0:
         return np.nan
     func = {"spearman": spearmanr, "pearson": pearsonr, "kendall": kendalltau}[method]
@@ -54,6 +57,10 @@ def _masked_corr(x: np.ndarray, y: np.ndarray, mask: np.ndarray, method: str,
     Returns (B,): NaN where under ``min_models`` entries are in the mask or either
     variable is constant over them (the correlation is undefined).
     """
+    # Vectorised over B resamples with a per-row mask (the models where both metrics are
+    # finite), which scipy's pearsonr and spearmanr do not take: Spearman is scipy's
+    # average ranks of the masked entries, then this Pearson. The tests hold each row
+    # to scipy's spearmanr and pearsonr on that row's entries.
     count = mask.sum(axis=1)
     # Exact constancy test: a centred constant need not be exactly zero in floating point.
     const = np.zeros(len(x), dtype=bool)
@@ -72,17 +79,6 @@ def _masked_corr(x: np.ndarray, y: np.ndarray, mask: np.ndarray, method: str,
     r = np.clip(r, -1.0, 1.0)
     r[const | (count < max(min_models, 2))] = np.nan
     return r
-
-
-def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of the finite ``values``; NaN when none are finite."""
-    v = values[np.isfinite(values)]
-    if len(v) == 0:
-        return np.nan, np.nan
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
-    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
 
 
 def agreement(table: pd.DataFrame, metrics: Sequence[str], n_boot: int,
@@ -112,13 +108,13 @@ def agreement(table: pd.DataFrame, metrics: Sequence[str], n_boot: int,
             x, y, n = values[ok, i], values[ok, j], int(ok.sum())
             row: dict = {"metric_a": a, "metric_b": metrics[j], "n_models": n}
             idx = rng.integers(0, n, size=(n_boot, n)) if n > 0 and n_boot > 0 else None
-            for method in METHODS:
-                row[method] = _point(x, y, method, min_models)
+            for method in CORRELATIONS:
+                row[method] = correlation(x, y, method, min_models)
                 lo = hi = np.nan
                 if idx is not None and np.isfinite(row[method]):
                     boot = _masked_corr(x[idx], y[idx], np.ones(idx.shape, dtype=bool),
                                         method, min_models)
-                    lo, hi = _percentiles(boot, level)
+                    lo, hi = percentile_interval(boot, level)
                 row[f"{method}_ci_low"], row[f"{method}_ci_high"] = lo, hi
             rows.append(row)
     cols = ["metric_a", "metric_b", "n_models", "spearman", "spearman_ci_low",
@@ -143,15 +139,15 @@ def mean_off_diagonal(table: pd.DataFrame, metrics: Sequence[str], n_boot: int,
         ``{"method", "mean", "ci_low", "ci_high", "pairs", "n_models"}``: ``pairs`` =
         pairs with a defined correlation (NaN pairs are left out), ``n_models`` = rows.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if method not in CORRELATIONS:
+        raise ValueError(f"unknown method {method!r}; expected one of {CORRELATIONS}")
     values = _values(table, metrics)
     n, k = values.shape
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
     point = np.full(len(pairs), np.nan)
     for p, (i, j) in enumerate(pairs):
         ok = np.isfinite(values[:, i]) & np.isfinite(values[:, j])
-        point[p] = _point(values[ok, i], values[ok, j], method, min_models)
+        point[p] = correlation(values[ok, i], values[ok, j], method, min_models)
     defined = np.isfinite(point)
     mean = float(point[defined].mean()) if defined.any() else np.nan
     lo = hi = np.nan
@@ -161,7 +157,7 @@ def mean_off_diagonal(table: pd.DataFrame, metrics: Sequence[str], n_boot: int,
         for p, (i, j) in enumerate(pairs):
             x, y = values[idx, i], values[idx, j]
             boot[p] = _masked_corr(x, y, np.isfinite(x) & np.isfinite(y), method, min_models)
-        lo, hi = _percentiles(_row_mean(boot.T), level)  # per resample, over its pairs
+        lo, hi = percentile_interval(_row_mean(boot.T), level)  # per resample, over its pairs
     return {"method": method, "mean": mean, "ci_low": lo, "ci_high": hi,
             "pairs": int(defined.sum()), "n_models": int(n)}
 
@@ -219,7 +215,7 @@ def aggregate(table: pd.DataFrame, metrics: Sequence[str], how: str) -> pd.Serie
 def _r2(x: np.ndarray, y: np.ndarray, min_models: int) -> tuple[int, float]:
     """(models used, squared Pearson r) over the entries where both are finite."""
     ok = np.isfinite(x) & np.isfinite(y)
-    r = _point(x[ok], y[ok], "pearson", min_models)
+    r = correlation(x[ok], y[ok], "pearson", min_models)
     return int(ok.sum()), r * r
 
 
@@ -272,7 +268,7 @@ def ranking_changes(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame
     for i, a in enumerate(AGGREGATIONS):
         for b in AGGREGATIONS[i + 1:]:
             ok = np.isfinite(aggs[a]) & np.isfinite(aggs[b])
-            tau = _point(aggs[a][ok], aggs[b][ok], "kendall", 2)
+            tau = correlation(aggs[a][ok], aggs[b][ok], "kendall", 2)
             rows.append({"aggregation_a": a, "aggregation_b": b,
                          "n_models": int(ok.sum()), "kendall_tau": tau})
     return pd.DataFrame(rows, columns=["aggregation_a", "aggregation_b", "n_models",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..recover.parameters import SCORES
-from .identifiability import t_interval
+from .stats import t_interval
 
 
 def parameter_curves(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

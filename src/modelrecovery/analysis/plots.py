@@ -20,11 +20,6 @@ _PNG_META = {"Software": None}
 _RC = {"svg.hashsalt": "modelrecovery"}
 
 
-def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` atomically and close the figure."""
-    return save_figure_as(fig, f"{stem}.png", f"{stem}.svg")
-
-
 def save_figure_as(fig: plt.Figure, png: str | Path, svg: str | Path) -> list[Path]:
     """Write the figure to ``png`` and ``svg`` atomically and close it."""
     out = []

@@ -1,7 +1,8 @@
-"""Why models are misidentified: the analysis tables of one experiment and across them.
-
-Thin compositions of :mod:`.geometry`, :mod:`.identifiability` and :mod:`.aggregate` over the
-workflow's own tables; every function returns DataFrames ready to write.
+"""The study's analysis tables, of one experiment and across them: geometry per model,
+the identifiability tables and the metric table that sets the study's own metrics beside
+external scores. Thin compositions of :mod:`.geometry`, :mod:`.identifiability` and
+:mod:`.aggregate` over the workflow's own tables; every function returns DataFrames
+ready to write.
 """
 
 from __future__ import annotations

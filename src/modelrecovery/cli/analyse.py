@@ -139,7 +139,7 @@ def cmd_compare_methods(args: argparse.Namespace) -> None:
         scopes["external"] = list(dict.fromkeys(external["metric"]))
     summary = pd.DataFrame([{"scope": scope, **metrics.mean_off_diagonal(
         table, names, args.n_boot, rng, method=method)}
-        for scope, names in scopes.items() for method in metrics.METHODS])
+        for scope, names in scopes.items() for method in metrics.CORRELATIONS])
     variance = pd.concat([metrics.explained_variance(table, chosen, groups, how)
                           for how in metrics.AGGREGATIONS], ignore_index=True)
     write_tables(args, {

@@ -135,22 +135,23 @@ def check_outputs(args: argparse.Namespace, tables: list[str] = (),
 
 
 def design_options(args: argparse.Namespace):
-    """The :class:`~modelrecovery.design.static.DesignOptions` of a design command's flags."""
+    """The :class:`~modelrecovery.design.static.DesignOptions` of a design command's flags
+    (:data:`~modelrecovery.settings.DESIGN_SETTINGS`, section ``design``)."""
     from ..design.static import DesignOptions
 
-    cap = None if str(args.object_cap).lower() == "none" else float(args.object_cap)
     try:
-        return DesignOptions(pool_factor=args.pool_factor,
-                             random_fraction=args.random_fraction, object_cap=cap)
+        return DesignOptions(**settings.design_values(args, "design"))
     except ValueError as exc:
         raise InputError(f"design options: {exc}") from exc
 
 
 def adaptive_options(args: argparse.Namespace):
-    """The :class:`~modelrecovery.design.adaptive.AdaptiveOptions` of an adaptive command's flags."""
+    """The :class:`~modelrecovery.design.adaptive.AdaptiveOptions` of an adaptive
+    command's flags (:data:`~modelrecovery.settings.DESIGN_SETTINGS`, section
+    ``adaptive``)."""
     from ..design.adaptive import AdaptiveOptions
 
     try:
-        return AdaptiveOptions(posterior_floor=args.posterior_floor)
+        return AdaptiveOptions(**settings.design_values(args, "adaptive"))
     except ValueError as exc:
         raise InputError(f"design options: {exc}") from exc

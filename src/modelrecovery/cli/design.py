@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .. import io
+from .. import io, settings
 from ..design.export import design_summary, export_table
 from ..errors import InputError
 from ..seeds import rng_for
@@ -229,13 +229,10 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     from .design_next import add_next_parser
 
     common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("design")
-    g.add_argument("--pool-factor", type=float, default=20.0,
-                   help="pool size as a multiple of the triplets to choose")
-    g.add_argument("--random-fraction", type=float, default=0.1,
-                   help="share of uniform triplets in every prefix")
-    g.add_argument("--object-cap", default="3",
-                   help="most uses of an object, relative to a uniform design ('none')")
+    settings.add_design_arguments(common.add_argument_group("design"), "design")
+    adaptive = argparse.ArgumentParser(add_help=False)
+    settings.add_design_arguments(adaptive.add_argument_group("adaptive design"),
+                                  "adaptive")
     design = sub.add_parser("design", help="choose triplets that discriminate the models")
     dsub = design.add_subparsers(dest="design_command", required=True)
 
@@ -257,7 +254,7 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--max-memory-gb", type=float, default=2.0)
     p.set_defaults(func=cmd_static)
 
-    p = dsub.add_parser("adaptive", parents=[fit, common],
+    p = dsub.add_parser("adaptive", parents=[fit, common, adaptive],
                         help="simulate a study collected in rounds (fitted candidates)")
     for name in ("objects", "features", "generator_file", "first_json", "experiment",
                  "generator", "out", "out_json"):
@@ -268,7 +265,6 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--study-seed", type=int, required=True)
     p.add_argument("--eval-fraction", type=float, default=0.125)
-    p.add_argument("--posterior-floor", type=float, default=0.1)
     p.add_argument("--exclude", nargs="*", default=[])
     p.set_defaults(func=cmd_adaptive)
 
@@ -296,4 +292,4 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--study-seed", type=int, required=True)
     p.set_defaults(func=cmd_compare)
 
-    add_next_parser(dsub, fit, common)
+    add_next_parser(dsub, fit, common, adaptive)

@@ -138,8 +138,9 @@ def cmd_next(args: argparse.Namespace) -> None:
 
 
 def add_next_parser(dsub: argparse._SubParsersAction, fit: argparse.ArgumentParser,
-                    common: argparse.ArgumentParser) -> None:
-    p = dsub.add_parser("next", parents=[fit, common],
+                    common: argparse.ArgumentParser, adaptive: argparse.ArgumentParser
+                    ) -> None:
+    p = dsub.add_parser("next", parents=[fit, common, adaptive],
                         help="the next batch of an experiment from its responses so far")
     for name in ("objects", "folds", "responses", "out"):
         p.add_argument("--" + name.replace("_", "-"), required=True)
@@ -147,6 +148,5 @@ def add_next_parser(dsub: argparse._SubParsersAction, fit: argparse.ArgumentPars
     p.add_argument("--batch", type=int, required=True,
                    help="training triplets to add per fold")
     p.add_argument("--eval-fraction", type=float, default=0.125)
-    p.add_argument("--posterior-floor", type=float, default=0.1)
     p.add_argument("--study-seed", type=int, default=0)
     p.set_defaults(func=cmd_next)

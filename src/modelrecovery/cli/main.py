@@ -11,7 +11,7 @@ The subcommands live in one module per stage of the workflow; each rule file
 ==============  =============================================  ===============
 rule file       subcommands                                    module
 ==============  =============================================  ===============
-data.smk        synthesize, import, import-*, synthesize-scores  :mod:`.world`
+data.smk        synthesize, import, import-*, *-scores         :mod:`.world`
 align.smk       align, calibrate                               :mod:`.align`
 simulate.smk    simulate                                       :mod:`.simulate`
 recover.smk     recover                                        :mod:`.recover`

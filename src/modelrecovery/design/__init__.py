@@ -1,3 +1,2 @@
-"""Which triplets to collect: the information of a triplet, the static and adaptive
-designs, and their export for people.
-"""
+"""Which triplets to collect: the information of a triplet about the models, the static
+and adaptive designs, and their export for people."""

@@ -20,7 +20,7 @@ The package keeps the loss apart from the solver, one module per responsibility:
 
 from .gather import GATHERS, Gather, Pairs, Rows, Similarity, parse_gather
 from .kernel import FitResult, evaluate, fit, objective
-from .loss import data_nll, pair_logits, penalty, tie_aware_accuracy
+from .loss import data_nll, probe_logits, penalty, tie_aware_accuracy
 from .memory import MemoryLimitError, memory_estimate
 from .methods import METHODS, Method
 from .options import REGULARISERS, FitOptions, Regulariser, resolve_device
@@ -31,6 +31,6 @@ __all__ = [
     "GATHERS", "METHODS", "REGULARISERS", "FitOptions", "FitResult", "Gather",
     "MemoryLimitError", "Method", "Pairs", "Regulariser", "Rows", "Similarity", "Status",
     "TripletSets", "collapse", "data_nll", "evaluate", "fit", "memory_estimate",
-    "objective", "pair_logits", "parse_gather", "penalty", "resolve_device",
+    "objective", "probe_logits", "parse_gather", "penalty", "resolve_device",
     "tie_aware_accuracy",
 ]

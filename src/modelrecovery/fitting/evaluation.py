@@ -37,7 +37,7 @@ class Objective:
 
 class Problems:
     """Problems of a batch with their data gathered once: the solver's view
-    (:class:`.lbfgs.Problems`), evaluated with a hand-written gradient.
+    (:class:`.solver_interface.SolverProblems`), evaluated with a hand-written gradient.
 
     Every gather mode works on each problem's local objects (m of them); ``index`` and
     ``ends`` hold the pairs in the mode's layout (:meth:`.gather.Gather.index`). The

@@ -224,7 +224,7 @@ def parse_gather(mode: str | Gather) -> Gather | None:
                          ) from None
 
 
-# The plain forward pass of evaluation (pair_logits): its similarity path costs m²·D in
+# The plain forward pass of evaluation (probe_logits): its similarity path costs m²·D in
 # matmuls, its rows path ~3N·D in memory-bound gathers. Measured on whole default
 # recovery jobs (m ≈ 125–140 objects per fold, 2-core CPU): in float64 rows wins up to
 # N ≈ 250 and similarity from N ≈ 300; in float32 similarity is as fast at N = 150 and
@@ -249,11 +249,6 @@ def prefers_similarity(n_objects: int, n_triplets: int, itemsize: int = 4) -> bo
 # the three: at the study's shape (m = 865, D = 64 and 256, float64, 1 thread,
 # benchmarks/study_shape.py) similarity takes 2.9 s where rows takes 17.5 s (N = 10⁴),
 # and the three are within 10 % of each other at N = 10³.
-def prefers_pairs(mode: Gather, n_objects: int, n_triplets: int, dim: int) -> bool:
-    """Whether pairs is cheaper than ``mode`` for m objects, N triplets, dimension D."""
-    return PAIRS.cost(n_objects, n_triplets, dim) < mode.cost(n_objects, n_triplets, dim)
-
-
 def choose_gather(n_objects: int, n_triplets: int, dim: int, itemsize: int,
                   fits: Callable[[Gather], bool]) -> Gather:
     """The mode of least :meth:`Gather.cost` for problems of m objects, N triplets and

@@ -29,7 +29,7 @@ from .chains import Chains
 from .evaluation import Objective
 from .gather import Gather
 from .lbfgs import Settings, Status, minimise
-from .loss import LOG3, data_nll, pair_logits, tie_aware_accuracy
+from .loss import LOG3, data_nll, probe_logits, tie_aware_accuracy
 from .memory import check_one_fits
 from .options import FitOptions, resolve_device
 from .triplets import TripletSets
@@ -251,7 +251,7 @@ def evaluate(features: Features, weights: torch.Tensor, data: TripletSets,
     trip = data.triplets.to(weights.device)[sets]
     counts = data.counts.to(device=weights.device, dtype=weights.dtype)[sets]
     xs = gx[torch.as_tensor(pf, device=weights.device)]
-    logits = pair_logits(xs, weights, trip, gather)
+    logits = probe_logits(xs, weights, trip, gather)
     # Accuracy in float64: equal fractions of correct triplets must compare equal later.
     acc = tie_aware_accuracy(logits, counts.double())
     nll = data_nll(logits, counts)

@@ -1,7 +1,7 @@
 """Batched L-BFGS: many independent problems, each with its own curvature history, step
 length, line search and convergence, advanced together in fixed-shape tensor operations.
 
-The solver knows nothing of the probe: it minimises any :class:`Problems`, a batch of
+The solver knows nothing of the probe: it minimises any :class:`SolverProblems`, a batch of
 objectives that returns values (A,) and gradients (A, P) for parameters (A, P), and can be
 narrowed to a subset of its problems. It is written for batches of small problems, where
 the cost of one iteration is the number of tensor operations rather than the arithmetic:
@@ -21,9 +21,9 @@ from dataclasses import dataclass, fields
 import torch
 
 from .history import History
-from .solver_interface import Problems, Refill, Settings, Start, Status
+from .solver_interface import SolverProblems, Refill, Settings, Start, Status
 
-__all__ = ["History", "Problems", "Refill", "Settings", "Start", "Status", "minimise"]
+__all__ = ["History", "SolverProblems", "Refill", "Settings", "Start", "Status", "minimise"]
 
 
 # Plain ints for torch: it parses an IntEnum scalar about twice as slowly as an int, and a
@@ -41,7 +41,7 @@ _WOLFE = 0.9
 _GROW = (2.0, 10.0)
 
 
-def minimise(problems: Problems, x0: torch.Tensor, settings: Settings, *,
+def minimise(problems: SolverProblems, x0: torch.Tensor, settings: Settings, *,
              ids: torch.Tensor | None = None, n_total: int | None = None,
              refill: Refill | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -125,7 +125,7 @@ class _Trial:
 class _Solver:
     """The state of one :func:`minimise` call and its phases."""
 
-    def __init__(self, problems: Problems, x0: torch.Tensor, settings: Settings,
+    def __init__(self, problems: SolverProblems, x0: torch.Tensor, settings: Settings,
                  ids: torch.Tensor | None, n_total: int | None, refill: Refill | None
                  ) -> None:
         dev, dt = x0.device, x0.dtype

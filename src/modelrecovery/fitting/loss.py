@@ -5,7 +5,7 @@ gradient, is :mod:`.evaluation`.
 Objective of problem b (set f, strength λ_b), pair logits as in :mod:`..oddoneout`:
 
     L_b(W) = Σ_t n_t [logsumexp(S_ij, S_ik, S_jk) − S_ij] / Σ_t n_t  +  λ_b R(W)
-    R(W)   = ‖W − cI‖²_F, c = tr(W)/d  (eye_distance)   or   ‖W‖²_F  (l2)
+    R(W)   = ‖W − cI‖²_F, c = tr(W)/n, n = min(d, k)  (eye_distance)   or   ‖W‖²_F  (l2)
 
 with n_t triplet t's count and S = (X W)(X W)ᵀ at T = 1 (the scale of W absorbs the
 temperature).
@@ -23,9 +23,10 @@ from .gather import ROWS, SIMILARITY, Gather, parse_gather, prefers_similarity
 LOG3 = math.log(3.0)
 
 
-def pair_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.Tensor,
-                gather: Gather | str = "auto") -> torch.Tensor:
-    """Pair logits [S_ij, S_ik, S_jk] for a batch of problems on shared features.
+def probe_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.Tensor,
+                 gather: Gather | str = "auto") -> torch.Tensor:
+    """Pair logits [S_ij, S_ik, S_jk] under the linear probe, S = (XW)(XW)ᵀ, for a batch
+    of problems on shared features (:func:`modelrecovery.oddoneout.pair_logits` takes S).
 
     features (n, d) or (B, n, d); weights W (B, d, d); triplets (B, N, 3) long → (B, N, 3).
     The plain computation, used for evaluation and as the reference in tests; ``auto``

@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from ..settings import FITTING_KEYS, REGULARISERS
+from ..settings import REGULARISERS
 from .gather import GATHER_CHOICES, Gather, parse_gather
 from .methods import Method
 
@@ -19,8 +18,6 @@ log = logging.getLogger(__name__)
 
 Regulariser = Literal["eye_distance", "l2", "l1"]
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
-# The config's ``fitting`` keys that are FitOptions fields (``threads`` is the process's).
-CONFIG_KEYS: tuple[str, ...] = FITTING_KEYS
 
 
 @dataclass(frozen=True)
@@ -69,20 +66,6 @@ class FitOptions:
         if self.gather not in GATHER_CHOICES:
             raise ValueError(f"unknown gather mode {self.gather!r}")
         Method.parse(self.method)
-
-    @classmethod
-    def from_config(cls, fitting: Mapping, experiment: Mapping | None = None,
-                    **overrides) -> FitOptions:
-        """The options a workflow run fits with, from its config: the ``fitting``
-        section (a key it lacks keeps its default here, as in the config schema) and, for
-        ``method`` and ``regulariser``, one of its ``experiments`` (default: full W under
-        eye_distance); ``overrides`` replace any field. (The workflow's rules pass the
-        same settings to the CLI as flags.)"""
-        opts = {key: fitting[key] for key in CONFIG_KEYS if key in fitting}
-        if experiment is not None:
-            opts.update(method=experiment["method"], regulariser=experiment["regulariser"])
-        opts.update(overrides)
-        return cls(**opts)
 
     @property
     def parsed_method(self) -> Method:

@@ -31,18 +31,18 @@ class Status(enum.IntEnum):
         return self in (Status.GRADIENT, Status.LOSS)
 
 
-class Problems(Protocol):
+class SolverProblems(Protocol):
     """A batch of A objectives (the working batch's slots)."""
 
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Objective (A,) and its gradient (A, P) at parameters θ (A, P)."""
         ...
 
-    def select(self, idx: torch.Tensor) -> Problems:
+    def select(self, idx: torch.Tensor) -> SolverProblems:
         """The slots ``idx`` (A',) of this batch, in that order."""
         ...
 
-    def replace(self, slots: torch.Tensor, ids: torch.Tensor) -> Problems:
+    def replace(self, slots: torch.Tensor, ids: torch.Tensor) -> SolverProblems:
         """This batch with problems ``ids`` (R,) in slots ``slots`` (R,)."""
         ...
 
@@ -65,7 +65,7 @@ class Settings:
 
 @dataclass
 class Start:
-    """Problems ``ids`` (R',) taking the slots of finished problems at positions ``cont``
+    """SolverProblems ``ids`` (R',) taking the slots of finished problems at positions ``cont``
     (R',) of ``done``, from x (R', P). Where ``known`` (R',) is true, f (R',) and g
     (R', P) are already their objective and gradient at x (a warm start whose objective
     differs from the finished one's by a known term): they need no evaluation. If that

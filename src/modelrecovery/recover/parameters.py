@@ -30,7 +30,7 @@ import pandas as pd
 from ..io.contracts import PARAMETER_COLUMNS
 from ..oddoneout import accuracy
 
-#: The scores of :func:`parameter_scores`, in order.
+#: The scores of each refit (the module docstring), in the order of the row's columns.
 SCORES: tuple[str, ...] = ("similarity_r", "metric_error", "accuracy_gap")
 
 
@@ -66,27 +66,13 @@ def _scores(gen: _Generating, x: np.ndarray, w_fit: np.ndarray, objects: np.ndar
     return {"similarity_r": r, "metric_error": err, "accuracy_gap": float(gap)}
 
 
-def parameter_scores(features: np.ndarray, w_true: np.ndarray, temperature: float,
-                     w_fit: np.ndarray, objects: np.ndarray, test: np.ndarray
-                     ) -> dict[str, float]:
-    """The three scores of one refit (see the module docstring).
-
-    features X (n, d); w_true W (d, k) and its temperature T > 0; w_fit Ŵ (d, k̂);
-    objects: the fold's test objects (indices into X), whose pairs ``similarity_r`` runs
-    over; test (N, 3): the fold's test triplets, the chosen odd one out last.
-    """
-    x = np.asarray(features, dtype=np.float64)
-    return _scores(_generating(x, w_true, temperature), x,
-                   np.asarray(w_fit, dtype=np.float64), objects, test)
-
-
 def parameter_rows(features: np.ndarray, w_true: np.ndarray, temperature: float,
                    fits: dict[int, tuple[float, np.ndarray]],
                    test_objects: dict[int, np.ndarray], test: dict[int, np.ndarray],
                    labels: dict[str, object]) -> pd.DataFrame:
     """One row per fold of :data:`PARAMETER_COLUMNS`: the refit's λ, its transform Ŵ
     (``weights``: d·k̂ float64 values in row-major order, ``dim`` d, ``rank`` k̂) and its
-    :func:`parameter_scores`. fits: fold → (λ, Ŵ (d, k̂)); test_objects and test: fold →
+    scores (:data:`SCORES`). fits: fold → (λ, Ŵ (d, k̂)); test_objects and test: fold →
     that fold's test objects and test triplets; labels: experiment, design, generator,
     n_train, seed. The generator's side (its n × n similarity, X's row space) is
     computed once for all folds."""

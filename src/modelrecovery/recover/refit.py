@@ -98,31 +98,12 @@ def fit_datasets(shards: list[pd.DataFrame], n_train: int,
     return out
 
 
-def recovery_fits(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.ndarray],
-                  lambdas: list[float], options: fitting.FitOptions, *, eval_fraction: float,
-                  labels: dict[str, object]) -> pd.DataFrame:
-    """One row per candidate × fold × λ of :func:`fit_candidates`, with the columns of
-    :data:`RECOVERY_COLUMNS`. All fits run as one batched kernel call; ``seconds`` is its
-    wall time divided evenly among the fits. ``labels`` fills experiment, generator and
-    seed (and design, when given; else ``random``)."""
-    return recovery_fits_many([shard], n_train, candidates, lambdas, options,
-                              eval_fraction=eval_fraction, labels=[labels])[0]
-
-
-def recovery_fits_many(shards: list[pd.DataFrame], n_train: int,
-                       candidates: dict[str, np.ndarray], lambdas: list[float],
-                       options: fitting.FitOptions, *, eval_fraction: float,
-                       labels: list[dict[str, object]]) -> list[pd.DataFrame]:
-    """:func:`recovery_fits` for each of ``shards`` (with its ``labels``), every dataset's
-    fits in one kernel call (:func:`fit_datasets`)."""
-    every = fit_datasets(shards, n_train, candidates, lambdas, options,
-                         eval_fraction=eval_fraction)
-    return [recovery_rows(fits, n_train, lab) for fits, lab in zip(every, labels)]
-
-
 def recovery_rows(fits: CandidateFits, n_train: int, labels: dict[str, object]
                   ) -> pd.DataFrame:
-    """The :data:`RECOVERY_COLUMNS` rows of one dataset's fits (see :func:`recovery_fits`)."""
+    """The :data:`RECOVERY_COLUMNS` rows of one dataset's fits (:func:`fit_datasets`):
+    one row per candidate × fold × λ; ``seconds`` is the dataset's share of the call's
+    wall time divided evenly among its fits. ``labels`` fills experiment, generator and
+    seed (and design, when given; else ``random``)."""
     res = fits.result
     out = pd.DataFrame({
         "candidate": np.asarray(fits.names, dtype=object)[fits.candidate],

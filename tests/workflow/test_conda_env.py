@@ -30,7 +30,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV_FILE = REPO / "envs" / "modelrecovery.yaml"
 POST_DEPLOY = REPO / "envs" / "modelrecovery.post-deploy.sh"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"

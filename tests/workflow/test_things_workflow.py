@@ -69,7 +69,7 @@ def build_inputs(root: Path, bad_choice_row: int | None = None) -> dict:
     torch.save(torch.as_tensor(feats["tanh"], dtype=torch.float32), data / "tanh.pt")
     with h5py.File(data / "unr.hdf5", "w") as fh:
         fh.create_dataset("features", data=feats["unr"].astype(np.float32))
-    cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "things.yaml").read_text())
+    cfg = yaml.safe_load((Path(__file__).parents[2] / "config" / "things.yaml").read_text())
     cfg = copy.deepcopy(cfg)
     cfg["results"] = "results"
     things = cfg["world"]["things"]

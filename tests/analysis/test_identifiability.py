@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import binomtest, spearmanr
 from scipy.stats import t as student_t
 
-from modelrecovery.analysis import aggregate, identifiability
+from modelrecovery.analysis import aggregate, identifiability, stats
 
 
 def score_rows(generator: str, seed: int, accs: dict[str, float], n_train: int = 100,
@@ -47,7 +47,7 @@ def test_rank_table_on_hand_built_outcomes(scores):
     assert a["first_share"] == pytest.approx(1.5 / 4)      # the tie gives half a win
     assert a["first_or_tied"] == pytest.approx(2 / 4)
     assert a["tie_rate"] == pytest.approx(1 / 4)
-    lo, hi = aggregate.clopper_pearson(np.array([1.5]), np.array([4]))
+    lo, hi = stats.clopper_pearson(np.array([1.5]), np.array([4]))
     assert (a["first_ci_low"], a["first_ci_high"]) == pytest.approx((lo[0], hi[0]))
     b = t.loc["B"]
     assert b["mean_rank"] == 1.5 and b["mrr"] == pytest.approx(0.75)

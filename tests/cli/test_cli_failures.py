@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli_errors import DIM, geometry_outputs, good_inputs
 
 from conftest import cli_path, files_in, tool_env
 from modelrecovery import io
 from modelrecovery.cli import main, report
 from modelrecovery.io import outputs
+from test_cli_errors import DIM, geometry_outputs, good_inputs
+from things_files import things_rows_without_test2
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,15 +46,6 @@ def test_a_failed_block_removes_its_files_and_the_folders_made_for_them(tmp_path
     with outputs.all_or_nothing():
         io.write_json({"a": 1}, tmp_path / "kept" / "new.json")
     assert (tmp_path / "kept" / "new.json").exists()
-
-
-def things_rows_without_test2(path: Path) -> Path:
-    header = "image1\timage2\timage3\tchoice\tsubject_id\tnoise_ceiling"
-    rows = [f"{a}\t{b}\t{c}\t1\ts1\t{split}"
-            for (a, b, c), split in [((1, 2, 3), 0), ((4, 5, 6), 0), ((1, 5, 6), 1),
-                                     ((1, 5, 6), 1)]]
-    path.write_text("\n".join([header, *rows]) + "\n")
-    return path
 
 
 def test_a_things_file_without_the_configured_test_split_leaves_nothing(tmp_path):

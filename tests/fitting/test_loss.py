@@ -103,7 +103,7 @@ def test_kernel_objective_and_gradient_match_bruteforce(regulariser, gather):
 
     # The public building blocks give the same pieces.
     wt = torch.as_tensor(w)
-    logits = fitting.pair_logits(torch.as_tensor(x), wt, data.triplets, gather)
+    logits = fitting.probe_logits(torch.as_tensor(x), wt, data.triplets, gather)
     nll_t = fitting.data_nll(logits, data.counts).numpy()
     pen_t = fitting.penalty(wt, regulariser).numpy()
     for b, (trip, counts) in enumerate(((trip0, c0), (trip1, c1))):
@@ -162,7 +162,7 @@ def test_numpy_and_torch_logits_agree():
     x, w, trip, _ = make_problem(5, n=12, d=4, n_trip=40)
     ref = oddoneout.pair_logits(oddoneout.similarity(x, w), trip)
     for gather in GATHERS:
-        got = fitting.pair_logits(torch.as_tensor(x), torch.as_tensor(w[None]),
+        got = fitting.probe_logits(torch.as_tensor(x), torch.as_tensor(w[None]),
                                 torch.as_tensor(trip[None]), gather)[0].numpy()
         np.testing.assert_allclose(got, ref, rtol=1e-12)
 

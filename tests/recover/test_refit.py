@@ -8,8 +8,7 @@ import pytest
 
 from modelrecovery import fitting, io, oddoneout, simulate
 from modelrecovery.cli import main, recover
-from modelrecovery.recover.refit import (fit_candidates, fit_datasets, recovery_fits,
-                                         recovery_fits_many)
+from modelrecovery.recover.refit import fit_candidates, fit_datasets, recovery_rows
 
 TIGHT = dict(dtype="float64", device="cpu", grad_tol=1e-10, loss_tol=1e-14, max_iter=3000)
 NUMERIC = ["lambda", "train_nll", "val_acc", "test_acc", "test_nll", "objective"]
@@ -59,10 +58,11 @@ def test_recovery_rows_of_a_job_are_labelled_per_dataset(job):
     opts = fitting.FitOptions(**TIGHT)
     labels = [{"experiment": "e", "generator": "c3", "seed": s, "design": d}
               for s, d in ((0, "random"), (1, "random"), (0, "static"))]
-    many = recovery_fits_many(shards, 200, feats, [1e-2], opts, eval_fraction=0.1,
-                              labels=labels)
-    for rows, shard, lab in zip(many, shards, labels):
-        one = recovery_fits(shard, 200, feats, [1e-2], opts, eval_fraction=0.1, labels=lab)
+    together = fit_datasets(shards, 200, feats, [1e-2], opts, eval_fraction=0.1)
+    for fits, shard, lab in zip(together, shards, labels):
+        rows = recovery_rows(fits, 200, lab)
+        alone = fit_datasets([shard], 200, feats, [1e-2], opts, eval_fraction=0.1)[0]
+        one = recovery_rows(alone, 200, lab)
         assert list(rows.columns) == list(one.columns)
         assert (rows["seed"] == lab["seed"]).all() and (rows["design"] == lab["design"]).all()
         pd.testing.assert_frame_equal(rows.drop(columns=NUMERIC + ["seconds", "iterations"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shlex
+import sys
 from io import BytesIO
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import base_config, copy_workflow, files_in, run_snakemake
-from modelrecovery import fitting, io
+from conftest import REPO, base_config, copy_workflow, files_in, run_snakemake
+from modelrecovery import io
 from modelrecovery.cli import args as cli_args
 from modelrecovery.cli import main
 from modelrecovery.sampling import triplet_keys
@@ -308,7 +309,7 @@ def test_several_alignment_methods_run_into_their_own_folders(tmp_path):
         "zs": {"method": "zero_shot", "regulariser": "eye_distance", "lambdas": [0.01, 1.0]},
         "diag": {"method": "diagonal", "regulariser": "l2", "lambdas": [0.01, 1.0]},
         # (At λ = 0.01 the unrelated model's rank-2 fit collapses to W = 0, no better
-        # than chance, and calibrate refuses it: tests/test_cli_errors.py.)
+        # than chance, and calibrate refuses it: tests/cli/test_cli_errors.py.)
         "lr_l1": {"method": "low_rank:2", "regulariser": "l1", "lambdas": [0.001]},
     })
     cfg["simulation"]["training_sizes"] = [60]
@@ -361,7 +362,8 @@ def test_misidentification_analyses(tiny):
 
 def test_scripts_fit_with_the_options_the_recover_rule_passes(tmp_path):
     # benchmarks/solver_sensitivity.py refits a study "as configured" from the config
-    # (FitOptions.from_config); the recover rule passes the same settings as CLI flags.
+    # (recovery_jobs.options_from_config); the recover rule passes the same settings as
+    # CLI flags.
     # Both routes must give the same options, here with every fitting key off its default.
     cfg = base_config()
     cfg["experiments"]["tiny"].update(method="low_rank:2", regulariser="l2")
@@ -376,9 +378,12 @@ def test_scripts_fit_with_the_options_the_recover_rule_passes(tmp_path):
     assert commands, proc.stdout[-3000:]
     argv = shlex.split(commands[0].split(" 2>")[0])[1:]
     via_cli = cli_args.fit_options(main.build_parser().parse_args(argv))
-    via_config = fitting.FitOptions.from_config(cfg["fitting"], cfg["experiments"]["tiny"])
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import recovery_jobs
+
+    via_config = recovery_jobs.options_from_config(cfg["fitting"], cfg["experiments"]["tiny"])
     assert via_cli == via_config
-    assert via_config != fitting.FitOptions.from_config({}, cfg["experiments"]["tiny"])
+    assert via_config != recovery_jobs.options_from_config({}, cfg["experiments"]["tiny"])
 
 
 # ----------------------------------------------------------------- external scores

@@ -40,7 +40,8 @@ def test_figures_are_byte_identical_across_processes(tmp_path):
               "c = pd.DataFrame({'n_train': [10, 100], 'recovery': [0.4, 0.8],"
               " 'ci_low': [0.2, 0.6], 'ci_high': [0.6, 0.9]});"
               "g = c.assign(generator='a');"
-              "plots.save_figure(plots.recovery_figure(c, g, 3, 't'), sys.argv[1])")
+              "plots.save_figure_as(plots.recovery_figure(c, g, 3, 't'),"
+              " sys.argv[1] + '.png', sys.argv[1] + '.svg')")
     for run in ("a", "b"):
         subprocess.run([sys.executable, "-c", script, str(tmp_path / run)], check=True,
                        timeout=120)

@@ -22,61 +22,9 @@ from modelrecovery.errors import InputError
 from modelrecovery.importers import (import_features, import_objects, import_things,
                                      preprocess, read_features_file, read_object_names,
                                      read_things_triplets, read_triplet_array)
-
-N_OBJ = 1854
-HEADER = ["image1", "image2", "image3", "choice", "RT", "noise_ceiling", "subject_id",
-          "HIT_nr", "trial_nr", "age", "gender", "date", "time", "dataset"]
-
-
-# --------------------------------------------------------------------------- builders
-
-
-def _things_rows(seed: int = 0) -> list[list[str]]:
-    """~2,750 rows: 120 training HITs of 20 trials, then three repeated test sets."""
-    rng = np.random.default_rng(seed)
-    subjects = ["00042"] + ["".join(rng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"),
-                                               size=21)) for _ in range(14)]
-    rows: list[list[str]] = []
-    hit = 0
-
-    def add(trip, choice, nc, subject, trial):
-        age = rng.choice(["NaN", "", str(rng.integers(18, 70))])
-        gender = rng.choice(["female", "male", ""])
-        rows.append([str(trip[0]), str(trip[1]), str(trip[2]), str(choice),
-                     str(rng.integers(400, 6000)), str(nc), subject, str(hit), str(trial),
-                     age, gender, "2019-11-04", "13:02:51", str(rng.integers(1, 5))])
-
-    for _ in range(120):
-        hit += 1
-        subject = subjects[rng.integers(len(subjects))]
-        for trial in range(1, 21):
-            add(rng.choice(N_OBJ, size=3, replace=False) + 1, rng.integers(1, 4), 0,
-                subject, trial)
-    rows[0][:4] = ["1", "1854", "17", "2"]  # both ends of the 1-based range
-    test1 = [rng.choice(N_OBJ, size=3, replace=False) + 1 for _ in range(25)]
-    for trip in test1:
-        for r in range(6):
-            hit += 1
-            add(rng.permutation(trip), rng.integers(1, 4), 1, subjects[r], 1)
-    test2 = [rng.choice(N_OBJ, size=3, replace=False) + 1 for _ in range(20)]
-    for trip in test2:
-        for s in range(3):
-            for _ in range(2):  # within-subject repeats
-                hit += 1
-                add(trip, rng.integers(1, 4), 2, subjects[s], 1)
-    for trip in test2:  # test set 3 repeats test set 2's triplets between subjects
-        for s in range(4):
-            hit += 1
-            add(rng.permutation(trip), rng.integers(1, 4), 3, subjects[5 + s], 1)
-    return rows
-
-
-def _write_table(path, rows, header=HEADER, sep="\t", newline="\n"):
-    with open(path, "w", newline="") as fh:
-        fh.write(sep.join(header) + newline)
-        for row in rows:
-            fh.write(sep.join(row) + newline)
-    return path
+from things_files import HEADER, N_OBJ
+from things_files import things_rows as make_things_rows
+from things_files import write_table
 
 
 def _expected(rows):
@@ -92,7 +40,7 @@ def _expected(rows):
 
 @pytest.fixture(scope="module")
 def things_rows():
-    return _things_rows()
+    return make_things_rows()
 
 
 @pytest.fixture()
@@ -104,7 +52,7 @@ def small_rows(things_rows):
 
 
 def test_read_things_published_tab_format(tmp_path, things_rows):
-    path = _write_table(tmp_path / "triplets_large_final_correctednc_correctedorder.csv",
+    path = write_table(tmp_path / "triplets_large_final_correctednc_correctedorder.csv",
                         things_rows)
     got = read_things_triplets(path)
     want = _expected(things_rows)
@@ -121,21 +69,21 @@ def test_read_things_published_tab_format(tmp_path, things_rows):
 def test_choice_positions_map_to_k(tmp_path, small_rows):
     for pos, want in ((1, (20, 30, 10)), (2, (10, 30, 20)), (3, (10, 20, 30))):
         small_rows[0][:4] = ["11", "21", "31", str(pos)]
-        path = _write_table(tmp_path / f"c{pos}.csv", small_rows)
+        path = write_table(tmp_path / f"c{pos}.csv", small_rows)
         assert tuple(read_things_triplets(path).loc[0, ["i", "j", "k"]]) == want
 
 
 def test_comma_separated_crlf_with_unknown_columns(tmp_path, things_rows):
     header = ["rank", *HEADER, "session"]
     rows = [[str(n), *r, "s1"] for n, r in enumerate(things_rows)]
-    path = _write_table(tmp_path / "things_comma.csv", rows, header=header, sep=",",
+    path = write_table(tmp_path / "things_comma.csv", rows, header=header, sep=",",
                         newline="\r\n")
-    tab = _write_table(tmp_path / "things_tab.csv", things_rows)
+    tab = write_table(tmp_path / "things_tab.csv", things_rows)
     pd.testing.assert_frame_equal(read_things_triplets(path), read_things_triplets(tab))
 
 
 def test_import_things_splits_and_summary(tmp_path, things_rows):
-    src = _write_table(tmp_path / "things.csv", things_rows)
+    src = write_table(tmp_path / "things.csv", things_rows)
     out = tmp_path / "human"
     summary = import_things(src, out)
     assert sorted(p.name for p in out.iterdir()) == [
@@ -162,7 +110,7 @@ def test_import_things_splits_and_summary(tmp_path, things_rows):
 
 def test_import_things_writes_only_present_splits(tmp_path, small_rows):
     small_rows[3][5] = "2"
-    summary = import_things(_write_table(tmp_path / "t.csv", small_rows), tmp_path / "o")
+    summary = import_things(write_table(tmp_path / "t.csv", small_rows), tmp_path / "o")
     assert sorted(summary["splits"]) == ["test2", "train"]
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
         "summary.json", "test2.parquet", "train.parquet"]
@@ -191,7 +139,7 @@ def _bad(small_rows, row, col, value):
                               "(training) or 1, 2, 3 (repeated test sets)"),
 ])
 def test_things_refusals(tmp_path, small_rows, row, col, value, message):
-    path = _write_table(tmp_path / "bad.csv", _bad(small_rows, row, col, value))
+    path = write_table(tmp_path / "bad.csv", _bad(small_rows, row, col, value))
     with pytest.raises(InputError) as err:
         read_things_triplets(path)
     assert str(err.value) == f"{path}: {message}"
@@ -203,7 +151,7 @@ def test_things_refusals(tmp_path, small_rows, row, col, value, message):
 
 def test_things_refuses_repeated_object(tmp_path, small_rows):
     small_rows[6][:3] = ["5", "9", "5"]
-    path = _write_table(tmp_path / "rep.csv", small_rows)
+    path = write_table(tmp_path / "rep.csv", small_rows)
     with pytest.raises(InputError) as err:
         import_things(path, tmp_path / "out")
     assert str(err.value) == (f"{path}: data row 7 (line 8): (image1, image2, image3) = "
@@ -215,7 +163,7 @@ def test_things_refuses_repeated_object(tmp_path, small_rows):
 def test_things_counts_all_bad_rows(tmp_path, small_rows):
     small_rows[2][3] = "0"
     small_rows[7][3] = "9"
-    path = _write_table(tmp_path / "two.csv", small_rows)
+    path = write_table(tmp_path / "two.csv", small_rows)
     with pytest.raises(InputError, match=r"data row 3 \(line 4\): choice = 0 .* \(2 such "
                                          r"rows\)$"):
         read_things_triplets(path)
@@ -224,7 +172,7 @@ def test_things_counts_all_bad_rows(tmp_path, small_rows):
 def test_things_refuses_missing_column(tmp_path, small_rows):
     header = [h for h in HEADER if h != "choice"]
     rows = [r[:3] + r[4:] for r in small_rows]
-    path = _write_table(tmp_path / "nochoice.csv", rows, header=header)
+    path = write_table(tmp_path / "nochoice.csv", rows, header=header)
     with pytest.raises(InputError) as err:
         import_things(path, tmp_path / "out")
     assert str(err.value) == (f"{path}: THINGS triplet file lacks required column(s) "
@@ -238,7 +186,7 @@ def test_things_refuses_empty_and_header_only(tmp_path):
     with pytest.raises(InputError) as err:
         import_things(empty, tmp_path / "out")
     assert str(err.value) == f"{empty}: THINGS triplet file is empty"
-    header_only = _write_table(tmp_path / "header.csv", [])
+    header_only = write_table(tmp_path / "header.csv", [])
     with pytest.raises(InputError) as err:
         read_things_triplets(header_only)
     assert str(err.value) == (f"{header_only}: THINGS triplet file has a header but no "
@@ -250,7 +198,7 @@ def test_things_refuses_empty_and_header_only(tmp_path):
 
 def test_things_blank_line_is_named(tmp_path, small_rows):
     path = tmp_path / "blank.csv"
-    text = _write_table(path, small_rows).read_text().splitlines(keepends=True)
+    text = write_table(path, small_rows).read_text().splitlines(keepends=True)
     path.write_text("".join(text[:4] + ["\n"] + text[4:]))
     with pytest.raises(InputError) as err:
         read_things_triplets(path)
@@ -701,14 +649,14 @@ def test_import_features_writes_parquet_and_sidecar(tmp_path, feats):
 ])
 def test_things_values_are_shown_as_in_the_file(tmp_path, small_rows, row, col, value,
                                                 message):
-    path = _write_table(tmp_path / "bad.csv", _bad(small_rows, row, col, value))
+    path = write_table(tmp_path / "bad.csv", _bad(small_rows, row, col, value))
     with pytest.raises(InputError) as err:
         read_things_triplets(path)
     assert str(err.value) == f"{path}: {message}"
 
 
 def test_things_file_that_is_not_utf8_names_the_line(tmp_path, small_rows):
-    path = _write_table(tmp_path / "latin1.csv", small_rows)
+    path = write_table(tmp_path / "latin1.csv", small_rows)
     data = path.read_bytes().split(b"\n")
     data[4] = data[4].replace(b"\t", b"\t\xe9", 1)
     path.write_bytes(b"\n".join(data))

@@ -1,4 +1,5 @@
-"""One list of fitting settings: the config schema, FitOptions and the CLI agree with it."""
+"""One list per option group (fitting, design): the config schema, the options dataclasses
+and the CLI agree with it."""
 
 from __future__ import annotations
 
@@ -76,10 +77,71 @@ def test_a_rules_flags_reach_the_options_the_config_says(setting):
     args = cli_args.fit_parent().parse_args(argv)
     options = cli_args.fit_options(args)
     assert getattr(options, setting.key) == off_default(setting)
-    assert options == FitOptions.from_config(fitting, experiment)
+    section = {"fitting": fitting, "experiment": experiment}
+    assert options == FitOptions(**{s.key: section[s.section][s.key] for s in SETTINGS})
     assert args.lambdas == [0.1, 1.0]
 
 
 def test_a_key_the_section_lacks_takes_the_settings_default():
     argv = settings.cli_flags({}, {"lambdas": [1]})
     assert cli_args.fit_options(cli_args.fit_parent().parse_args(argv)) == FitOptions()
+
+
+# ------------------------------------------------------------------------ design settings
+
+
+def design_dataclasses() -> dict[str, type]:
+    from modelrecovery.design.adaptive import AdaptiveOptions
+    from modelrecovery.design.static import DesignOptions
+
+    return {"design": DesignOptions, "adaptive": AdaptiveOptions}
+
+
+def test_every_design_option_is_a_design_setting_with_the_same_default():
+    for section, cls in design_dataclasses().items():
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        listed = {s.key: s.default for s in settings.DESIGN_SETTINGS if s.section == section}
+        assert fields == listed, section
+
+
+def test_the_schema_holds_the_design_settings_with_their_types_and_defaults():
+    design = SCHEMA["properties"]["design"]["properties"]
+    for s in settings.DESIGN_SETTINGS:
+        prop = design[s.key]
+        types = [alt["type"] for alt in prop["oneOf"]] if "oneOf" in prop else [prop["type"]]
+        assert JSON_TYPES[s.kind] in types, s.key
+        assert ("null" in types) == s.nullable, s.key
+        assert prop["default"] == s.default, s.key
+
+
+def test_design_flags_from_the_config_parse_back_to_the_config_values():
+    # A rule's arguments (settings.design_flags) through the CLI's parser give the
+    # config's values, null included: object_cap is a number or None end to end.
+    from modelrecovery.cli import main
+
+    parser = main.build_parser()
+    for cfg in ({}, {"pool_factor": 5, "random_fraction": 0.0, "object_cap": None,
+                     "posterior_floor": 0.25},
+                {"object_cap": 1.5}):
+        flags = settings.design_flags(cfg, ("design", "adaptive"))
+        args = parser.parse_args(["design", "next", "--objects", "o", "--folds", "f",
+                                  "--responses", "r", "--out", "x", "--candidates", "a=b",
+                                  "--batch", "1", "--lambdas", "1", *flags])
+        design = cli_args.design_options(args)
+        adaptive = cli_args.adaptive_options(args)
+        for s in settings.DESIGN_SETTINGS:
+            got = getattr(design if s.section == "design" else adaptive, s.key)
+            assert got == cfg.get(s.key, s.default), (s.key, flags)
+    assert settings.design_flags({"object_cap": None})[-1] == "--no-object-cap"
+
+
+def test_a_design_option_out_of_range_is_one_line_naming_it():
+    from modelrecovery.cli import main
+    from modelrecovery.errors import InputError
+
+    args = main.build_parser().parse_args(
+        ["design", "next", "--objects", "o", "--folds", "f", "--responses", "r",
+         "--out", "x", "--candidates", "a=b", "--batch", "1", "--lambdas", "1",
+         "--object-cap", "0.5"])
+    with pytest.raises(InputError, match="object_cap must be ≥ 1"):
+        cli_args.design_options(args)

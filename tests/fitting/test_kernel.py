@@ -89,7 +89,7 @@ def test_fold_local_similarity_equals_plain_computation(regulariser):
         obj, grad = fun(w.reshape(3, -1), torch.arange(3))
         # The plain computation: full S over all 50 objects, autograd.
         wr = w.clone().requires_grad_(True)
-        logits = fitting.pair_logits(torch.as_tensor(feats[0]), wr, data.triplets,
+        logits = fitting.probe_logits(torch.as_tensor(feats[0]), wr, data.triplets,
                                    "similarity")
         plain = fitting.data_nll(logits, data.counts) + torch.as_tensor(lam) * fitting.penalty(
             wr, regulariser)
@@ -147,7 +147,7 @@ def test_objective_is_exact_where_choice_zero_trails_by_hundreds_of_nats(dtype):
     theta = fitting.Method("full").init(torch.tensor([4, 4]), 4, F64) * scale
     ref = fitting.objective(x, data, np.zeros(2, dtype=int), np.array([0.1, 0.0]),
                           fitting.FitOptions(dtype="float64"))
-    logits = fitting.pair_logits(torch.as_tensor(x[0]), ref.batch.method.matrix(
+    logits = fitting.probe_logits(torch.as_tensor(x[0]), ref.batch.method.matrix(
         theta, 4), data.triplets[[0, 0]])
     assert float((logits.amax(-1) - logits[..., 0]).max()) > 800  # p₀ underflows
     th = theta.clone().requires_grad_(True)
@@ -403,7 +403,7 @@ def test_a_warm_start_reuses_the_finished_evaluation_shifted_by_the_penalty(
 
 
 class _ById:
-    """lbfgs.Problems' select and replace for test problems indexed by ``ids``."""
+    """solver_interface.SolverProblems' select and replace for test problems indexed by ``ids``."""
 
     ids: torch.Tensor
 
@@ -419,7 +419,7 @@ class _ById:
 
 
 class _Quadratics(_ById):
-    """f_b(x) = ½ Σ a x² − Σ c x + μ_b Σ x² (lbfgs.Problems), counting evaluations."""
+    """f_b(x) = ½ Σ a x² − Σ c x + μ_b Σ x² (solver_interface.SolverProblems), counting evaluations."""
 
     def __init__(self, mu: torch.Tensor, ids: torch.Tensor, calls: list):
         self.mu, self.ids, self.calls = mu, ids, calls
@@ -484,7 +484,7 @@ def test_a_refill_with_a_known_objective_costs_no_evaluation():
 
 
 class _DoubleWells(_ById):
-    """f_b(x) = (‖x‖² − r_b²)² (lbfgs.Problems): curving downwards along every direction
+    """f_b(x) = (‖x‖² − r_b²)² (solver_interface.SolverProblems): curving downwards along every direction
     near 0, minimal on the sphere of radius r_b."""
 
     def __init__(self, r: torch.Tensor, ids: torch.Tensor):
@@ -712,12 +712,15 @@ def test_the_gather_mode_is_the_cheapest_that_fits_in_memory():
 def test_gather_mode_is_chosen_by_cost():
     # The default world's recovery jobs (m ≈ 125-140 objects per fold, D = 16): pairs
     # where the triplets are few, similarity once they are many.
-    assert gather_modes.prefers_pairs(gather_modes.ROWS, 125, 100, 16)
-    assert gather_modes.prefers_pairs(gather_modes.SIMILARITY, 140, 300, 16)
-    assert not gather_modes.prefers_pairs(gather_modes.SIMILARITY, 140, 1000, 16)
+    def pairs_cheaper(than: gather_modes.Gather, m: int, n: int, d: int) -> bool:
+        return gather_modes.PAIRS.cost(m, n, d) < than.cost(m, n, d)
+
+    assert pairs_cheaper(gather_modes.ROWS, 125, 100, 16)
+    assert pairs_cheaper(gather_modes.SIMILARITY, 140, 300, 16)
+    assert not pairs_cheaper(gather_modes.SIMILARITY, 140, 1000, 16)
     # Large D: x_iᵀ(WWᵀ) per pair costs D² each, the rows of Z are cheaper.
-    assert not gather_modes.prefers_pairs(gather_modes.ROWS, 1000, 1000, 256)
-    assert not gather_modes.prefers_pairs(gather_modes.ROWS, 20_000, 4_200_000, 1024)
+    assert not pairs_cheaper(gather_modes.ROWS, 1000, 1000, 256)
+    assert not pairs_cheaper(gather_modes.ROWS, 20_000, 4_200_000, 1024)
     feats, sets = world(14, 125, [16], 100, n_sets=1)
     fun = fitting.objective(feats[0], fitting.TripletSets.from_arrays(sets, dtype=F64),
                           np.array([0]), np.array([0.1]), tight())

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest
 
 from modelrecovery.analysis import aggregate
 from modelrecovery.errors import InputError
@@ -157,24 +156,6 @@ def test_equal_mean_test_accuracies_over_folds_are_ties():
     assert bool(out["tie"]) and out["n_tied"] == 2
     assert out["credit"] == pytest.approx(0.5)
     assert out["rank"] == 1
-
-
-@pytest.mark.parametrize("n", [1, 7, 20, 53])
-def test_clopper_pearson_matches_scipy_exact(n):
-    x = np.arange(n + 1)
-    lo, hi = aggregate.clopper_pearson(x, np.full(n + 1, n))
-    for k in range(n + 1):
-        ci = binomtest(int(k), n).proportion_ci(confidence_level=0.95, method="exact")
-        assert lo[k] == pytest.approx(ci.low, abs=1e-10)
-        assert hi[k] == pytest.approx(ci.high, abs=1e-10)
-    lo90, hi90 = aggregate.clopper_pearson(x, np.full(n + 1, n), level=0.9)
-    assert (lo90 >= lo - 1e-15).all() and (hi90 <= hi + 1e-15).all()
-
-
-def test_clopper_pearson_with_split_credit_lies_between_neighbours():
-    lo, hi = aggregate.clopper_pearson(np.array([1.0, 1.5, 2.0]), np.array([6, 6, 6]))
-    assert lo[0] < lo[1] < lo[2] and hi[0] < hi[1] < hi[2]
-    assert 0.0 <= lo[1] <= 1.5 / 6 <= hi[1] <= 1.0
 
 
 def test_bad_recovery_tables_are_refused(fits):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from test_things_workflow import build_inputs
 
 from conftest import base_config, copy_workflow, files_in, run_snakemake
-from test_cli_failures import things_rows_without_test2
-from test_things_workflow import build_inputs
+from things_files import things_rows_without_test2
 
 pytestmark = pytest.mark.workflow
 

@@ -138,11 +138,10 @@ def test_ceiling_by_split(tmp_path):
 
 
 def test_things_import_then_ceiling(tmp_path):
-    from test_importers import _things_rows, _write_table
-
     from modelrecovery.importers import import_things
+    from things_files import things_rows, write_table
 
-    src = _write_table(tmp_path / "things.csv", _things_rows(seed=2))
+    src = write_table(tmp_path / "things.csv", things_rows(seed=2))
     summary = import_things(src, tmp_path / "human")
     res = ceiling_by_split({name: tmp_path / "human" / f"{name}.parquet"
                             for name in ("test1", "test2", "test3")}, 1854)
