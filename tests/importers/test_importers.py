@@ -265,6 +265,33 @@ def test_triplet_array_npy_refusals(tmp_path):
                               f"0..39 (indices are 0-based)")
 
 
+def npy_claiming(path, shape, data: bytes, dtype="<f8", version=(1, 0)):
+    """A .npy file whose header declares ``shape`` of ``dtype`` before ``data``."""
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header) if version == (1, 0) else \
+            np.lib.format.write_array_header_2_0(fh, header)
+        fh.write(data)
+    return path
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+@pytest.mark.parametrize("shape", [(2_000_000, 3), (40, 3), (10**12, 10**3)])
+def test_an_npy_header_that_promises_other_data_than_the_file_holds_is_refused(
+        tmp_path, shape, version):
+    # Before any allocation: a header may claim terabytes over a few bytes of data (or a
+    # file cut short in a copy), and numpy would allocate the claim first.
+    data = np.arange(30, dtype="<f8").tobytes()  # 10 rows of 3
+    path = npy_claiming(tmp_path / "claims.npy", shape, data, version=version)
+    for read in (lambda: read_triplet_array(path, 40), lambda: read_features_file(path)):
+        with pytest.raises(InputError) as err:
+            read()
+        assert str(err.value).startswith(f"{path}: the .npy header declares shape {shape}")
+        assert "240 bytes of data" in str(err.value)
+    exact = npy_claiming(tmp_path / "exact.npy", (10, 3), data, version=version)
+    assert read_features_file(exact).shape == (10, 3)
+
+
 # --------------------------------------------------------------------------- object names
 
 

@@ -135,7 +135,12 @@ def run_cli(*args) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_design_next_continues_an_experiment_from_its_files(tmp_path):
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """An experiment in progress as its files: objects, features, the exported design's
+    triplets and folds, and people's answers (the odd one out under a latent similarity).
+    Returns the folder, the `design next` arguments (without --out) and the answers."""
+    tmp_path = tmp_path_factory.mktemp("next")
     rng = np.random.default_rng(8)
     n = 40
     io.write_objects(tmp_path / "objects.parquet", [f"thing{i}" for i in range(n)])
@@ -167,6 +172,11 @@ def test_design_next_continues_an_experiment_from_its_files(tmp_path):
     args = ["design", "next", *base, "--folds", tmp_path / "folds.csv", "--responses",
             tmp_path / "responses.csv", "--candidates", *named("parquet"),
             "--batch", 30, "--lambdas", 0.01, 1.0, "--dtype", "float64", "--device", "cpu"]
+    return tmp_path, args, shown
+
+
+def test_design_next_continues_an_experiment_from_its_files(experiment):
+    tmp_path, args, shown = experiment
     proc = run_cli(*args, "--out", tmp_path / "next.csv")
     assert proc.returncode == 0, proc.stderr
     nxt = pd.read_csv(tmp_path / "next.csv")
@@ -184,11 +194,59 @@ def test_design_next_continues_an_experiment_from_its_files(tmp_path):
     again = run_cli(*args, "--out", tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "next.csv").read_bytes()
     assert "candidate a: weight" in again.stdout
-    # A malformed response is one line naming the file and the row.
-    shown.loc[5, "choice"] = 4
-    shown.to_csv(tmp_path / "bad.csv", index=False)
-    bad = run_cli(*args[:7], tmp_path / "bad.csv", *args[8:], "--out", tmp_path / "x.csv")
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    (line,) = [ln for ln in bad.stderr.splitlines() if "error:" in ln]
-    assert "bad.csv" in line and "data row 6" in line and "choice" in line
-    assert not (tmp_path / "x.csv").exists()
+
+
+def shown_with(shown: pd.DataFrame, row: int, **values) -> pd.DataFrame:
+    bad = shown.copy()
+    for column, value in values.items():
+        bad.loc[row, column] = value
+    return bad
+
+
+def a_train_object_of_another_fold(shown: pd.DataFrame, folds: pd.DataFrame) -> int:
+    own = set(folds[(folds["fold"] == 0) & (folds["split"] == "train")]["image"])
+    return int(next(i for i in folds["image"] if i not in own))
+
+
+@pytest.mark.parametrize("case", ["choice", "repeated", "fold", "outside", "negative",
+                                  "folds_twice"])
+def test_bad_experiment_files_are_one_line_naming_file_row_and_problem(experiment, case):
+    # What a researcher's own files can get wrong, each refused before any fit with the
+    # file, the data row and the problem, values as they wrote them.
+    tmp_path, args, shown = experiment
+    folds = pd.read_csv(tmp_path / "folds.csv")
+    row = int(np.flatnonzero((shown["fold"] == 0) & (shown["split"] == "train"))[5])
+    responses, folds_file = tmp_path / f"{case}.csv", tmp_path / "folds.csv"
+    if case == "choice":
+        bad, expect = shown_with(shown, row, choice=4), ["choice = 4", "1..3"]
+    elif case == "repeated":
+        bad = shown_with(shown, row, image2=shown.loc[row, "image1"])
+        expect = ["image1 and image2 are both", "three different objects"]
+    elif case == "fold":
+        bad, expect = shown_with(shown, row, fold=7), ["fold 7 is not in the folds table",
+                                                       "folds.csv"]
+    elif case == "outside":
+        other = a_train_object_of_another_fold(shown, folds)
+        bad = shown_with(shown, row, image3=other)
+        expect = [f"image {other} is not a train object of fold 0", "folds.csv"]
+    elif case == "negative":
+        bad, expect = shown_with(shown, row, fold=-1), ["fold = -1 must be an integer"]
+    else:  # an object in two splits of one fold
+        bad = shown
+        twice = pd.concat([folds, folds[folds["split"] == "train"].head(1).assign(
+            split="test")], ignore_index=True)
+        folds_file = tmp_path / "folds_listing_an_object_twice.csv"
+        twice.to_csv(folds_file, index=False)
+        row = len(twice) - 1
+        expect = ["is listed already in data row", "within a fold an object belongs"]
+    bad.to_csv(responses, index=False)
+    argv = [str(a) for a in args]
+    argv[argv.index("--responses") + 1] = str(responses)
+    argv[argv.index("--folds") + 1] = str(folds_file)
+    proc = run_cli(*argv, "--out", tmp_path / f"{case}.out.csv")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    named = folds_file if case == "folds_twice" else responses
+    assert f"{named}: data row {row + 1}:" in line, line
+    assert all(e in line for e in expect), line
+    assert "np.int64" not in line and not (tmp_path / f"{case}.out.csv").exists()

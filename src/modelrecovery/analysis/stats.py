@@ -45,7 +45,7 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
 
 
 def percentile_interval(resamples: np.ndarray, level: float = 0.95, min_resamples: int = 1
-                        ) -> tuple[np.ndarray, np.ndarray]:
+                        ) -> tuple[float | np.ndarray, float | np.ndarray]:
     """Percentile bootstrap interval at ``level`` of a statistic's resampled values:
     ``resamples`` (B,) or (B, k) for k statistics of each resample.
 

@@ -39,8 +39,8 @@ def named_paths(items: list[str], flag: str, names: list[str]) -> dict[str, str]
 
 def fit_parent() -> argparse.ArgumentParser:
     """The fitting options every torch command takes (align, recover, design adaptive
-    and next), one flag per :data:`~modelrecovery.settings.SETTINGS` entry; the workflow passes
-    them from config keys ``fitting`` and the experiment's."""
+    and next), one flag per :data:`~modelrecovery.settings.SETTINGS` entry; the workflow
+    passes them from config keys ``fitting`` and the experiment's."""
     p = argparse.ArgumentParser(add_help=False)
     settings.add_arguments(p.add_argument_group("fitting"))
     return p

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import io
 from ..errors import InputError
-from ..io.checks import check_file
+from ..io.checks import check_file, shown
 from ..seeds import rng_for
 
 RESPONSE_COLUMNS = ("fold", "split", "image1", "image2", "image3", "choice")
@@ -48,8 +48,8 @@ def _integers(frame: pd.DataFrame, path: str, column: str, lo: int, hi: int) -> 
                          | (values < lo) | (values > hi))
     if len(bad):
         r = int(bad[0])
-        raise InputError(f"{path}: data row {r + 1}: {column} = {frame[column].iloc[r]!r} "
-                         f"must be an integer in {lo}..{hi}")
+        raise InputError(f"{path}: data row {r + 1}: {column} = "
+                         f"{shown(frame[column].iloc[r])} must be an integer in {lo}..{hi}")
     return values.astype(np.int64)
 
 
@@ -63,7 +63,17 @@ def read_folds(path: str, n_objects: int):
     bad = np.flatnonzero(~frame["split"].isin(SPLITS).to_numpy())
     if len(bad):
         raise InputError(f"{path}: data row {int(bad[0]) + 1}: split "
-                         f"{frame['split'].iloc[bad[0]]!r} must be one of {list(SPLITS)}")
+                         f"{shown(frame['split'].iloc[bad[0]])} must be one of {list(SPLITS)}")
+    # Within a fold every object belongs to one split, once: the folds are
+    # concept-disjoint, and a listed twice object would be drawn twice as often.
+    twice = np.flatnonzero(pd.Series(list(zip(fold, image))).duplicated().to_numpy())
+    if len(twice):
+        r = int(twice[0])
+        first = int(np.flatnonzero((fold == fold[r]) & (image == image[r]))[0])
+        raise InputError(f"{path}: data row {r + 1}: image {image[r] + 1} of fold {fold[r]} "
+                         f"is listed already in data row {first + 1} (split "
+                         f"{frame['split'].iloc[first]}); within a fold an object belongs "
+                         f"to one split, once")
     out = []
     for f in range(int(fold.max()) + 1):
         sets = {s: np.sort(image[(fold == f) & (frame["split"] == s).to_numpy()])
@@ -74,28 +84,54 @@ def read_folds(path: str, n_objects: int):
     return out
 
 
-def read_responses(path: str, n_objects: int) -> pd.DataFrame:
+def read_responses(path: str, n_objects: int, folds: list, folds_path: str) -> pd.DataFrame:
     """Collected responses → the shard layout (fold, split, position, i, j, k; k odd),
-    positions in file order within each fold and split."""
+    positions in file order within each fold and split. Each response's fold must be one
+    of ``folds`` (read from ``folds_path``), and its three objects different objects of
+    that fold's split."""
     from ..simulate import SPLITS
 
     frame = _read_csv(path, "responses", RESPONSE_COLUMNS)
     images = np.stack([_integers(frame, path, f"image{c}", 1, n_objects) - 1
                        for c in (1, 2, 3)], axis=1)
     choice = _integers(frame, path, "choice", 1, 3) - 1
+    fold = _integers(frame, path, "fold", 0, 10**6)
     bad = np.flatnonzero(~frame["split"].isin(SPLITS).to_numpy())
     if len(bad):
         raise InputError(f"{path}: data row {int(bad[0]) + 1}: split "
-                         f"{frame['split'].iloc[bad[0]]!r} must be one of {list(SPLITS)}")
+                         f"{shown(frame['split'].iloc[bad[0]])} must be one of {list(SPLITS)}")
+    unknown = np.flatnonzero(fold >= len(folds))
+    if len(unknown):
+        r = int(unknown[0])
+        raise InputError(f"{path}: data row {r + 1}: fold {fold[r]} is not in the folds "
+                         f"table {folds_path}, which has folds 0..{len(folds) - 1}")
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        same = np.flatnonzero(images[:, a] == images[:, b])
+        if len(same):
+            r = int(same[0])
+            raise InputError(f"{path}: data row {r + 1}: image{a + 1} and image{b + 1} are "
+                             f"both {images[r, a] + 1}; a triplet shows three different "
+                             f"objects")
+    split = frame["split"].to_numpy()
+    for r in range(len(frame)):
+        members = getattr(folds[fold[r]], split[r])
+        outside = [int(i) for i in images[r] if not _member(members, i)]
+        if outside:
+            raise InputError(f"{path}: data row {r + 1}: image {outside[0] + 1} is not a "
+                             f"{split[r]} object of fold {fold[r]} in {folds_path}")
     others = np.array([[1, 2], [0, 2], [0, 1]])[choice]
     rows = np.arange(len(images))
     trip = np.stack([images[rows, others[:, 0]], images[rows, others[:, 1]],
                      images[rows, choice]], axis=1)
-    out = pd.DataFrame({"fold": _integers(frame, path, "fold", 0, 10**6).astype(np.int8),
-                        "split": frame["split"].to_numpy(), "i": trip[:, 0],
+    out = pd.DataFrame({"fold": fold.astype(np.int8), "split": split, "i": trip[:, 0],
                         "j": trip[:, 1], "k": trip[:, 2]})
     out["position"] = out.groupby(["fold", "split"]).cumcount().astype(np.int32)
     return out
+
+
+def _member(sorted_objects: np.ndarray, obj: int) -> bool:
+    at = int(np.searchsorted(sorted_objects, obj))
+    return at < len(sorted_objects) and int(sorted_objects[at]) == obj
 
 
 def cmd_next(args: argparse.Namespace) -> None:
@@ -111,7 +147,7 @@ def cmd_next(args: argparse.Namespace) -> None:
     names = io.read_objects(args.objects)["name"].tolist()
     n = len(names)
     folds = read_folds(args.folds, n)
-    collected = read_responses(args.responses, n)
+    collected = read_responses(args.responses, n, folds, args.folds)
     candidates = {m: io.read_features(p, n)
                   for m, p in named_values(args.candidates, "--candidates").items()}
     counts = collected.groupby(["fold", "split"]).size()

@@ -8,6 +8,7 @@ an array (:func:`array_where`, :func:`text_where`).
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -130,7 +131,8 @@ def numeric_column(p: Path, series: pd.Series, name: str,
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     values = pd.to_numeric(series, errors="coerce")
     refuse_rows(p, (values.isna() & series.notna()).to_numpy(),
-                 lambda r: f"column '{name}' must be a number, found {series.iloc[r]!r}",
+                 lambda r: (f"column '{name}' must be a number, found "
+                            f"{checks.shown(series.iloc[r])}"),
                  where)
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -229,6 +231,7 @@ def load_npy(p: Path, what: str) -> np.ndarray:
     """One array from a ``.npy`` file, never unpickled (object arrays and ``.npz``
     archives are refused)."""
     require_file(p, what)
+    _check_npy_size(p)
     try:
         a = np.load(p, allow_pickle=False)
     except ValueError as exc:
@@ -244,6 +247,35 @@ def load_npy(p: Path, what: str) -> np.ndarray:
         a.close()
         raise InputError(f"{p}: is an .npz archive, expected a single .npy array")
     return a
+
+
+def _check_npy_size(p: Path) -> None:
+    """Refuse a ``.npy`` whose header promises more (or less) data than the file holds,
+    before anything is allocated: numpy would allocate the header's shape first."""
+    with open(p, "rb") as fh:
+        try:
+            major, _ = np.lib.format.read_magic(fh)
+        except ValueError:
+            return  # not a .npy (an .npz, or garbage): np.load says which
+        readers = {1: np.lib.format.read_array_header_1_0,
+                   2: np.lib.format.read_array_header_2_0}
+        if major not in readers:
+            return  # a later format version: np.load reads or refuses it
+        try:
+            header = readers[major](fh)
+        except Exception as exc:  # a corrupt header: np.load's message names it
+            raise InputError(f"{p}: cannot be read as a .npy array: "
+                             f"{checks.one_line(exc)}") from exc
+        shape, _, dtype = header
+        if dtype.hasobject:
+            return  # refused as an object array by np.load(allow_pickle=False)
+        offset = fh.tell()
+    need = math.prod(shape) * dtype.itemsize
+    have = p.stat().st_size - offset
+    if need != have:
+        raise InputError(f"{p}: the .npy header declares shape {tuple(shape)} of "
+                         f"{dtype} ({need:,} bytes), but the file holds {have:,} bytes of "
+                         f"data; the file is truncated or not what its header says")
 
 
 def array_where(r: int, c: int | None) -> str:

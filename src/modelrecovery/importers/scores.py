@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from .. import io
 from ..errors import InputError
+from ..io import checks
 from ..io.contracts import EXTERNAL_SCORE_COLUMNS
 from .parsing import (NA_STRINGS, data_row, first_line, header_fields, numeric_column,
                       read_csv_table, refuse_rows, require_file)
@@ -67,11 +68,13 @@ def read_scores(path: io.PathLike, group: str, models: list[str]) -> pd.DataFram
                 lambda r: "missing model name", where)
     known = set(models)
     refuse_rows(p, ~names.isin(known).to_numpy(),
-                lambda r: f"model {names.iloc[r]!r} is not one of the study's models "
-                          f"({', '.join(sorted(known)[:6])}{', …' if len(known) > 6 else ''})",
+                lambda r: (f"model {checks.shown(names.iloc[r])} is not one of the study's "
+                           f"models ({', '.join(sorted(known)[:6])}"
+                           f"{', …' if len(known) > 6 else ''})"),
                 where)
     refuse_rows(p, names.duplicated().to_numpy(),
-                lambda r: f"model {names.iloc[r]!r} appears more than once", where)
+                lambda r: f"model {checks.shown(names.iloc[r])} appears more than once",
+                where)
     metrics = [c for c in frame.columns if c != "model"]
     if not metrics:
         raise InputError(f"{p}: scores file has no score column besides 'model'")

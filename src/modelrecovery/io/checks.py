@@ -43,6 +43,12 @@ _BLOCK_VALUES = 1 << 22
 CellWhere = Callable[[int, int | None], str]
 
 
+def shown(value: object) -> str:
+    """A value from a user's table as they wrote it: ``repr`` of the Python value (numpy
+    and pandas scalars as plain numbers, ``0`` rather than ``np.int64(0)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (pyarrow and pandas messages can span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
