@@ -162,3 +162,49 @@ def test_a_model_aligned_to_chance_is_refused_by_calibrate_and_geometry(tmp_path
         assert len(errors) == 1 and str(aligned / "a.npz") in errors[0], proc.stderr
         assert phrase in errors[0], errors[0]
         assert not out.exists() or files_in(out) == []
+
+
+def ceiling_outputs(out: Path) -> list[str]:
+    """analyse-ceiling's output flags: its two tables and its figure under ``out``."""
+    tables = ("identifiability_ceiling", "decomposition")
+    return ["--out-parquet", *(f"{t}={out / t}.parquet" for t in tables),
+            "--out-csv", *(f"{t}={out / t}.csv" for t in tables),
+            "--out-png", f"identifiability_ceiling={out / 'c.png'}",
+            "--out-svg", f"identifiability_ceiling={out / 'c.svg'}"]
+
+
+@pytest.mark.parametrize("case", ["labels", "generator", "shard", "mismatch"])
+def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case):
+    # Every dataset needs its labels, a generator to score it under, a readable shard,
+    # and each generator a W that fits its features; each gap is one line naming the
+    # flag or the file, and nothing is written.
+    paths = good_inputs(tmp_path / "in")
+    gens = tmp_path / "gens"
+    gens.mkdir()
+    for m, d in (("a", DIM), ("b", DIM if case == "mismatch" else DIM + 1)):
+        io.save_generator(gens / f"{m}.npz", gens / f"{m}.json", np.eye(d), 1.0,
+                          {"model": m})
+    shard = tmp_path / "shard.parquet"
+    if case == "shard":
+        pq.write_table(pa.table({"fold": [0], "split": ["train"]}), shard)
+    labels = {"labels": ["--design", "random", "random", "--generator", "a",
+                         "--seed", "0"],
+              "generator": ["--design", "random", "--generator", "c", "--seed", "0"],
+              "shard": ["--design", "random", "--generator", "a", "--seed", "0"],
+              "mismatch": ["--design", "random", "--generator", "a", "--seed", "0"]}[case]
+    out = tmp_path / "out"
+    cmd = [cli_path("modelrecovery"), "analyse-ceiling", "--objects", str(paths["objects"]),
+           "--experiment", "x", "--features", f"a={paths['a']}", f"b={paths['b']}",
+           "--generators", f"a={gens / 'a.npz'}", f"b={gens / 'b.npz'}",
+           "--shard", str(shard), *labels, "--sizes", "10", "--fits", str(shard),
+           *ceiling_outputs(out)]
+    proc = subprocess.run(cmd, env=tool_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    expected = {"labels": "one entry per dataset", "generator": "have no --generators",
+                "shard": f"{shard}: simulated shard lacks column(s)",
+                "mismatch": f"{gens / 'b.npz'}: W has {DIM} rows but the features it "
+                            f"transforms have {DIM + 1} dimensions"}[case]
+    assert expected in errors[0], errors[0]
+    assert not out.exists() or files_in(out) == []

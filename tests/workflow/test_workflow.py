@@ -28,7 +28,8 @@ CONTRACT = ["experiment", "generator", "candidate", "n_train", "seed", "fold", "
             "seconds"]
 TABLES = ["scores", "outcomes", "recovery_curve", "generator_curves", "confusion",
           "summary", "alignment", "geometry", "rsa", "mds", "rsa_human", "ranks",
-          "precision_recall", "misidentification"]
+          "precision_recall", "misidentification", "identifiability_ceiling",
+          "decomposition"]
 
 
 def run_ok(workdir: Path, *args: str) -> None:
@@ -84,7 +85,7 @@ def test_confusion_and_summary_tables(tiny):
 def test_figures_exist(tiny):
     workdir, cfg = tiny
     figures = exp_dir(workdir, cfg) / "figures"
-    for stem in ("recovery_curve", "confusion"):
+    for stem in ("recovery_curve", "confusion", "identifiability_ceiling"):
         png, svg = figures / f"{stem}.png", figures / f"{stem}.svg"
         assert png.stat().st_size > 1000
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -234,6 +235,38 @@ def test_unrelated_candidates_are_recovered_with_certainty(certain):
     big = conf[conf["n_train"] == largest["n_train"]]
     diagonal = big[big["generator"] == big["candidate"]]
     assert (diagonal["rate"] == 1.0).all() and len(diagonal) == 3
+
+
+def test_the_ceiling_is_certain_where_the_generators_are_unrelated(certain):
+    # Unrelated generators: their own likelihoods always pick the right one, so no
+    # failure is the data's; the best fit, certain here too, leaves none to the metric.
+    workdir, cfg = certain
+    tables = exp_dir(workdir, cfg) / "tables"
+    ceiling = pd.read_csv(tables / "identifiability_ceiling.csv")
+    assert (ceiling["recovery"] == 1.0).all() and (ceiling["datasets"] == 6).all()
+    dec = pd.read_csv(tables / "decomposition.csv")
+    assert (dec["data_limited"] == 0.0).all() and (dec["metric_limited"] == 0.0).all()
+
+
+def test_the_ceiling_and_its_split_of_the_tiny_study(tiny):
+    workdir, cfg = tiny
+    tables = exp_dir(workdir, cfg) / "tables"
+    ceiling = pd.read_parquet(tables / "identifiability_ceiling.parquet")
+    sizes = sorted(cfg["simulation"]["training_sizes"])
+    designs = sorted(cfg.get("designs", ["random"]))  # the schema's default
+    assert sorted(set(ceiling["design"])) == designs
+    assert len(ceiling) == len(designs) * len(sizes)
+    n_gen = len(cfg["world"]["synthetic"]["models"])
+    assert (ceiling["datasets"] == n_gen * cfg["simulation"]["seeds"]).all()
+    assert ((ceiling["ci_low"] <= ceiling["recovery"])
+            & (ceiling["recovery"] <= ceiling["ci_high"])).all()
+    dec = pd.read_parquet(tables / "decomposition.parquet")
+    np.testing.assert_allclose(dec["data_limited"] + dec["metric_limited"],
+                               1.0 - dec["recovery_best_fit"], atol=1e-12)
+    # The random design's best fit is the recovery curve of the study's own tables.
+    random = dec[dec["design"] == "random"].sort_values("n_train")
+    curve = pd.read_parquet(tables / "recovery_curve.parquet").sort_values("n_train")
+    np.testing.assert_allclose(random["recovery_best_fit"], curve["recovery"])
 
 
 # ----------------------------------------------------------------- refusals

@@ -1,7 +1,7 @@
 # Stage 5: aggregate recovery rows into curves, confusion matrices and the summary.
 # Commands: src/modelrecovery/cli/analyse.py; the work: src/modelrecovery/analysis/
 # (aggregate.py, study.py, geometry.py, identifiability.py, metrics.py, parameters.py,
-# stats.py).
+# oracle.py, stats.py).
 
 TABLES = [
     "scores",
@@ -63,6 +63,48 @@ rule parameter_recovery:
         "modelrecovery analyse-parameters --rows {input.rows:q}"
         " --generator-curves {input.curve:q} --experiment {wildcards.experiment:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
+        " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
+
+
+# Data or metric: each simulated dataset's generator read off the generators' own
+# likelihoods (no refits), beside the best fit, per design.
+
+
+rule identifiability_ceiling:
+    input:
+        objects=f"{WORLD}/objects.parquet",
+        features=[features_path(g) for g in GENERATORS],
+        generators=expand(exp_path("generators", "{g}.npz"), g=GENERATORS, allow_missing=True),
+        shards=get_simulated_shards,
+        fits=get_design_rows,
+    output:
+        **table_outputs(["identifiability_ceiling", "decomposition"]),
+        **figure_outputs(
+            {"identifiability_ceiling": "ceiling_figure"}, subcategory="Data or metric?"
+        ),
+    log:
+        log_path("analyse", "ceiling"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
+    params:
+        features=lambda wildcards, input: named_paths(GENERATORS, input.features),
+        generators=lambda wildcards, input: named_paths(GENERATORS, input.generators),
+        labels=get_dataset_labels,
+        sizes=SIZES,
+        eval_fraction=config["simulation"]["eval_fraction"],
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+        png=out_flags("png"),
+        svg=out_flags("svg"),
+    shell:
+        "modelrecovery analyse-ceiling --objects {input.objects:q}"
+        " --experiment {wildcards.experiment:q} --features {params.features:q}"
+        " --generators {params.generators:q} --shard {input.shards:q} {params.labels:q}"
+        " --sizes {params.sizes:q} --eval-fraction {params.eval_fraction:q}"
+        " --fits {input.fits:q} --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
 
 

@@ -179,6 +179,34 @@ def get_design_rows(wildcards):
     return recovery_rows(wildcards.experiment, DESIGNS)
 
 
+def simulated_datasets(experiment):
+    """(design, generator, seed, shard path) of every simulated dataset of an experiment,
+    in one order for the paths and their labels."""
+    return [
+        (d, g, s, os.path.join(RESULTS, experiment, "simulated", d, g, f"seed{s}.parquet"))
+        for d in DESIGNS
+        for g in GENERATORS
+        for s in SEEDS
+    ]
+
+
+def get_simulated_shards(wildcards):
+    return [path for *_, path in simulated_datasets(wildcards.experiment)]
+
+
+def get_dataset_labels(wildcards):
+    """--design, --generator and --seed, one entry per shard of get_simulated_shards."""
+    datasets = simulated_datasets(wildcards.experiment)
+    return [
+        "--design",
+        *(d for d, *_ in datasets),
+        "--generator",
+        *(g for _, g, *_ in datasets),
+        "--seed",
+        *(str(s) for *_, s, _ in datasets),
+    ]
+
+
 def get_parameter_rows(wildcards):
     """Every design's parameter-recovery rows (the generator's own refits)."""
     return recovery_rows(wildcards.experiment, DESIGNS, "parameters")
@@ -247,6 +275,7 @@ def get_final_output():
             exp_path("figures", "geometry.png"),
             exp_path("figures", "misidentification.png"),
             exp_path("figures", "parameter_recovery.png"),
+            exp_path("figures", "identifiability_ceiling.png"),
             *(designed if len(DESIGNS) > 1 else []),
         ],
         experiment=EXPERIMENTS,

@@ -256,3 +256,39 @@ def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str) -
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.suptitle(title)
     return fig
+
+
+def ceiling_figure(ceiling: pd.DataFrame, best: pd.DataFrame, title: str) -> plt.Figure:
+    """Per design, recovery against N: the identifiability ceiling (the generators' own
+    likelihoods) and the best fit (held-out accuracy, and held-out NLL), each with its
+    95 % interval; the gap between ceiling and best fit is what the metric loses, the
+    gap above the ceiling what the data cannot tell."""
+    designs = sorted(ceiling["design"].unique(), key=lambda d: (d != "random", d))
+    fig, axes = plt.subplots(1, len(designs), figsize=(4.2 * len(designs), 3.6),
+                             layout="constrained", squeeze=False)
+    for ax, design in zip(axes[0], designs):
+        top = ceiling[ceiling["design"] == design].sort_values("n_train")
+        fit = best[best["design"] == design].sort_values("n_train")
+        gap = top.merge(fit, on="n_train", suffixes=("", "_fit"))
+        ax.fill_between(gap["n_train"], gap["recovery_fit"], gap["recovery"],
+                        color="tab:red", alpha=0.12, lw=0, label="lost by the metric")
+        for frame, col, style, label in ((top, "recovery", dict(color="black"),
+                                          "ceiling (generators' likelihood)"),
+                                         (fit, "recovery", dict(color="tab:blue"),
+                                          "best fit (accuracy)"),
+                                         (fit, "nll_recovery",
+                                          dict(color="tab:blue", ls="--"),
+                                          "best fit (NLL)")):
+            ax.plot(frame["n_train"], frame[col], marker=".", lw=1.2, label=label, **style)
+        for frame, colour in ((top, "black"), (fit, "tab:blue")):
+            ax.fill_between(frame["n_train"], frame["ci_low"], frame["ci_high"],
+                            color=colour, alpha=0.08, lw=0)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(design)
+        ax.set_xlabel("training triplets per fold (N)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("recovery")
+    axes[0][-1].legend(fontsize=7, loc="lower right", frameon=False)
+    fig.suptitle(title)
+    return fig

@@ -71,7 +71,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     target = _target(args.target)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
-    w, _ = io.load_generator(args.aligned)
+    w, _ = io.load_generator(args.aligned, x.shape[1])
     meta = io.read_json(args.aligned_json)
     trip, _ = io.read_triplets(args.triplets, n)
     logits = pair_logits(similarity(x, w), trip)

@@ -1,10 +1,12 @@
 """``modelrecovery aggregate | analyse-geometry | analyse-identifiability |
-compare-methods | analyse-parameters``: recovery rows into curves, confusion matrices and
-the summary, why models are misidentified, how methods and metrics compare, external
-benchmarks' included, and how well the generators' transforms are recovered
+compare-methods | analyse-parameters | analyse-ceiling``: recovery rows into curves,
+confusion matrices and the summary, why models are misidentified (and whether the data
+or the metric is to blame), how methods and metrics compare, external benchmarks'
+included, and how well the generators' transforms are recovered
 (workflow/rules/analyse.smk), with :mod:`modelrecovery.analysis.aggregate`,
 :mod:`modelrecovery.analysis.study`, :mod:`modelrecovery.analysis.identifiability`,
-:mod:`modelrecovery.analysis.metrics` and :mod:`modelrecovery.analysis.parameters`.
+:mod:`modelrecovery.analysis.metrics`, :mod:`modelrecovery.analysis.parameters` and
+:mod:`modelrecovery.analysis.oracle`.
 
 Every table goes to the Parquet and CSV paths given by ``--out-parquet`` and
 ``--out-csv`` (NAME=PATH each), every figure to ``--out-png`` and ``--out-svg``.
@@ -21,8 +23,8 @@ import pandas as pd
 from .. import io
 from ..errors import InputError
 from ..seeds import rng_for
-from .args import (add_figure_outputs, add_table_outputs, check_outputs, named_values,
-                   save_figures, write_tables)
+from .args import (add_figure_outputs, add_table_outputs, check_outputs, named_paths,
+                   named_values, save_figures, write_tables)
 
 log = logging.getLogger("modelrecovery")
 
@@ -66,7 +68,7 @@ def cmd_analyse_geometry(args: argparse.Namespace) -> None:
     feats = {m: io.read_features(p, n) for m, p in paths.items()}
     weights = {}
     for m, p in named_values(args.generators, "--generators").items():
-        weights[m] = io.load_generator(p)[0]
+        weights[m] = io.load_generator(p, feats[m].shape[1] if m in feats else None)[0]
         if not np.any(weights[m]):
             raise InputError(f"{p}: model {m!r}'s aligned transform is W = 0 (its fit to the "
                              "humans is no better than chance), so its aligned geometry is "
@@ -201,8 +203,58 @@ def cmd_analyse_parameters(args: argparse.Namespace) -> None:
         random, recovery, f"Parameter recovery: {args.experiment} (random design)")})
 
 
+CEILING_TABLES = ["identifiability_ceiling", "decomposition"]
+
+
+def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
+    """The identifiability ceiling of every simulated dataset (the generators' own
+    likelihoods of its responses at each training size) beside the best fit's recovery
+    per design, and the split of the best fit's failures into data and metric."""
+    from ..analysis import aggregate, designs, oracle, plots
+    from ..oddoneout import similarity
+
+    check_outputs(args, tables=CEILING_TABLES, figures=["identifiability_ceiling"])
+    if not len(args.shard) == len(args.design) == len(args.generator) == len(args.seed):
+        raise InputError(f"--shard, --design, --generator and --seed need one entry per "
+                         f"dataset; got {len(args.shard)}, {len(args.design)}, "
+                         f"{len(args.generator)} and {len(args.seed)}")
+    n = len(io.read_objects(args.objects))
+    generators = named_values(args.generators, "--generators")
+    features = named_paths(args.features, "--features", list(generators))
+    sims, temperatures = {}, {}
+    for name, path in generators.items():
+        x = io.read_features(features[name], n)
+        weights, temperatures[name] = io.load_generator(path, x.shape[1])
+        sims[name] = similarity(x, weights)
+    unknown = sorted(set(args.generator) - set(generators))
+    if unknown:
+        raise InputError(f"--generator: {unknown} have no --generators entry")
+    rows = []
+    for path, design, generator, seed in zip(args.shard, args.design, args.generator,
+                                             args.seed):
+        shard = io.read_shard(path)
+        for n_train in args.sizes:
+            triplets = oracle.dataset_triplets(shard, n_train, args.eval_fraction)
+            for scorer, loglik in oracle.log_likelihoods(triplets, sims,
+                                                         temperatures).items():
+                rows.append({"experiment": args.experiment, "design": design,
+                             "generator": generator, "n_train": n_train, "seed": seed,
+                             "scorer": scorer, "loglik": loglik})
+    curve = oracle.oracle_curve(oracle.oracle_outcomes(pd.DataFrame(rows)))
+    fits = io.read_tables(args.fits, aggregate.check_recovery_rows)
+    best = designs.design_curves(designs.design_outcomes(fits))
+    table = oracle.decomposition(curve, best).merge(
+        best[["experiment", "design", "n_train", "nll_recovery"]].rename(
+            columns={"nll_recovery": "recovery_best_fit_nll"}),
+        on=["experiment", "design", "n_train"])
+    write_tables(args, {"identifiability_ceiling": curve, "decomposition": table})
+    save_figures(args, {"identifiability_ceiling": lambda: plots.ceiling_figure(
+        curve, best, f"Data or metric? {args.experiment}")})
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands (``analyse-parameters`` included) to the main parser."""
+    """Add the analysis subcommands (``analyse-parameters``, ``analyse-ceiling``
+    included) to the main parser."""
     p = sub.add_parser("aggregate", help="recovery curves, confusion matrices, summary")
     p.add_argument("--fits", nargs="+", required=True)
     p.add_argument("--generators", nargs="*", default=[], help="generator JSON sidecars")
@@ -250,3 +302,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_outputs(p, PARAMETER_TABLES)
     add_figure_outputs(p, ["parameter_recovery"])
     p.set_defaults(func=cmd_analyse_parameters)
+
+    p = sub.add_parser("analyse-ceiling",
+                       help="the identifiability ceiling: data-limited vs metric-limited")
+    p.add_argument("--objects", required=True)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH",
+                   help="each generator's features")
+    p.add_argument("--generators", nargs="+", required=True, metavar="NAME=NPZ",
+                   help="each calibrated generator's W and T")
+    p.add_argument("--shard", nargs="+", required=True, help="simulated datasets")
+    p.add_argument("--design", nargs="+", required=True, help="one per --shard")
+    p.add_argument("--generator", nargs="+", required=True, help="one per --shard")
+    p.add_argument("--seed", type=int, nargs="+", required=True, help="one per --shard")
+    p.add_argument("--sizes", type=int, nargs="+", required=True,
+                   help="training triplets per fold")
+    p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--fits", nargs="+", required=True,
+                   help="the recovery rows of the same datasets (the best fit)")
+    add_table_outputs(p, CEILING_TABLES)
+    add_figure_outputs(p, ["identifiability_ceiling"])
+    p.set_defaults(func=cmd_analyse_ceiling)

@@ -67,11 +67,11 @@ def cmd_static(args: argparse.Namespace) -> None:
 
     n = len(io.read_objects(args.objects))
     feats = {m: io.read_features(p, n) for m, p in named_values(args.features, "--features").items()}
-    gens = {m: io.load_generator(p) for m, p in named_values(args.generators,
-                                                       "--generators").items()}
-    if set(feats) != set(gens):
+    generators = named_values(args.generators, "--generators")
+    if set(feats) != set(generators):
         raise InputError(f"--features names {sorted(feats)} and --generators names "
-                         f"{sorted(gens)} must be the same models")
+                         f"{sorted(generators)} must be the same models")
+    gens = {m: io.load_generator(p, feats[m].shape[1]) for m, p in generators.items()}
     names = list(gens)
     pair = args.pair
     if args.pair_from_confusion:
@@ -136,7 +136,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
     fitting_process(args)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
-    w, temperature = io.load_generator(args.generator_file)
+    w, temperature = io.load_generator(args.generator_file, x.shape[1])
     sim = similarity(x, w)
     candidates = {m: io.read_features(p, n)
                   for m, p in named_values(args.candidates, "--candidates").items()}

@@ -24,8 +24,8 @@ TRIPLETS_PER_CALL = 2**20
 
 def cmd_recover(args: argparse.Namespace) -> None:
     """Every design's and seed's dataset of one generator and training size in one
-    process, fitted together (:func:`~modelrecovery.recover.refit.fit_datasets`) in groups of at most
-    :data:`TRIPLETS_PER_CALL` training triplets, so the candidates are read, the process
+    process, fitted together (:func:`~modelrecovery.recover.refit.fit_datasets`) in
+    groups of at most :data:`TRIPLETS_PER_CALL` training triplets, so the candidates are read, the process
     started and the solver's per-iteration cost paid once for many datasets. With
     ``--out-parameters``, each dataset's parameter recovery beside its rows."""
     from ..recover.refit import fit_datasets, generator_parameters, recovery_rows
@@ -44,10 +44,13 @@ def cmd_recover(args: argparse.Namespace) -> None:
     n = len(io.read_objects(args.objects))
     candidates = {name: io.read_features(path, n)
                   for name, path in named_values(args.candidates, "--candidates").items()}
-    shards = [_read_shard(path) for path in args.shard]
+    shards = [io.read_shard(path) for path in args.shard]
     labels = [{"experiment": args.experiment, "design": design, "generator": args.generator,
                "seed": seed} for seed, design in zip(args.seed, designs)]
-    generating = io.load_generator(args.generator_file) if args.out_parameters else None
+    own = candidates.get(args.generator)
+    generating = (io.load_generator(args.generator_file,
+                                    None if own is None else own.shape[1])
+                  if args.out_parameters else None)
     per_call = max(1, TRIPLETS_PER_CALL // max(1, args.n_train * _folds(shards)))
     for lo in range(0, len(shards), per_call):
         group = range(lo, min(len(shards), lo + per_call))
@@ -65,14 +68,6 @@ def cmd_recover(args: argparse.Namespace) -> None:
             if unconverged:
                 log.warning("%s seed %d: %d of %d fits did not meet the tolerance (see "
                             "'status')", lab["design"], lab["seed"], unconverged, len(rows))
-
-
-def _read_shard(path: str):
-    shard = io.open_parquet(path, "simulated shard").to_pandas()
-    missing = {"fold", "split", "position", "i", "j", "k"} - set(shard.columns)
-    if missing:
-        raise InputError(f"{path}: simulated shard lacks column(s) {sorted(missing)}")
-    return shard
 
 
 def _folds(shards: list) -> int:

@@ -26,7 +26,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
                          f"got {len(args.seed)}, {len(args.out)} and {len(designs)}")
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
-    w, temperature = io.load_generator(args.generator_file)
+    w, temperature = io.load_generator(args.generator_file, x.shape[1])
     sim = similarity(x, w)
     exclude = None
     if args.exclude and not args.design_file:

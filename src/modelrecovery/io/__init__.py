@@ -26,14 +26,14 @@ from .generators import load_generator, save_generator
 from .objects import read_features, read_objects, write_features, write_objects
 from .tables import (first_null, integer_column, open_parquet, read_json, read_tables,
                      require_columns, unique_column, write_csv, write_json, write_parquet)
-from .triplets import read_triplets, triplet_table, write_triplets
+from .triplets import read_shard, read_triplets, triplet_table, write_triplets
 
 __all__ = [
     "DESIGN_COLUMNS", "EXTERNAL_SCORE_COLUMNS", "FEATURES_COLUMNS", "GENERATOR_ARRAYS",
     "OBJECTS_COLUMNS", "PARAMETER_COLUMNS", "RECOVERY_COLUMNS", "SHARD_COLUMNS",
     "TRIPLET_COLUMNS", "PathLike", "first_null", "integer_column",
     "load_generator", "open_parquet", "read_features", "read_json", "read_objects",
-    "read_tables", "read_triplets", "require_columns", "save_generator", "triplet_table",
-    "unique_column", "write_csv", "write_features", "write_json", "write_objects",
+    "read_shard", "read_tables", "read_triplets", "require_columns", "save_generator",
+    "triplet_table", "unique_column", "write_csv", "write_features", "write_json", "write_objects",
     "write_parquet", "write_triplets",
 ]

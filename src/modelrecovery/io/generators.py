@@ -26,8 +26,9 @@ def save_generator(npz_path: PathLike, json_path: PathLike, weights: np.ndarray,
     write_json({**meta, "temperature": float(temperature)}, json_path)
 
 
-def load_generator(npz_path: PathLike) -> tuple[np.ndarray, float]:
-    """Load W (d, k) and T from a generator NPZ (no pickles); k = d but for low_rank:k."""
+def load_generator(npz_path: PathLike, dim: int | None = None) -> tuple[np.ndarray, float]:
+    """Load W (d, k) and T from a generator NPZ (no pickles); k = d but for low_rank:k.
+    ``dim``: the dimension d of the features W transforms, which W's rows must match."""
     p = check_file(npz_path, "generator")
     try:
         with np.load(p, allow_pickle=False) as z:
@@ -40,4 +41,7 @@ def load_generator(npz_path: PathLike) -> tuple[np.ndarray, float]:
                          f"{'' if np.isfinite(w).all() else ' with non-finite values'}")
     if not np.isfinite(t) or t <= 0:
         raise InputError(f"{p}: temperature T must be a positive number, found {t}")
+    if dim is not None and w.shape[0] != dim:
+        raise InputError(f"{p}: W has {w.shape[0]} rows but the features it transforms have "
+                         f"{dim} dimensions: a transform of another model or feature file")
     return w, t

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InputError
-from .contracts import TRIPLET_COLUMNS, PathLike
+from .contracts import SHARD_COLUMNS, TRIPLET_COLUMNS, PathLike
 from .tables import integer_column, open_parquet, require_columns, unique_column, write_parquet
 
 
@@ -67,3 +67,13 @@ def read_triplets(path: PathLike, n_objects: int, *, columns: list[str] | None =
             raise InputError(f"{path}: triplet file lacks column '{name}'")
         extra[name] = unique_column(table, path, name).to_numpy(zero_copy_only=False)
     return t, extra
+
+
+def read_shard(path: PathLike) -> pd.DataFrame:
+    """A simulated dataset (:data:`SHARD_COLUMNS`: fold, split, position and the triplet
+    i, j, k with k chosen odd), refused in one line when a column is missing."""
+    shard = open_parquet(path, "simulated shard").to_pandas()
+    missing = sorted(set(SHARD_COLUMNS) - set(shard.columns))
+    if missing:
+        raise InputError(f"{path}: simulated shard lacks column(s) {missing}")
+    return shard
