@@ -27,6 +27,9 @@ torch.set_num_threads(1)
 def tool_env() -> dict[str, str]:
     """Environment whose PATH starts with this interpreter's bin dir (CLI + snakemake)."""
     env = dict(os.environ)
+    # As users run it: Python writes its bytecode cache (a file name it cannot marshal
+    # fails only then), whatever this machine's environment says.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     # Keep every subprocess single-threaded: the suite must be quick on 2 cores.

@@ -13,7 +13,10 @@ def load_workflow_module(name, rel_path):
     ``workflow.source_path``: it resolves inside a module (snakedeploy, ``module:``) and
     from a remote source as well as in a checkout, and needs neither the package nor a
     ``sys.path`` entry in the process that runs Snakemake (e.g. under ``--sdm conda``)."""
-    spec = importlib.util.spec_from_file_location(name, workflow.source_path(rel_path))
+    # source_path gives Snakemake's annotated string; as a module's file name it would
+    # reach the bytecode cache, which marshal cannot write, so it goes in as a plain str.
+    path = str(workflow.source_path(rel_path))
+    spec = importlib.util.spec_from_file_location(name, path)
     loaded = importlib.util.module_from_spec(spec)
     sys.modules[name] = loaded  # dataclasses resolve their module by name
     spec.loader.exec_module(loaded)
