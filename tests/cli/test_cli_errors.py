@@ -165,15 +165,16 @@ def test_a_model_aligned_to_chance_is_refused_by_calibrate_and_geometry(tmp_path
 
 
 def ceiling_outputs(out: Path) -> list[str]:
-    """analyse-ceiling's output flags: its two tables and its figure under ``out``."""
-    tables = ("identifiability_ceiling", "decomposition")
+    """analyse-ceiling's output flags: its tables and figures under ``out``."""
+    tables = ("identifiability_ceiling", "decision_rules", "inversion", "decomposition")
+    figures = ("identifiability_ceiling", "inversion")
     return ["--out-parquet", *(f"{t}={out / t}.parquet" for t in tables),
             "--out-csv", *(f"{t}={out / t}.csv" for t in tables),
-            "--out-png", f"identifiability_ceiling={out / 'c.png'}",
-            "--out-svg", f"identifiability_ceiling={out / 'c.svg'}"]
+            "--out-png", *(f"{f}={out / f}.png" for f in figures),
+            "--out-svg", *(f"{f}={out / f}.svg" for f in figures)]
 
 
-@pytest.mark.parametrize("case", ["labels", "generator", "shard", "mismatch"])
+@pytest.mark.parametrize("case", ["labels", "generator", "shard", "mismatch", "prior"])
 def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case):
     # Every dataset needs its labels, a generator to score it under, a readable shard,
     # and each generator a W that fits its features; each gap is one line naming the
@@ -191,7 +192,9 @@ def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case
                          "--seed", "0"],
               "generator": ["--design", "random", "--generator", "c", "--seed", "0"],
               "shard": ["--design", "random", "--generator", "a", "--seed", "0"],
-              "mismatch": ["--design", "random", "--generator", "a", "--seed", "0"]}[case]
+              "mismatch": ["--design", "random", "--generator", "a", "--seed", "0"],
+              "prior": ["--design", "random", "--generator", "a", "--seed", "0",
+                        "--prior", "a=1", "c=2"]}[case]
     out = tmp_path / "out"
     cmd = [cli_path("modelrecovery"), "analyse-ceiling", "--objects", str(paths["objects"]),
            "--experiment", "x", "--features", f"a={paths['a']}", f"b={paths['b']}",
@@ -205,6 +208,7 @@ def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case
     expected = {"labels": "one entry per dataset", "generator": "have no --generators",
                 "shard": f"{shard}: simulated shard lacks column(s)",
                 "mismatch": f"{gens / 'b.npz'}: W has {DIM} rows but the features it "
-                            f"transforms have {DIM + 1} dimensions"}[case]
+                            f"transforms have {DIM + 1} dimensions",
+                "prior": "--prior: unknown model(s) ['c']"}[case]
     assert expected in errors[0], errors[0]
     assert not out.exists() or files_in(out) == []

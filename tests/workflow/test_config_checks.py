@@ -71,6 +71,10 @@ BAD = {
                             "design.pair", "zzz"),
     "prior_all_zero": (lambda c: c.update(design={"prior": {"lin": 0.0}}), "design.prior",
                        "every weight is 0"),
+    "analysis_prior_not_a_generator": (
+        lambda c: c.update(analysis={"prior": {"nope": 1.0}}), "analysis.prior", "nope"),
+    "analysis_prior_all_zero": (lambda c: c.update(analysis={"prior": {"lin": 0.0}}),
+                                "analysis.prior", "every weight is 0"),
     "random_fraction_above_1": (lambda c: c.update(design={"random_fraction": 1.5}),
                                 "design.random_fraction", "1.5"),
 }

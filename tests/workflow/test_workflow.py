@@ -29,7 +29,7 @@ CONTRACT = ["experiment", "generator", "candidate", "n_train", "seed", "fold", "
 TABLES = ["scores", "outcomes", "recovery_curve", "generator_curves", "confusion",
           "summary", "alignment", "geometry", "rsa", "mds", "rsa_human", "ranks",
           "precision_recall", "misidentification", "identifiability_ceiling",
-          "decomposition"]
+          "decision_rules", "inversion", "decomposition"]
 
 
 def run_ok(workdir: Path, *args: str) -> None:
@@ -85,7 +85,7 @@ def test_confusion_and_summary_tables(tiny):
 def test_figures_exist(tiny):
     workdir, cfg = tiny
     figures = exp_dir(workdir, cfg) / "figures"
-    for stem in ("recovery_curve", "confusion", "identifiability_ceiling"):
+    for stem in ("recovery_curve", "confusion", "identifiability_ceiling", "inversion"):
         png, svg = figures / f"{stem}.png", figures / f"{stem}.svg"
         assert png.stat().st_size > 1000
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -246,6 +246,14 @@ def test_the_ceiling_is_certain_where_the_generators_are_unrelated(certain):
     assert (ceiling["recovery"] == 1.0).all() and (ceiling["datasets"] == 6).all()
     dec = pd.read_csv(tables / "decomposition.csv")
     assert (dec["data_limited"] == 0.0).all() and (dec["metric_limited"] == 0.0).all()
+    # Trained on one seed, the learned rule names the other seed's generators; and a win
+    # means its own generator under every rule.
+    assert (dec["recovery_learned"] == 1.0).all()
+    inv = pd.read_csv(tables / "inversion.csv")
+    assert set(inv["rule"]) == {"best_fit", "best_fit_nll", "learned", "oracle"}
+    own = inv["winner"] == inv["generator"]
+    assert (inv.loc[own, "p_generator_given_winner"] == 1.0).all()
+    assert (inv.loc[~own, "p_generator_given_winner"] == 0.0).all()
 
 
 def test_the_ceiling_and_its_split_of_the_tiny_study(tiny):
@@ -267,6 +275,14 @@ def test_the_ceiling_and_its_split_of_the_tiny_study(tiny):
     random = dec[dec["design"] == "random"].sort_values("n_train")
     curve = pd.read_parquet(tables / "recovery_curve.parquet").sort_values("n_train")
     np.testing.assert_allclose(random["recovery_best_fit"], curve["recovery"])
+    # Every rule on every design and size; the best fit's rows are the decomposition's.
+    rules = pd.read_parquet(tables / "decision_rules.parquet")
+    assert len(rules) == 4 * len(designs) * len(sizes)
+    both = rules[rules["rule"] == "best_fit"].merge(dec, on=["design", "n_train"])
+    np.testing.assert_allclose(both["recovery"], both["recovery_best_fit"])
+    inv = pd.read_parquet(tables / "inversion.parquet")
+    sums = inv.groupby(["design", "rule", "n_train", "winner"])["p_generator_given_winner"]
+    np.testing.assert_allclose(sums.sum(), 1.0)
 
 
 # ----------------------------------------------------------------- refusals

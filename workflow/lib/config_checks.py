@@ -224,16 +224,19 @@ def check_consistency(config: dict) -> None:
         raise ConfigError("config key 'candidates': model recovery needs at least two "
                           f"candidates, found {chosen['candidates']}")
     design = config.get("design") or {}
-    for key, names in (("design.prior", list(design.get("prior") or {})),
+    priors = {"design.prior": design.get("prior") or {},
+              "analysis.prior": (config.get("analysis") or {}).get("prior") or {}}
+    for key, names in (*((k, list(v)) for k, v in priors.items()),
                        ("design.pair", design.get("pair") if isinstance(design.get("pair"),
                                                                        list) else [])):
         unknown = [n for n in names if n not in chosen["generators"]]
         if unknown:
             raise ConfigError(f"config key '{key}': {unknown} are not generators; the "
                               f"generators are {chosen['generators']}")
-    if design.get("prior") and not any(design["prior"].values()):
-        raise ConfigError("config key 'design.prior': every weight is 0; give at least one "
-                          "generator a positive weight")
+    for key, prior in priors.items():
+        if prior and not any(prior.values()):
+            raise ConfigError(f"config key '{key}': every weight is 0; give at least one "
+                              "generator a positive weight")
     external = config.get("external_scores") or {}
     if external.get("synthetic") and world["source"] != "synthetic":
         raise ConfigError("config key 'external_scores.synthetic': simulated scores are "

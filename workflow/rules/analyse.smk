@@ -1,7 +1,7 @@
 # Stage 5: aggregate recovery rows into curves, confusion matrices and the summary.
 # Commands: src/modelrecovery/cli/analyse.py; the work: src/modelrecovery/analysis/
 # (aggregate.py, study.py, geometry.py, identifiability.py, metrics.py, parameters.py,
-# oracle.py, stats.py).
+# oracle.py, decision.py, stats.py).
 
 TABLES = [
     "scores",
@@ -78,9 +78,10 @@ rule identifiability_ceiling:
         shards=get_simulated_shards,
         fits=get_design_rows,
     output:
-        **table_outputs(["identifiability_ceiling", "decomposition"]),
+        **table_outputs(["identifiability_ceiling", "decision_rules", "inversion", "decomposition"]),
         **figure_outputs(
-            {"identifiability_ceiling": "ceiling_figure"}, subcategory="Data or metric?"
+            {"identifiability_ceiling": "ceiling_figure", "inversion": "inversion_figure"},
+            subcategory="Data or metric?",
         ),
     log:
         log_path("analyse", "ceiling"),
@@ -95,6 +96,8 @@ rule identifiability_ceiling:
         labels=get_dataset_labels,
         sizes=SIZES,
         eval_fraction=config["simulation"]["eval_fraction"],
+        prior=prior_flags(ANALYSIS),
+        rule_l2=ANALYSIS["rule_l2"],
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),
         png=out_flags("png"),
@@ -104,7 +107,8 @@ rule identifiability_ceiling:
         " --experiment {wildcards.experiment:q} --features {params.features:q}"
         " --generators {params.generators:q} --shard {input.shards:q} {params.labels:q}"
         " --sizes {params.sizes:q} --eval-fraction {params.eval_fraction:q}"
-        " --fits {input.fits:q} --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
+        " --fits {input.fits:q} {params.prior:q} --rule-l2 {params.rule_l2:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
 
 
@@ -132,7 +136,7 @@ rule analyse_geometry:
     params:
         features=lambda wildcards, input: named_paths(MODELS, input.features),
         aligned=lambda wildcards, input: named_paths(MODELS, input.aligned),
-        metric=ANALYSIS.get("metric", "correlation"),
+        metric=ANALYSIS["metric"],
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),
         png=out_flags("png"),
@@ -164,7 +168,7 @@ rule analyse_identifiability:
         mem_mb=scaled(2000),
         runtime=scaled(20),
     params:
-        n_boot=ANALYSIS.get("n_boot", 1000),
+        n_boot=ANALYSIS["n_boot"],
         seed=config["study_seed"],
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),
@@ -224,7 +228,7 @@ rule compare_methods:
             ["--external", *input.external] if input.external else []
         ),
         aggregate=EXTERNAL.get("aggregate") or [],
-        n_boot=ANALYSIS.get("n_boot", 1000),
+        n_boot=ANALYSIS["n_boot"],
         seed=config["study_seed"],
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),

@@ -223,7 +223,7 @@ def get_generator_sidecars(wildcards):
     )
 
 
-ANALYSIS = config.get("analysis", {})
+ANALYSIS = config["analysis"]
 
 
 def table_outputs(names, experiment="{experiment}"):
@@ -322,7 +322,12 @@ def get_criterion_args(wildcards, input):
         return ["--pair-from-confusion", input.confusion]
     if pair:
         return ["--pair", *pair]
-    prior = DESIGN.get("prior")
+    return prior_flags(DESIGN)
+
+
+def prior_flags(section):
+    """--prior NAME=WEIGHT ... from a config section's ``prior`` (none: uniform)."""
+    prior = section.get("prior")
     if prior:
         return ["--prior", *(f"{m}={float(w)!r}" for m, w in sorted(prior.items()))]
     return []

@@ -23,14 +23,23 @@ from . import aggregate
 from .stats import percentile_interval
 
 
-def design_outcomes(fits: pd.DataFrame) -> pd.DataFrame:
+def design_scores(fits: pd.DataFrame) -> pd.DataFrame:
+    """Per design, one row per dataset × candidate (see
+    :func:`..recover.selection.candidate_scores`), with a ``design`` column."""
+    return pd.concat([selection.candidate_scores(rows).assign(design=design)
+                      for design, rows in fits.groupby("design", sort=True)],
+                     ignore_index=True)
+
+
+def design_outcomes(fits: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per design, one row per simulated dataset (see :func:`.aggregate.dataset_outcomes`),
-    with a ``design`` column."""
-    frames = []
-    for design, rows in fits.groupby("design", sort=True):
-        outcomes = aggregate.dataset_outcomes(selection.candidate_scores(rows))
-        frames.append(outcomes.assign(design=design))
-    return pd.concat(frames, ignore_index=True)
+    with a ``design`` column; ``scores``, when given, are :func:`design_scores` of
+    ``fits``."""
+    scores = design_scores(fits) if scores is None else scores
+    return pd.concat([aggregate.dataset_outcomes(rows.drop(columns="design"))
+                      .assign(design=design)
+                      for design, rows in scores.groupby("design", sort=True)],
+                     ignore_index=True)
 
 
 def design_curves(outcomes: pd.DataFrame) -> pd.DataFrame:

@@ -258,9 +258,11 @@ def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str) -
     return fig
 
 
-def ceiling_figure(ceiling: pd.DataFrame, best: pd.DataFrame, title: str) -> plt.Figure:
+def ceiling_figure(ceiling: pd.DataFrame, best: pd.DataFrame, learned: pd.DataFrame,
+                   title: str) -> plt.Figure:
     """Per design, recovery against N: the identifiability ceiling (the generators' own
-    likelihoods) and the best fit (held-out accuracy, and held-out NLL), each with its
+    likelihoods), the learned rule (held-out scores of every candidate, cross-validated
+    by seed) and the best fit (held-out accuracy, and held-out NLL), each with its
     95 % interval; the gap between ceiling and best fit is what the metric loses, the
     gap above the ceiling what the data cannot tell."""
     designs = sorted(ceiling["design"].unique(), key=lambda d: (d != "random", d))
@@ -269,18 +271,23 @@ def ceiling_figure(ceiling: pd.DataFrame, best: pd.DataFrame, title: str) -> plt
     for ax, design in zip(axes[0], designs):
         top = ceiling[ceiling["design"] == design].sort_values("n_train")
         fit = best[best["design"] == design].sort_values("n_train")
+        rule = learned[learned["design"] == design].sort_values("n_train")
         gap = top.merge(fit, on="n_train", suffixes=("", "_fit"))
         ax.fill_between(gap["n_train"], gap["recovery_fit"], gap["recovery"],
                         color="tab:red", alpha=0.12, lw=0, label="lost by the metric")
         for frame, col, style, label in ((top, "recovery", dict(color="black"),
                                           "ceiling (generators' likelihood)"),
+                                         (rule, "recovery", dict(color="tab:green"),
+                                          "learned rule (all scores)"),
                                          (fit, "recovery", dict(color="tab:blue"),
                                           "best fit (accuracy)"),
                                          (fit, "nll_recovery",
                                           dict(color="tab:blue", ls="--"),
                                           "best fit (NLL)")):
-            ax.plot(frame["n_train"], frame[col], marker=".", lw=1.2, label=label, **style)
-        for frame, colour in ((top, "black"), (fit, "tab:blue")):
+            if len(frame):
+                ax.plot(frame["n_train"], frame[col], marker=".", lw=1.2, label=label,
+                        **style)
+        for frame, colour in ((top, "black"), (rule, "tab:green"), (fit, "tab:blue")):
             ax.fill_between(frame["n_train"], frame["ci_low"], frame["ci_high"],
                             color=colour, alpha=0.08, lw=0)
         ax.set_xscale("log")
@@ -291,4 +298,47 @@ def ceiling_figure(ceiling: pd.DataFrame, best: pd.DataFrame, title: str) -> plt
     axes[0][0].set_ylabel("recovery")
     axes[0][-1].legend(fontsize=7, loc="lower right", frameon=False)
     fig.suptitle(title)
+    return fig
+
+
+def inversion_figure(inversion: pd.DataFrame, title: str) -> plt.Figure:
+    """At the largest N, one heat map per design (columns) and rule (rows): rows
+    generators, columns winners, cells p(generator | winner) under the prior."""
+    from .decision import RULES
+
+    last = inversion[inversion["n_train"] == inversion["n_train"].max()]
+    designs = sorted(last["design"].unique(), key=lambda d: (d != "random", d))
+    rules = [r for r in RULES if r in set(last["rule"])]
+    gens = sorted(last["generator"].unique())
+    # The same columns in every panel, so that panels read side by side; a winner a
+    # rule never elects is a blank column.
+    winners = sorted(last["winner"].unique())
+    size = max(3.3, 0.32 * len(gens) + 1.2)
+    fig, axes = plt.subplots(len(rules), len(designs), squeeze=False, layout="constrained",
+                             figsize=(size * len(designs) + 1.6, size * len(rules) + 0.6))
+    image = None
+    for i, rule in enumerate(rules):
+        for j, design in enumerate(designs):
+            cell = last[(last["rule"] == rule) & (last["design"] == design)]
+            m = (cell.pivot(index="generator", columns="winner",
+                            values="p_generator_given_winner")
+                 .reindex(index=gens, columns=winners).to_numpy())
+            ax = axes[i][j]
+            image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+            if len(gens) <= 12:
+                for (r, c), v in np.ndenumerate(m):
+                    if np.isfinite(v):
+                        ax.text(c, r, f"{v:.2f}".lstrip("0") if v < 1 else "1",
+                                ha="center", va="center", fontsize=6,
+                                color="w" if v < 0.6 else "k")
+            ax.set_title(f"{design}: {rule.replace('_', ' ')}", fontsize=9)
+            ax.set_xticks(range(len(winners)), winners, rotation=60, ha="right",
+                          fontsize=7)
+            ax.set_yticks(range(len(gens)), gens if j == 0 else [], fontsize=7)
+            ax.set_xlabel("winner", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("generator", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="p(generator | winner)")
+    fig.suptitle(f"{title} (N = {int(last['n_train'].max())})")
     return fig

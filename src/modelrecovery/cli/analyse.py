@@ -5,8 +5,8 @@ or the metric is to blame), how methods and metrics compare, external benchmarks
 included, and how well the generators' transforms are recovered
 (workflow/rules/analyse.smk), with :mod:`modelrecovery.analysis.aggregate`,
 :mod:`modelrecovery.analysis.study`, :mod:`modelrecovery.analysis.identifiability`,
-:mod:`modelrecovery.analysis.metrics`, :mod:`modelrecovery.analysis.parameters` and
-:mod:`modelrecovery.analysis.oracle`.
+:mod:`modelrecovery.analysis.metrics`, :mod:`modelrecovery.analysis.parameters`,
+:mod:`modelrecovery.analysis.oracle` and :mod:`modelrecovery.analysis.decision`.
 
 Every table goes to the Parquet and CSV paths given by ``--out-parquet`` and
 ``--out-csv`` (NAME=PATH each), every figure to ``--out-png`` and ``--out-svg``.
@@ -24,7 +24,7 @@ from .. import io
 from ..errors import InputError
 from ..seeds import rng_for
 from .args import (add_figure_outputs, add_table_outputs, check_outputs, named_paths,
-                   named_values, save_figures, write_tables)
+                   named_values, prior_weights, save_figures, write_tables)
 
 log = logging.getLogger("modelrecovery")
 
@@ -203,23 +203,25 @@ def cmd_analyse_parameters(args: argparse.Namespace) -> None:
         random, recovery, f"Parameter recovery: {args.experiment} (random design)")})
 
 
-CEILING_TABLES = ["identifiability_ceiling", "decomposition"]
+CEILING_TABLES = ["identifiability_ceiling", "decision_rules", "inversion", "decomposition"]
+CEILING_FIGURES = ["identifiability_ceiling", "inversion"]
 
 
 def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
     """The identifiability ceiling of every simulated dataset (the generators' own
     likelihoods of its responses at each training size) beside the best fit's recovery
     per design, and the split of the best fit's failures into data and metric."""
-    from ..analysis import aggregate, designs, oracle, plots
+    from ..analysis import aggregate, decision, designs, oracle, plots
     from ..oddoneout import similarity
 
-    check_outputs(args, tables=CEILING_TABLES, figures=["identifiability_ceiling"])
+    check_outputs(args, tables=CEILING_TABLES, figures=CEILING_FIGURES)
     if not len(args.shard) == len(args.design) == len(args.generator) == len(args.seed):
         raise InputError(f"--shard, --design, --generator and --seed need one entry per "
                          f"dataset; got {len(args.shard)}, {len(args.design)}, "
                          f"{len(args.generator)} and {len(args.seed)}")
     n = len(io.read_objects(args.objects))
     generators = named_values(args.generators, "--generators")
+    prior = prior_weights(sorted(generators), args.prior)
     features = named_paths(args.features, "--features", list(generators))
     sims, temperatures = {}, {}
     for name, path in generators.items():
@@ -240,16 +242,42 @@ def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
                 rows.append({"experiment": args.experiment, "design": design,
                              "generator": generator, "n_train": n_train, "seed": seed,
                              "scorer": scorer, "loglik": loglik})
-    curve = oracle.oracle_curve(oracle.oracle_outcomes(pd.DataFrame(rows)))
+    verdicts = {"oracle": oracle.oracle_outcomes(pd.DataFrame(rows))}
+    curve = oracle.oracle_curve(verdicts["oracle"])
     fits = io.read_tables(args.fits, aggregate.check_recovery_rows)
-    best = designs.design_curves(designs.design_outcomes(fits))
-    table = oracle.decomposition(curve, best).merge(
-        best[["experiment", "design", "n_train", "nll_recovery"]].rename(
-            columns={"nll_recovery": "recovery_best_fit_nll"}),
-        on=["experiment", "design", "n_train"])
-    write_tables(args, {"identifiability_ceiling": curve, "decomposition": table})
-    save_figures(args, {"identifiability_ceiling": lambda: plots.ceiling_figure(
-        curve, best, f"Data or metric? {args.experiment}")})
+    scores = designs.design_scores(fits)
+    best_outcomes = designs.design_outcomes(fits, scores)
+    best = designs.design_curves(best_outcomes)
+    verdicts["best_fit"] = best_outcomes
+    verdicts["best_fit_nll"] = best_outcomes.assign(
+        winner=best_outcomes["nll_winner"], credit=best_outcomes["nll_credit"],
+        tie=best_outcomes["nll_winner"].str.contains("|", regex=False))
+    verdicts["learned"] = decision.learned_outcomes(scores, args.rule_l2)
+    if verdicts["learned"].empty:
+        log.warning("the learned rule needs at least two seeds per design and size (it is "
+                    "scored on seeds it was not trained on); it is left out")
+    rules = decision.rule_curves(verdicts)
+    learned = rules.loc[rules["rule"] == "learned", ["experiment", "design", "n_train",
+                                                       "recovery"]]
+    table = (oracle.decomposition(curve, best)
+             .merge(best[["experiment", "design", "n_train", "nll_recovery"]].rename(
+                 columns={"nll_recovery": "recovery_best_fit_nll"}),
+                 on=["experiment", "design", "n_train"])
+             .merge(learned.rename(columns={"recovery": "recovery_learned"}), how="left",
+                    on=["experiment", "design", "n_train"]))
+    inversion = decision.inversion(verdicts, dict(zip(sorted(generators), prior)))
+    write_tables(args, {"identifiability_ceiling": curve, "decision_rules": rules,
+                        "inversion": inversion, "decomposition": table})
+    save_figures(args, {
+        "identifiability_ceiling": lambda: plots.ceiling_figure(
+            curve, best, rules[rules["rule"] == "learned"],
+            f"Data or metric? {args.experiment}"),
+        "inversion": lambda: plots.inversion_figure(
+            inversion, f"What to believe when a model wins: {args.experiment}")})
+    for _, r in table.iterrows():
+        log.info("%s N = %6d  oracle %.3f  learned %.3f  best fit %.3f  metric share %.3f",
+                 r["design"], r["n_train"], r["recovery_oracle"], r["recovery_learned"],
+                 r["recovery_best_fit"], r["metric_share"])
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -320,6 +348,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-fraction", type=float, default=0.125)
     p.add_argument("--fits", nargs="+", required=True,
                    help="the recovery rows of the same datasets (the best fit)")
+    p.add_argument("--prior", nargs="*", default=[], metavar="NAME=WEIGHT",
+                   help="prior over the generators for the inversion matrix (uniform)")
+    p.add_argument("--rule-l2", type=float, default=1.0,
+                   help="the learned rule's penalty on what it learns beyond the best fit")
     add_table_outputs(p, CEILING_TABLES)
-    add_figure_outputs(p, ["identifiability_ceiling"])
+    add_figure_outputs(p, CEILING_FIGURES)
     p.set_defaults(func=cmd_analyse_ceiling)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from .. import settings
 from ..errors import InputError
 
@@ -35,6 +37,26 @@ def named_paths(items: list[str], flag: str, names: list[str]) -> dict[str, str]
 
 
 # ------------------------------------------------------------------ fitting
+
+
+def prior_weights(names: list[str], items: list[str], flag: str = "--prior") -> np.ndarray:
+    """A prior over ``names`` (G,), normalised: uniform without ``items``, else the
+    weights NAME=W given (names left out weigh 0). Unknown names, weights that are not
+    finite non-negative numbers, or all-zero weights are refused naming ``flag``."""
+    if not items:
+        return np.full(len(names), 1.0 / len(names))
+    given = named_values(items, flag)
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise InputError(f"{flag}: unknown model(s) {unknown}; the models are {names}")
+    try:
+        w = np.array([float(given.get(n, 0.0)) for n in names])
+    except ValueError as exc:
+        raise InputError(f"{flag}: weights must be numbers: {exc}") from exc
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise InputError(f"{flag}: weights must be finite, non-negative and not all zero, "
+                         f"got {dict(zip(names, w.tolist()))}")
+    return w / w.sum()
 
 
 def fit_parent() -> argparse.ArgumentParser:

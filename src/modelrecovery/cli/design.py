@@ -24,9 +24,10 @@ from ..errors import InputError
 from ..seeds import rng_for
 from .args import (adaptive_options, add_figure_outputs, add_protocol_arguments,
                    add_table_outputs, check_outputs, design_options, named_values,
-                   save_figures, write_tables)
+                   prior_weights, save_figures, write_tables)
 
 log = logging.getLogger("modelrecovery")
+
 
 def _prior(names: list[str], prior: list[str], pair: list[str] | None) -> np.ndarray:
     """Prior over the models (G,): uniform; ``--prior NAME=W ...`` (normalised); or a
@@ -36,20 +37,7 @@ def _prior(names: list[str], prior: list[str], pair: list[str] | None) -> np.nda
         if unknown or len(set(pair)) != 2:
             raise InputError(f"--pair: needs two different models of {names}, got {pair}")
         return np.array([0.5 if n in pair else 0.0 for n in names])
-    if not prior:
-        return np.full(len(names), 1.0 / len(names))
-    given = named_values(prior, "--prior")
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise InputError(f"--prior: unknown model(s) {unknown}; the models are {names}")
-    try:
-        w = np.array([float(given.get(n, 0.0)) for n in names])
-    except ValueError as exc:
-        raise InputError(f"--prior: weights must be numbers: {exc}") from exc
-    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise InputError(f"--prior: weights must be finite, non-negative and not all zero, "
-                         f"got {dict(zip(names, w.tolist()))}")
-    return w / w.sum()
+    return prior_weights(names, prior)
 
 
 def _exclusions(paths: list[str], n: int) -> np.ndarray | None:
