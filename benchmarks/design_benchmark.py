@@ -23,48 +23,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_study(config: Path, cores: int, seeds: int | None) -> tuple[pd.DataFrame, ...]:
-    """The designs' tables of the study ``config``, run in a temporary copy."""
-    cfg = yaml.safe_load(config.read_text())
-    if seeds is not None:
-        cfg["simulation"]["seeds"] = seeds
-    cfg["results"] = "results"
-    with tempfile.TemporaryDirectory(prefix="design-benchmark-") as tmp:
-        work = Path(tmp)
-        for folder in ("workflow", "profiles", "envs"):  # workflow/ holds the Snakefile
-            shutil.copytree(REPO / folder, work / folder)
-        (work / "config").mkdir()
-        (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        (exp,) = list(cfg["experiments"])[:1]
-        target = f"results/{exp}/tables/design_savings.csv"
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
-                   f"{os.environ.get('PATH', '')}")
-        start = time.perf_counter()
-        proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores",
-                               str(cores), "all", target], cwd=work, env=env,
-                              capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"the study failed:\n{proc.stderr[-4000:]}")
-        print(f"study: {time.perf_counter() - start:.0f} s on {cores} cores "
-              f"({cfg['simulation']['seeds']} seeds, sizes "
-              f"{cfg['simulation']['training_sizes']}, designs {cfg.get('designs')})")
-        tables = work / "results" / exp / "tables"
-        return (pd.read_csv(tables / "design_curves.csv"),
-                pd.read_csv(tables / "design_savings.csv"))
+from study_run import REPO, run_study
 
 
 def not_below(curves: pd.DataFrame) -> list[str]:
@@ -116,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
           f"(d = 64) on {args.device}: {rate:,.0f} triplets/s")
     if args.skip_study:
         return
-    curves, table = run_study(args.config, args.cores, args.seeds)
+    study = run_study(args.config, args.cores, args.seeds,
+                      ["design_curves", "design_savings"])
+    curves, table = study["design_curves"], study["design_savings"]
     print(curves[["design", "n_train", "datasets", "recovery", "ci_low",
                   "ci_high"]].to_string(index=False))
     print(table[["target", "target_recovery", "design", "n_needed", "at_most", "reached",

@@ -92,9 +92,10 @@ def test_a_key_the_section_lacks_takes_the_settings_default():
 
 def design_dataclasses() -> dict[str, type]:
     from modelrecovery.design.adaptive import AdaptiveOptions
+    from modelrecovery.design.mimic import MimicOptions
     from modelrecovery.design.static import DesignOptions
 
-    return {"design": DesignOptions, "adaptive": AdaptiveOptions}
+    return {"design": DesignOptions, "adaptive": AdaptiveOptions, "mimic": MimicOptions}
 
 
 def test_every_design_option_is_a_design_setting_with_the_same_default():
@@ -130,9 +131,18 @@ def test_design_flags_from_the_config_parse_back_to_the_config_values():
         design = cli_args.design_options(args)
         adaptive = cli_args.adaptive_options(args)
         for s in settings.DESIGN_SETTINGS:
-            got = getattr(design if s.section == "design" else adaptive, s.key)
-            assert got == cfg.get(s.key, s.default), (s.key, flags)
+            if s.section in ("design", "adaptive"):
+                got = getattr(design if s.section == "design" else adaptive, s.key)
+                assert got == cfg.get(s.key, s.default), (s.key, flags)
     assert settings.design_flags({"object_cap": None})[-1] == "--no-object-cap"
+    # The mimic design's own option, through its command's parser.
+    for cfg in ({}, {"mimic_pool": 123}):
+        args = parser.parse_args(["design", "mimic", "--objects", "o", "--experiment", "e",
+                                  "--out", "x", "--out-json", "y", "--candidates", "a=b",
+                                  "--generators", "a=c", "--seed", "0", "--study-seed",
+                                  "1", "--n-train-max", "10", "--lambdas", "1",
+                                  *settings.design_flags(cfg, ("design", "mimic"))])
+        assert args.mimic_pool == cfg.get("mimic_pool", 4000)
 
 
 def test_a_design_option_out_of_range_is_one_line_naming_it():

@@ -40,7 +40,7 @@ class Setting:
     default: object
     help: str
     choices: tuple[str, ...] | None = None
-    section: Literal["fitting", "experiment", "design", "adaptive"] = "fitting"
+    section: Literal["fitting", "experiment", "design", "adaptive", "mimic"] = "fitting"
     nullable: bool = False
 
     @property
@@ -93,6 +93,9 @@ DESIGN_SETTINGS: tuple[Setting, ...] = (
     Setting("posterior_floor", float, 0.1,
             "share of uniform weights mixed into the candidates' posterior",
             section="adaptive"),
+    Setting("mimic_pool", int, 4000,
+            "uniform triplets of a fold's training objects the mimics are fitted to",
+            section="mimic"),
 )
 
 
@@ -119,7 +122,7 @@ def add_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> N
 
 
 def add_design_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser,
-                         section: Literal["design", "adaptive"]) -> None:
+                         section: Literal["design", "adaptive", "mimic"]) -> None:
     """Add one flag per design setting of ``section`` to ``group``."""
     _add(group, tuple(s for s in DESIGN_SETTINGS if s.section == section))
 
@@ -129,8 +132,8 @@ def option_values(args: argparse.Namespace) -> dict[str, object]:
     return {s.key: getattr(args, s.key) for s in SETTINGS}
 
 
-def design_values(args: argparse.Namespace, section: Literal["design", "adaptive"]
-                  ) -> dict[str, object]:
+def design_values(args: argparse.Namespace,
+                  section: Literal["design", "adaptive", "mimic"]) -> dict[str, object]:
     """The keyword arguments of ``section``'s options dataclass from parsed flags."""
     return {s.key: getattr(args, s.key) for s in DESIGN_SETTINGS if s.section == section}
 

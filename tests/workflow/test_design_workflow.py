@@ -1,4 +1,4 @@
-"""Designs end to end: a tiny study with all three designs, and `design next` on files in
+"""Designs end to end: a tiny study with all four designs, and `design next` on files in
 the layout a real experiment keeps."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from modelrecovery.seeds import rng_for
 from modelrecovery.simulate import SPLITS, simulate_dataset
 
 pytestmark = pytest.mark.workflow
-DESIGNS = ["random", "static", "adaptive"]
+DESIGNS = ["random", "static", "adaptive", "mimic"]
 
 
 @pytest.fixture(scope="module")

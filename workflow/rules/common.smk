@@ -58,7 +58,7 @@ SCORE_FILES = [(f["path"], f["group"]) for f in EXTERNAL.get("files") or []] + [
 
 
 wildcard_constraints:
-    design=r"random|static|adaptive",
+    design=r"random|static|adaptive|mimic",
     experiment=r"[A-Za-z0-9_\-]+",
     model=r"[A-Za-z0-9_\-.]+",
     generator=r"[A-Za-z0-9_\-.]+",
@@ -269,6 +269,7 @@ def get_final_output():
         # output is requested, so a results folder whose triplets.csv exists gets the
         # summary too, and the report, which embeds it, finds it.
         *(exp_path("design", d, "triplets_summary.csv") for d in DESIGNS),
+        *([exp_path("tables", "mimic_divergence.csv")] if "mimic" in DESIGNS else []),
     ]
     return expand(
         [
@@ -301,17 +302,18 @@ def get_human_exclusions(wildcards):
 
 
 def get_design_files(wildcards):
-    """The triplets a designed dataset answers: its seed's static design (none for
-    random, which draws its own)."""
-    if wildcards.design == "static":
-        return [exp_path("design", "static", "seed{seed}.parquet")]
+    """The triplets a designed dataset answers: its seed's static or mimic design (none
+    for random, which draws its own)."""
+    if wildcards.design in ("static", "mimic"):
+        return [exp_path("design", wildcards.design, "seed{seed}.parquet")]
     return []
 
 
-# The ranking options of every design command, and with the adaptive designs' own, from
-# config key `design` by the package's one list of design settings.
+# The ranking options of every design command, and with the adaptive and mimic designs'
+# own, from config key `design` by the package's one list of design settings.
 DESIGN_FLAGS = settings.design_flags(DESIGN)
 ADAPTIVE_FLAGS = settings.design_flags(DESIGN, ("design", "adaptive"))
+MIMIC_FLAGS = settings.design_flags(DESIGN, ("design", "mimic"))
 
 
 def get_criterion_args(wildcards, input):

@@ -1,9 +1,11 @@
 # Designs: which triplets to collect. Per experiment and seed a static design (ranked
-# under the calibrated generators, shared by every generator's dataset), per generator
-# and seed an adaptive dataset (rounds ranked under the fitted candidates), the tables to
-# show people, and the comparison of designs by recovery.
-# Commands: src/modelrecovery/cli/design.py; the work: src/modelrecovery/design/
-# (information.py, static.py, adaptive.py, export.py), src/modelrecovery/analysis/designs.py.
+# under the calibrated generators, shared by every generator's dataset) and a mimic
+# design (ranked against the candidates refitted to imitate each generator), per
+# generator and seed an adaptive dataset (rounds ranked under the fitted candidates), the
+# tables to show people, and the comparison of designs by recovery.
+# Commands: src/modelrecovery/cli/design.py, src/modelrecovery/cli/design_mimic.py; the
+# work: src/modelrecovery/design/ (information.py, static.py, adaptive.py, mimic.py,
+# export.py), src/modelrecovery/analysis/designs.py.
 
 
 rule design_static:
@@ -96,6 +98,77 @@ rule simulate_adaptive:
         " --exclude {input.exclude:q} {params.flags:q} {params.fit:q}"
         " --threads {threads:q} --out {output.shard:q} --out-json {output.meta:q}"
         " 2> {log:q}"
+
+
+rule design_mimic:
+    input:
+        objects=f"{WORLD}/objects.parquet",
+        candidates=[features_path(m) for m in CANDIDATES],
+        generators=expand(
+            exp_path("generators", "{model}.npz"), model=GENERATORS, allow_missing=True
+        ),
+        exclude=get_human_exclusions,
+    output:
+        design=exp_path("design", "mimic", "seed{seed}.parquet"),
+        meta=exp_path("design", "mimic", "seed{seed}.json"),
+    log:
+        log_path("design", "mimic.seed{seed}"),
+    benchmark:
+        bench_path("design", "mimic.seed{seed}")
+    conda:
+        "../../envs/modelrecovery.yaml"
+    threads: config["fitting"]["threads"]
+    resources:
+        **GPU_REQUEST,
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
+    params:
+        fit=get_fit_args,
+        candidates=get_candidate_args,
+        generators=lambda wildcards, input: named_paths(GENERATORS, input.generators),
+        prior=prior_flags(DESIGN),
+        flags=MIMIC_FLAGS,
+        n_max=max(SIZES),
+        folds=config["simulation"]["folds"],
+        val_fraction=config["simulation"]["val_fraction"],
+        eval_fraction=config["simulation"]["eval_fraction"],
+        seed=config["study_seed"],
+    shell:
+        "modelrecovery design mimic --objects {input.objects:q}"
+        " --candidates {params.candidates:q} --generators {params.generators:q}"
+        " {params.prior:q} {params.flags:q} {params.fit:q} --threads {threads:q}"
+        " --experiment {wildcards.experiment:q} --seed {wildcards.seed:q}"
+        " --study-seed {params.seed:q} --n-train-max {params.n_max:q}"
+        " --folds {params.folds:q} --val-fraction {params.val_fraction:q}"
+        " --eval-fraction {params.eval_fraction:q} --exclude {input.exclude:q}"
+        " --out {output.design:q} --out-json {output.meta:q} 2> {log:q}"
+
+
+rule mimic_divergence:
+    input:
+        designs=expand(
+            exp_path("design", "mimic", "seed{seed}.json"), seed=SEEDS, allow_missing=True
+        ),
+        confusion=exp_path("tables", "design_confusion.parquet"),
+    output:
+        **table_outputs(["mimic_divergence"]),
+    log:
+        log_path("design", "divergence"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        folds=config["simulation"]["folds"],
+        eval_fraction=config["simulation"]["eval_fraction"],
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+    shell:
+        "modelrecovery design divergence --designs {input.designs:q}"
+        " --confusion {input.confusion:q} --experiment {wildcards.experiment:q}"
+        " --folds {params.folds:q} --eval-fraction {params.eval_fraction:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q} 2> {log:q}"
 
 
 rule export_design:

@@ -1,6 +1,6 @@
 # Stage 3: one simulated dataset per design × generator × seed (one job each), at the
 # largest training size; every smaller size is a prefix of it. random
-# draws uniform triplets; static answers the seed's static design; adaptive collects its
+# draws uniform triplets; static and mimic answer the seed's design; adaptive collects its
 # triplets in rounds (design.smk).
 # Commands: src/modelrecovery/cli/simulate.py; the work: src/modelrecovery/simulate.py,
 # src/modelrecovery/sampling.py.
@@ -18,7 +18,7 @@ rule simulate:
     log:
         log_path("simulate", "{design}.{generator}.seed{seed}"),
     wildcard_constraints:
-        design=r"random|static",
+        design=r"random|static|mimic",
     conda:
         "../../envs/modelrecovery.yaml"
     resources:

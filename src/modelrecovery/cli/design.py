@@ -1,4 +1,5 @@
-"""``modelrecovery design <static|adaptive|export|next>``: triplet designs on the command line.
+"""``modelrecovery design <static|adaptive|export|next|mimic|divergence>``: triplet designs
+on the command line (``mimic`` and ``divergence`` in :mod:`.design_mimic`).
 
 - ``static``: rank pool triplets by their information about the calibrated generators,
   per fold and split, before any response exists (one design per seed);
@@ -214,6 +215,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> None:
     """Add ``design`` and its subcommands to the main parser."""
+    from .design_mimic import add_mimic_parsers
     from .design_next import add_next_parser
 
     common = argparse.ArgumentParser(add_help=False)
@@ -281,3 +283,4 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.set_defaults(func=cmd_compare)
 
     add_next_parser(dsub, fit, common, adaptive)
+    add_mimic_parsers(dsub, fit, common)

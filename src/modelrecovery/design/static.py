@@ -141,22 +141,33 @@ def split_sizes(n_train: int, eval_fraction: float) -> dict[str, int]:
     return {"train": n_train, "val": n_eval, "test": n_eval}
 
 
+#: A ranking of a pool: (pool (P, 3), its scores, count, objects of the split) → the
+#: chosen rows in collection order, each one's utility, and whether the pool carried none.
+Ranker = Callable[[np.ndarray, np.ndarray, int, int], tuple[np.ndarray, np.ndarray, bool]]
+
+
 def design_split(objects: np.ndarray, count: int, n_objects: int,
                  score: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator,
-                 options: DesignOptions, exclude: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, float, bool]:
+                 options: DesignOptions, exclude: np.ndarray | None = None,
+                 rank: Ranker | None = None) -> tuple[np.ndarray, np.ndarray, float, bool]:
     """The ranked design of one fold's split: ``count`` distinct triplets of ``objects``.
 
-    ``score`` maps pool triplets (P, 3) to their information (P,). Returns the triplets
-    (count, 3) in collection order, their information (count,), the pool's mean
-    information, and whether the pool carried none (a uniform design).
+    ``score`` maps pool triplets (P, 3) to their information (P,); ``rank`` orders the
+    pool by those scores (default: :func:`rank_pool`; a ranker may take scores of
+    another shape, e.g. (P, Q) per pair of models). Returns the triplets (count, 3) in
+    collection order, their utility (count,), the pool's mean score, and whether the
+    pool carried no information (a uniform design).
     """
     possible = available_triplets(objects, n_objects, exclude)
     pool = sample_triplets(objects, options.pool_size(count, possible), rng, n_objects,
                            exclude)
     utility = score(pool)
-    order, uninformative = rank_pool(pool, utility, count, len(objects), options)
-    return pool[order], utility[order], float(utility.mean()), uninformative
+    if rank is None:
+        order, uninformative = rank_pool(pool, utility, count, len(objects), options)
+        value = utility[order]
+    else:
+        order, value, uninformative = rank(pool, utility, count, len(objects))
+    return pool[order], value, float(utility.mean()), uninformative
 
 
 def static_design(folds: list[FoldObjects], sizes: dict[str, int], n_objects: int,
