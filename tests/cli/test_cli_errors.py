@@ -212,3 +212,42 @@ def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case
                 "prior": "--prior: unknown model(s) ['c']"}[case]
     assert expected in errors[0], errors[0]
     assert not out.exists() or files_in(out) == []
+
+
+@pytest.mark.parametrize("case", ["not_a_candidate", "mismatch", "record"])
+def test_the_mimic_design_and_its_divergences_refuse_bad_input_in_one_line(tmp_path, case):
+    # A generator without a candidate of its own, a generator whose W does not fit its
+    # candidate's features, and a design record that is not one: one line each, naming
+    # the flag or the file, and nothing written.
+    paths = good_inputs(tmp_path / "in")
+    gens = tmp_path / "gens"
+    gens.mkdir()
+    io.save_generator(gens / "a.npz", gens / "a.json",
+                      np.eye(DIM + 1 if case == "mismatch" else DIM), 1.0, {"model": "a"})
+    out = tmp_path / "out"
+    if case == "record":
+        bad = tmp_path / "seed0.json"
+        bad.write_text('{"pairs": [], "splits": [{"divergence": [{"pair": 3}]}]}')
+        conf = tmp_path / "conf.parquet"
+        pq.write_table(pa.table({"n_train": [10]}), conf)
+        cmd = [cli_path("modelrecovery"), "design", "divergence", "--designs", str(bad),
+               "--confusion", str(conf), "--experiment", "x",
+               "--out-parquet", f"mimic_divergence={out / 'm.parquet'}",
+               "--out-csv", f"mimic_divergence={out / 'm.csv'}"]
+        expected = f"{bad}: not a mimic design record"
+    else:
+        cands = [f"a={paths['a']}"] if case == "mismatch" else [f"b={paths['b']}"]
+        cmd = [cli_path("modelrecovery"), "design", "mimic", "--objects",
+               str(paths["objects"]), "--experiment", "x", "--candidates", *cands,
+               f"b={paths['b']}" if case == "mismatch" else f"c={paths['a']}",
+               "--generators", f"a={gens / 'a.npz'}", "--seed", "0", "--study-seed", "1",
+               "--n-train-max", "10", "--lambdas", "1", "--device", "cpu",
+               "--out", str(out / "d.parquet"), "--out-json", str(out / "d.json")]
+        expected = {"not_a_candidate": "--generators: ['a'] are not among --candidates",
+                    "mismatch": f"{gens / 'a.npz'}: W has {DIM + 1} rows"}[case]
+    proc = subprocess.run(cmd, env=tool_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert expected in errors[0], errors[0]
+    assert not out.exists() or files_in(out) == []

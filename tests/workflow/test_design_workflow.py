@@ -89,6 +89,26 @@ def test_the_static_design_is_shared_and_answered_by_every_generator(designed):
             assert set(np.unique(rows[["i", "j", "k"]])) <= set(fold[split])
 
 
+def test_the_mimic_design_and_its_divergences(designed):
+    # Every generator against every other candidate's mimic, per fold and split; the
+    # design's triplets separate the pairs better than uniform ones on average, and the
+    # table turns the divergences into Stein's estimate beside the measured confusion.
+    workdir, cfg = designed
+    exp = workdir / "results" / "tiny"
+    meta = io.read_json(exp / "design" / "mimic" / "seed0.json")
+    models = [m["name"] for m in cfg["world"]["synthetic"]["models"]]
+    assert {(p["generator"], p["candidate"]) for p in meta["pairs"]} == {
+        (g, c) for g in models for c in models if c != g}
+    assert len(meta["splits"]) == cfg["simulation"]["folds"] * 3
+    table = pd.read_csv(exp / "tables" / "mimic_divergence.csv")
+    assert len(table) == len(models) * (len(models) - 1)
+    assert (table["divergence_uniform"] > 0).all()
+    assert table["divergence_design"].sum() > table["divergence_uniform"].sum()
+    np.testing.assert_allclose(table["triplets_needed_design"] * table["divergence_design"],
+                               np.log(20))
+    assert table["won_random"].between(0, 1).all() and table["won_mimic"].between(0, 1).all()
+
+
 def test_the_tables_to_show_people(designed):
     workdir, cfg = designed
     exp = workdir / "results" / "tiny"
@@ -117,6 +137,8 @@ def test_rerunning_a_design_gives_the_same_bytes(designed):
     exp = workdir / "results" / "tiny"
     victims = [exp / "design" / "static" / "seed1.parquet",
                exp / "design" / "static" / "seed1.json",
+               exp / "design" / "mimic" / "seed1.parquet",
+               exp / "design" / "mimic" / "seed1.json",
                exp / "simulated" / "adaptive" / "unr" / "seed1.parquet",
                exp / "simulated" / "adaptive" / "unr" / "seed1.json"]
     before = [v.read_bytes() for v in victims]

@@ -108,6 +108,7 @@ rule design_mimic:
             exp_path("generators", "{model}.npz"), model=GENERATORS, allow_missing=True
         ),
         exclude=get_human_exclusions,
+        confusion=get_confusion_input,
     output:
         design=exp_path("design", "mimic", "seed{seed}.parquet"),
         meta=exp_path("design", "mimic", "seed{seed}.json"),
@@ -126,7 +127,7 @@ rule design_mimic:
         fit=get_fit_args,
         candidates=get_candidate_args,
         generators=lambda wildcards, input: named_paths(GENERATORS, input.generators),
-        prior=prior_flags(DESIGN),
+        criterion=get_criterion_args,
         flags=MIMIC_FLAGS,
         n_max=max(SIZES),
         folds=config["simulation"]["folds"],
@@ -136,7 +137,7 @@ rule design_mimic:
     shell:
         "modelrecovery design mimic --objects {input.objects:q}"
         " --candidates {params.candidates:q} --generators {params.generators:q}"
-        " {params.prior:q} {params.flags:q} {params.fit:q} --threads {threads:q}"
+        " {params.criterion:q} {params.flags:q} {params.fit:q} --threads {threads:q}"
         " --experiment {wildcards.experiment:q} --seed {wildcards.seed:q}"
         " --study-seed {params.seed:q} --n-train-max {params.n_max:q}"
         " --folds {params.folds:q} --val-fraction {params.val_fraction:q}"

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..seeds import rng_for
 from .args import (add_protocol_arguments, add_table_outputs, check_outputs,
                    design_options, fit_options, fitting_process, named_values,
-                   prior_weights, write_tables)
+                   write_tables)
 
 log = logging.getLogger("modelrecovery")
 
@@ -34,7 +34,7 @@ DIVERGENCE_TABLES = ["mimic_divergence"]
 def cmd_mimic(args: argparse.Namespace) -> None:
     from ..design.mimic import MimicOptions, mimic_design
     from ..design.static import design_folds, split_sizes
-    from .design import _exclusions
+    from .design import _exclusions, _prior
 
     fitting_process(args)
     n = len(io.read_objects(args.objects))
@@ -50,9 +50,16 @@ def cmd_mimic(args: argparse.Namespace) -> None:
     for g in names:
         w, temperature = io.load_generator(paths[g], cands[g].shape[1])
         gens.append((cands[g] @ w, temperature))
+    pair = args.pair
+    if args.pair_from_confusion:
+        from ..analysis.designs import most_confused_pair
+
+        pair = list(most_confused_pair(pd.read_parquet(args.pair_from_confusion), names))
+        log.info("pairwise criterion: %s and %s (most confused by the random design)", *pair)
+    prior = _prior(names, args.prior, pair)
+    # With a pair, each of the two against the other's mimic only.
     pairs = [(gi, ci) for gi, g in enumerate(names) for ci, c in enumerate(cand_names)
-             if c != g]
-    prior = prior_weights(names, args.prior)
+             if c != g and (not pair or (g in pair and c in pair))]
     try:
         mimic = MimicOptions(args.mimic_pool)
     except ValueError as exc:
@@ -150,6 +157,10 @@ def add_mimic_parsers(dsub: argparse._SubParsersAction, fit: argparse.ArgumentPa
     p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
     p.add_argument("--generators", nargs="+", required=True, metavar="NAME=NPZ")
     p.add_argument("--prior", nargs="*", default=[], metavar="NAME=WEIGHT")
+    p.add_argument("--pair", nargs=2, default=None, metavar=("A", "B"),
+                   help="only these two generators, each against the other's mimic")
+    p.add_argument("--pair-from-confusion", default=None, metavar="PARQUET",
+                   help="the pair the random design confuses most (its confusion table)")
     p.add_argument("--seed", type=int, required=True)
     add_protocol_arguments(p)
     p.add_argument("--exclude", nargs="*", default=[], help="triplet files never to draw")

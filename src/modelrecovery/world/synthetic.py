@@ -29,7 +29,10 @@ class ModelSpec:
 
     transform: linear | relu | tanh | power (signed square) | unrelated (ignores Y).
     dim: columns of the projection A; noise: std of Gaussian noise relative to the
-    signal's std; nuisance: extra pure-noise columns; family: models sharing it share A.
+    signal's std; nuisance: extra pure-noise columns; family: models sharing it share A;
+    misrepresents: objects (chosen at random) the model sees as other objects (their
+    signal rows are other objects' rows), so two models of one family differ on those
+    objects only.
     """
 
     name: str
@@ -38,6 +41,7 @@ class ModelSpec:
     noise: float = 0.0
     nuisance: int = 0
     family: str | None = None
+    misrepresents: int = 0
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> ModelSpec:
@@ -46,7 +50,8 @@ class ModelSpec:
                              f"{TRANSFORMS}, got {spec.get('transform')!r}")
         return cls(name=str(spec["name"]), transform=spec["transform"], dim=int(spec["dim"]),
                    noise=float(spec.get("noise", 0.0)), nuisance=int(spec.get("nuisance", 0)),
-                   family=spec.get("family"))
+                   family=spec.get("family"),
+                   misrepresents=int(spec.get("misrepresents", 0)))
 
 
 @dataclass
@@ -89,6 +94,16 @@ def model_features(latent: np.ndarray, spec: ModelSpec, study_seed: int) -> np.n
         elif spec.transform == "power":
             h = np.sign(h) * h**2
         signal = h
+    if spec.misrepresents:
+        if spec.misrepresents > n // 2:
+            raise InputError(f"model {spec.name!r}: misrepresents {spec.misrepresents} "
+                             f"objects, but the world has {n} (at most {n // 2})")
+        # Its own stream, so that a model without misrepresented objects keeps its bytes.
+        pick = rng_for(study_seed, "misrepresented", spec.name)
+        wrong = pick.choice(n, size=spec.misrepresents, replace=False)
+        others = np.setdiff1d(np.arange(n), wrong)
+        signal = signal.copy()
+        signal[wrong] = signal[pick.choice(others, size=len(wrong), replace=False)]
     scale = float(signal.std()) or 1.0
     x = signal + spec.noise * scale * rng.normal(size=signal.shape)
     if spec.nuisance:
@@ -117,7 +132,9 @@ def make_world(spec: dict[str, Any], study_seed: int, noise_ceiling: float) -> W
             "human_temperature": temperature, "noise_ceiling": noise_ceiling,
             "models": {m.name: {"transform": m.transform, "dim": m.dim, "noise": m.noise,
                                 "nuisance": m.nuisance, "family": m.family or m.name,
-                                "features_dim": int(features[m.name].shape[1])}
+                                "features_dim": int(features[m.name].shape[1]),
+                                **({"misrepresents": m.misrepresents}
+                                   if m.misrepresents else {})}
                        for m in models}}
     return World(names=[f"object_{i:04d}" for i in range(n)], latent=latent,
                  features=features, human_train=trip[:n_train], human_test=trip[n_train:],
