@@ -18,11 +18,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_study(config: Path, cores: int, seeds: int | None,
-              tables: list[str]) -> dict[str, pd.DataFrame]:
+def run_study(config: Path, cores: int, seeds: int | None, tables: list[str],
+              recovery: bool = False) -> dict[str, pd.DataFrame]:
     """``tables`` (names under results/<experiment>/tables/) of the study ``config``'s
     first experiment, run with ``cores`` cores and, when given, ``seeds`` simulated
-    datasets per generator; exits with the run's stderr if it fails."""
+    datasets per generator, and with ``recovery`` every recovery row (key
+    ``recovery``); exits with the run's stderr if it fails."""
     cfg = yaml.safe_load(config.read_text())
     if seeds is not None:
         cfg["simulation"]["seeds"] = seeds
@@ -48,5 +49,10 @@ def run_study(config: Path, cores: int, seeds: int | None,
         print(f"study: {time.perf_counter() - start:.0f} s on {cores} cores "
               f"({cfg['simulation']['seeds']} seeds, sizes "
               f"{cfg['simulation']['training_sizes']}, designs {cfg.get('designs')})")
-        return {t: pd.read_csv(work / "results" / exp / "tables" / f"{t}.csv")
-                for t in tables}
+        out = {t: pd.read_csv(work / "results" / exp / "tables" / f"{t}.csv")
+               for t in tables}
+        if recovery:
+            rows = sorted((work / "results" / exp / "recovery").rglob("*.parquet"))
+            out["recovery"] = pd.concat([pd.read_parquet(p) for p in rows],
+                                        ignore_index=True)
+        return out

@@ -60,15 +60,42 @@ def align_to_humans(features: np.ndarray, train: np.ndarray, test: np.ndarray,
                        "val_nll": val_nll, "iterations": res.iterations.numpy(),
                        "converged": res.converged.numpy(), "status": res.status})
     best = choose_lambda(cv)
-    final = fitting.fit(features, fitting.TripletSets.from_arrays([train], dtype=dt),
-                        np.zeros(1, dtype=np.int64), np.array([best]), options)
+    w, info = fit_at(features, train, best, options)
+    human = human_scores(features, w, train, test)
+    human["cv_val_acc"] = float(cv[cv["lambda"] == best]["val_acc"].mean())
+    return Alignment(weights=w, lam=best, cv=cv, final=info, human=human)
+
+
+def fit_at(features: np.ndarray, train: np.ndarray, lam: float,
+           options: fitting.FitOptions) -> tuple[np.ndarray, dict[str, object]]:
+    """W (d, k) fitted to the triplets ``train`` (N, 3) at λ = ``lam``, and the fit's
+    record (objective and training NLL in nats per judgement, iterations, status)."""
+    final = fitting.fit(features, fitting.TripletSets.from_arrays(
+        [train], dtype=options.torch_dtype), np.zeros(1, dtype=np.int64),
+        np.array([float(lam)]), options)
     w = final.weights[0].detach().to(torch.float64).cpu().numpy()
-    sim_probe, sim_raw = similarity(features, w), similarity(features)
-    human = {"zero_shot_test_acc": accuracy(sim_raw, test),
-             "probed_test_acc": accuracy(sim_probe, test),
-             "probed_train_acc": accuracy(sim_probe, train),
-             "cv_val_acc": float(cv[cv["lambda"] == best]["val_acc"].mean())}
     info = {"objective": float(final.objective[0]), "train_nll": float(final.train_nll[0]),
             "iterations": int(final.iterations[0]), "converged": bool(final.converged[0]),
             "status": final.status[0], "seconds": final.seconds}
-    return Alignment(weights=w, lam=best, cv=cv, final=info, human=human)
+    return w, info
+
+
+def human_scores(features: np.ndarray, w: np.ndarray, train: np.ndarray,
+                 test: np.ndarray) -> dict[str, float]:
+    """Accuracies (fractions of triplets) on the human data: zero-shot (W = I) and
+    probed on the test triplets, probed on the training triplets."""
+    sim_probe = similarity(features, w)
+    return {"zero_shot_test_acc": accuracy(similarity(features), test),
+            "probed_test_acc": accuracy(sim_probe, test),
+            "probed_train_acc": accuracy(sim_probe, train)}
+
+
+def generator_instance(features: np.ndarray, train: np.ndarray, lam: float,
+                       rng: np.random.Generator, options: fitting.FitOptions
+                       ) -> tuple[np.ndarray, dict[str, object]]:
+    """One more instance of a generator, as cognitive modelling draws fresh parameters
+    per simulation: W refitted at the alignment's λ to a bootstrap resample of the human
+    training triplets (N rows drawn with replacement from ``rng``). Returns W (d, k) and
+    the fit's record (:func:`fit_at`)."""
+    rows = rng.integers(0, len(train), size=len(train))
+    return fit_at(features, train[rows], lam, options)

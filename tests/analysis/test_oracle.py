@@ -55,6 +55,24 @@ def test_log_likelihoods_equal_a_brute_force_sum():
         assert got[g] == pytest.approx(want, rel=1e-12)
 
 
+def test_a_generator_of_several_instances_is_scored_by_their_mixture():
+    # The dataset's probability under a generator whose instance is unknown is the mean
+    # of its instances' probabilities (log-mean-exp of their log-likelihoods); one
+    # instance is the plain likelihood.
+    sims, _ = world(2, {"a": np.eye(4), "a2": np.diag([2.0, 1.0, 1.0, 0.5])})
+    rng = np.random.default_rng(3)
+    shard = simulate_dataset(sims["a"], 1.0, 20, n_folds=3, val_fraction=0.3,
+                             eval_fraction=EVAL, rng=rng)
+    trip = oracle.dataset_triplets(shard, 20, EVAL)
+    single = oracle.log_likelihoods(trip, sims, {"a": 1.0, "a2": 0.8})
+    mixed = oracle.log_likelihoods(trip, {"g": [sims["a"], sims["a2"]]},
+                                   {"g": [1.0, 0.8]})
+    assert mixed["g"] == pytest.approx(
+        math.log((math.exp(single["a"]) + math.exp(single["a2"])) / 2), rel=1e-12)
+    assert oracle.log_likelihoods(trip, {"g": [sims["a"]]}, {"g": [1.0]})["g"] == \
+        single["a"]
+
+
 def test_identical_twins_are_a_coin_flip_and_all_of_it_is_the_datas():
     sims, temps = world(2, {"twin_a": np.eye(4), "twin_b": np.eye(4)})
     out = oracle.oracle_outcomes(logliks(sims, temps, seeds=3))

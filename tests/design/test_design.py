@@ -190,6 +190,21 @@ def test_savings_of_a_design_ten_times_faster():
     assert fast["savings"] == pytest.approx(10.0) and fast["reached"]
     assert fast["savings_ci_low"] <= 10.0 <= fast["savings_ci_high"]
     assert table[table["design"] == "random"]["savings"].iloc[0] == pytest.approx(1.0)
+    # At equal N the same gain reads as a recovery difference, with an interval that
+    # excludes 0 where the curves differ and is exactly 0 for the reference itself.
+    from modelrecovery.analysis.designs import bootstrap_curves, equal_n_differences
+
+    outcomes = pd.DataFrame(rows)
+    boots = bootstrap_curves(outcomes, 200, np.random.default_rng(1))
+    diff = equal_n_differences(outcomes, boots).set_index(["design", "n_train"])
+    assert diff.loc[("fast", 10), "recovery_vs_random"] == pytest.approx(0.25)
+    assert diff.loc[("fast", 10), "vs_random_ci_low"] > 0
+    assert (diff.loc["random", "recovery_vs_random"] == 0).all()
+    assert (diff.loc["random", "vs_random_ci_high"] == 0).all()
+    # The savings drawn from the same resamples equal those drawn from the generator.
+    again = savings(outcomes, {"t": 0.5}, 200, None,
+                    boots=bootstrap_curves(outcomes, 200, np.random.default_rng(0)))
+    pd.testing.assert_frame_equal(again, table)
 
 
 def test_the_most_confused_pair_and_the_pairwise_prior():

@@ -641,8 +641,9 @@ def test_the_users_command_from_a_fresh_clone(slurm_cluster, tmp_path, capsys):
     target = exp / "recovery" / "random" / "lin" / "n40" / "seed0.parquet"
     target.unlink()
     # The target goes first: --set-resources and --until take every word that follows.
-    override = ["--profile", "slurm", "--set-resources", "recover:runtime=120",
-                "align:runtime=30"]
+    # These reruns are about resources, not the first day: the suite's polling profile
+    # (profiles/slurm-ci, top-level scalars only) layers on, so they cost seconds.
+    override = [*PROFILES, "--set-resources", "recover:runtime=120", "align:runtime=30"]
     seconds = 0.0
     for command, expected in (
             [["snakemake", str(target.relative_to(clone)), *override], {"group_recover": 1}],

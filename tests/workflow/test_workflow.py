@@ -18,7 +18,10 @@ from conftest import REPO, base_config, copy_workflow, files_in, run_snakemake
 from modelrecovery import io
 from modelrecovery.cli import args as cli_args
 from modelrecovery.cli import main
+from modelrecovery.oddoneout import similarity
 from modelrecovery.sampling import triplet_keys
+from modelrecovery.seeds import rng_for
+from modelrecovery.simulate import simulate_dataset
 
 pytestmark = pytest.mark.workflow
 
@@ -212,7 +215,9 @@ def certain_config() -> dict:
     cfg["experiments"] = {"certain": {"method": "full", "regulariser": "eye_distance",
                                       "lambdas": [0.01, 1.0]}}
     # One (large) training size keeps the run short; 2 seeds × 3 generators = 6 datasets.
-    cfg["simulation"].update({"training_sizes": [400], "seeds": 2})
+    # Two instances per generator: seed 1 simulates from each generator's second one.
+    cfg["simulation"].update({"training_sizes": [400], "seeds": 2,
+                              "generator_instances": 2})
     return cfg
 
 
@@ -235,6 +240,31 @@ def test_unrelated_candidates_are_recovered_with_certainty(certain):
     big = conf[conf["n_train"] == largest["n_train"]]
     diagonal = big[big["generator"] == big["candidate"]]
     assert (diagonal["rate"] == 1.0).all() and len(diagonal) == 3
+
+
+def test_seed_one_simulates_from_each_generators_second_instance(certain):
+    # Instance 1: W refitted at the aligned λ to a bootstrap resample of the human
+    # training triplets, calibrated like the generator; seed 1's dataset is drawn from
+    # it, bit for bit, and the generator's own refits are scored against it.
+    workdir, cfg = certain
+    exp, world = exp_dir(workdir, cfg), workdir / "results" / "world"
+    n, sim = cfg["world"]["synthetic"]["n_objects"], cfg["simulation"]
+    for gen in ("ua", "ub"):
+        w0, t0 = io.load_generator(exp / "generators" / f"{gen}.npz")
+        w1, t1 = io.load_generator(exp / "generators" / "instances" / gen / "i1.npz")
+        meta = io.read_json(exp / "generators" / "instances" / gen / "i1.json")
+        assert meta["instance"] == 1
+        assert meta["lambda"] == io.read_json(exp / "aligned" / f"{gen}.json")["lambda"]
+        assert abs(meta["expected_accuracy"] - cfg["noise_ceiling"]) < 0.002
+        assert not np.allclose(w0, w1)  # another resample, another transform
+        x = io.read_features(world / "features" / f"{gen}.parquet", n)
+        for seed, (w, t) in enumerate(((w0, t0), (w1, t1))):
+            expected = simulate_dataset(
+                similarity(x, w), t, max(sim["training_sizes"]), n_folds=sim["folds"],
+                val_fraction=sim["val_fraction"], eval_fraction=sim["eval_fraction"],
+                rng=rng_for(cfg["study_seed"], "simulate", "certain", gen, seed))
+            got = pd.read_parquet(exp / "simulated" / "random" / gen / f"seed{seed}.parquet")
+            pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
 def test_the_ceiling_is_certain_where_the_generators_are_unrelated(certain):

@@ -1,4 +1,5 @@
-# Stage 2: align each model to the humans (λ by cross-validation) and calibrate its T.
+# Stage 2: align each model to the humans (λ by cross-validation) and calibrate its T;
+# with simulation.generator_instances > 1, further instances of each generator.
 # Commands: src/modelrecovery/cli/align.py; the work: src/modelrecovery/align.py,
 # src/modelrecovery/oddoneout.py (calibration), src/modelrecovery/fitting/.
 
@@ -62,3 +63,56 @@ rule calibrate:
         " --aligned {input.weights:q} --aligned-json {input.meta:q} --triplets {input.triplets:q}"
         " --target {params.target:q} --out-npz {output.weights:q} --out-json {output.meta:q}"
         " 2> {log:q}"
+
+
+# Generator instances (simulation.generator_instances: k > 1): W refitted at the aligned
+# λ to a bootstrap resample of the human training triplets, then calibrated like the
+# generator; seed s simulates from instance s mod k.
+
+
+rule align_instance:
+    input:
+        objects=f"{WORLD}/objects.parquet",
+        features=features_path("{model}"),
+        train=f"{WORLD}/human/train.parquet",
+        test=f"{WORLD}/human/test.parquet",
+        aligned=exp_path("aligned", "{model}.json"),
+    output:
+        weights=exp_path("aligned", "instances", "{model}", "i{instance}.npz"),
+        meta=exp_path("aligned", "instances", "{model}", "i{instance}.json"),
+    log:
+        log_path("align", "{model}.i{instance}"),
+    benchmark:
+        bench_path("align", "{model}.i{instance}")
+    conda:
+        "../../envs/modelrecovery.yaml"
+    threads: config["fitting"]["threads"]
+    resources:
+        **GPU_REQUEST,
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
+    params:
+        fit=get_fit_args,
+        seed=config["study_seed"],
+    shell:
+        "modelrecovery align-instance --objects {input.objects:q}"
+        " --features {input.features:q} --train {input.train:q} --test {input.test:q}"
+        " --aligned-json {input.aligned:q} --model {wildcards.model:q}"
+        " --experiment {wildcards.experiment:q} --instance {wildcards.instance:q}"
+        " --study-seed {params.seed:q} {params.fit:q} --threads {threads:q}"
+        " --out-weights {output.weights:q} --out-json {output.meta:q} 2> {log:q}"
+
+
+use rule calibrate as calibrate_instance with:
+    input:
+        objects=f"{WORLD}/objects.parquet",
+        features=features_path("{model}"),
+        weights=exp_path("aligned", "instances", "{model}", "i{instance}.npz"),
+        meta=exp_path("aligned", "instances", "{model}", "i{instance}.json"),
+        triplets=f"{WORLD}/human/train.parquet",
+        ceiling=[f"{WORLD}/human/ceiling.json"] if config["noise_ceiling"] == "auto" else [],
+    output:
+        weights=exp_path("generators", "instances", "{model}", "i{instance}.npz"),
+        meta=exp_path("generators", "instances", "{model}", "i{instance}.json"),
+    log:
+        log_path("calibrate", "{model}.i{instance}"),

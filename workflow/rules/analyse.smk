@@ -75,6 +75,7 @@ rule identifiability_ceiling:
         objects=f"{WORLD}/objects.parquet",
         features=[features_path(g) for g in GENERATORS],
         generators=expand(exp_path("generators", "{g}.npz"), g=GENERATORS, allow_missing=True),
+        instances=get_generator_instances,
         shards=get_simulated_shards,
         fits=get_design_rows,
     output:
@@ -93,6 +94,7 @@ rule identifiability_ceiling:
     params:
         features=lambda wildcards, input: named_paths(GENERATORS, input.features),
         generators=lambda wildcards, input: named_paths(GENERATORS, input.generators),
+        instances=get_instance_args,
         labels=get_dataset_labels,
         sizes=SIZES,
         eval_fraction=config["simulation"]["eval_fraction"],
@@ -105,7 +107,8 @@ rule identifiability_ceiling:
     shell:
         "modelrecovery analyse-ceiling --objects {input.objects:q}"
         " --experiment {wildcards.experiment:q} --features {params.features:q}"
-        " --generators {params.generators:q} --shard {input.shards:q} {params.labels:q}"
+        " --generators {params.generators:q} {params.instances:q}"
+        " --shard {input.shards:q} {params.labels:q}"
         " --sizes {params.sizes:q} --eval-fraction {params.eval_fraction:q}"
         " --fits {input.fits:q} {params.prior:q} --rule-l2 {params.rule_l2:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"

@@ -62,6 +62,7 @@ wildcard_constraints:
     experiment=r"[A-Za-z0-9_\-]+",
     model=r"[A-Za-z0-9_\-.]+",
     generator=r"[A-Za-z0-9_\-.]+",
+    instance=r"[1-9][0-9]*",
     n=r"\d+",
     seed=r"\d+",
 
@@ -213,6 +214,39 @@ def get_dataset_labels(wildcards):
 def get_parameter_rows(wildcards):
     """Every design's parameter-recovery rows (the generator's own refits)."""
     return recovery_rows(wildcards.experiment, DESIGNS, "parameters")
+
+
+INSTANCES = int(config["simulation"]["generator_instances"])
+
+
+def generator_file(generator, seed):
+    """The generator a seed's datasets come from: instance seed mod k of
+    simulation.generator_instances (0 is the aligned generator itself)."""
+    instance = int(seed) % INSTANCES
+    if instance == 0:
+        return exp_path("generators", f"{generator}.npz")
+    return exp_path("generators", "instances", generator, f"i{instance}.npz")
+
+
+def get_generator_file(wildcards):
+    return generator_file(wildcards.generator, wildcards.seed)
+
+
+def get_generator_instances(wildcards):
+    """Every generator's further instances (none with one instance per generator)."""
+    return [
+        generator_file(g, i).format(experiment=wildcards.experiment)
+        for g in GENERATORS
+        for i in range(1, INSTANCES)
+    ]
+
+
+def get_instance_args(wildcards, input):
+    """--instances NAME=NPZ ... for every further instance (none: no flag)."""
+    if not input.instances:
+        return []
+    names = [g for g in GENERATORS for _ in range(1, INSTANCES)]
+    return ["--instances", *named_paths(names, input.instances)]
 
 
 def get_generator_sidecars(wildcards):

@@ -61,7 +61,7 @@ rule simulate_adaptive:
     input:
         objects=f"{WORLD}/objects.parquet",
         features=features_path("{generator}"),
-        generator=exp_path("generators", "{generator}.npz"),
+        generator=get_generator_file,
         candidates=[features_path(m) for m in CANDIDATES],
         first=exp_path("design", "static", "seed{seed}.parquet"),
         first_meta=exp_path("design", "static", "seed{seed}.json"),

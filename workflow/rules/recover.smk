@@ -13,7 +13,7 @@ rule recover:
         objects=f"{WORLD}/objects.parquet",
         shards=get_recovery_shards,
         candidates=[features_path(m) for m in CANDIDATES],
-        generator=exp_path("generators", "{generator}.npz"),
+        generator=get_generator_file,
     output:
         fits=expand(
             exp_path("recovery", "{design}", "{generator}", "n{n}", "seed{seed}.parquet"),

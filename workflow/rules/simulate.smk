@@ -10,7 +10,7 @@ rule simulate:
     input:
         objects=f"{WORLD}/objects.parquet",
         features=features_path("{generator}"),
-        generator=exp_path("generators", "{generator}.npz"),
+        generator=get_generator_file,
         exclude=get_human_exclusions,
         designs=get_design_files,
     output:

@@ -98,8 +98,47 @@ def _resample(outcomes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+Boots = dict[str, list[tuple[np.ndarray, np.ndarray]]]
+
+
+def bootstrap_curves(outcomes: pd.DataFrame, n_boot: int, rng: np.random.Generator
+                     ) -> Boots:
+    """Per design, ``n_boot`` recovery curves (sizes, recovery) of resampled datasets
+    (per generator, its seeds with replacement), drawn design by design in name order."""
+    designs = sorted(outcomes["design"].unique())
+    by_design = {d: outcomes[outcomes["design"] == d] for d in designs}
+    return {d: [_curve_of(_resample(by_design[d], rng)) for _ in range(n_boot)]
+            for d in designs}
+
+
+def equal_n_differences(outcomes: pd.DataFrame, boots: Boots,
+                        reference: str = "random", level: float = 0.95) -> pd.DataFrame:
+    """Each design's recovery minus the reference's at the same training size, with a
+    percentile bootstrap interval from ``boots`` (:func:`bootstrap_curves` of the same
+    outcomes; the designs' datasets are resampled independently). One row per design ×
+    n_train: ``recovery_vs_random``, ``vs_random_ci_low``, ``vs_random_ci_high`` (0 for
+    the reference itself). Unlike the savings factor it does not saturate when a design
+    reaches the target at the smallest size."""
+    rows = []
+    ref_sizes, ref_rec = _curve_of(outcomes[outcomes["design"] == reference])
+    ref_boot = np.array([r for _, r in boots[reference]])
+    for d, curves in boots.items():
+        sizes, rec = _curve_of(outcomes[outcomes["design"] == d])
+        mine = np.array([r for _, r in curves])
+        for k, n in enumerate(sizes):
+            j = int(np.searchsorted(ref_sizes, n))
+            if j >= len(ref_sizes) or ref_sizes[j] != n:
+                continue
+            lo, hi = percentile_interval(mine[:, k] - ref_boot[:, j], level)
+            rows.append({"design": d, "n_train": int(n),
+                         "recovery_vs_random": float(rec[k] - ref_rec[j]),
+                         "vs_random_ci_low": float(lo), "vs_random_ci_high": float(hi)})
+    return pd.DataFrame(rows)
+
+
 def savings(outcomes: pd.DataFrame, targets: dict[str, float], n_boot: int,
-            rng: np.random.Generator, reference: str = "random") -> pd.DataFrame:
+            rng: np.random.Generator, reference: str = "random",
+            boots: Boots | None = None) -> pd.DataFrame:
     """Triplets needed to reach each target recovery, per design, and the savings
     factor N_reference / N_design with a percentile bootstrap 95% interval.
 
@@ -111,14 +150,14 @@ def savings(outcomes: pd.DataFrame, targets: dict[str, float], n_boot: int,
     ``lower`` when the design reached the target at its smallest size or the reference
     never reached it (the factor is at least this: the reference's N is then taken as its
     largest size), ``none`` where it is a plain estimate, ``unreached`` where the design
-    did not reach it.
+    did not reach it. ``boots``: :func:`bootstrap_curves` already drawn (else drawn
+    here from ``rng``).
     """
     designs = sorted(outcomes["design"].unique())
     if reference not in designs:
         raise ValueError(f"the reference design {reference!r} has no outcomes")
     by_design = {d: outcomes[outcomes["design"] == d] for d in designs}
-    boots = {d: [_curve_of(_resample(by_design[d], rng)) for _ in range(n_boot)]
-             for d in designs}
+    boots = bootstrap_curves(outcomes, n_boot, rng) if boots is None else boots
     rows = []
     for label, target in targets.items():
         ref = crossing(*_curve_of(by_design[reference]), target)

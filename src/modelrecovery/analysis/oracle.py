@@ -18,7 +18,7 @@ likelihood of its own here. numpy and pandas only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,14 +45,23 @@ def dataset_triplets(shard: pd.DataFrame, n_train: int, eval_fraction: float) ->
                            for f in sorted(shard["fold"].unique()) for s in SPLITS])
 
 
-def log_likelihoods(triplets: np.ndarray, sims: Mapping[str, np.ndarray],
-                    temperatures: Mapping[str, float]) -> dict[str, float]:
+def log_likelihoods(triplets: np.ndarray,
+                    sims: Mapping[str, np.ndarray | Sequence[np.ndarray]],
+                    temperatures: Mapping[str, float | Sequence[float]]) -> dict[str, float]:
     """Σ_t log p_g(y_t | t) of the recorded choices (nats) under each generator g:
-    similarity S_g (n, n) at temperature T_g > 0."""
+    similarity S_g (n, n) at temperature T_g > 0. A generator given as k instances
+    (a list of similarities and one of temperatures) has the likelihood of its mixture,
+    log (1/k) Σ_i p_{g,i}(y): the Bayes decision when the instance is unknown."""
     out = {}
     for g, sim in sims.items():
-        z = pair_logits(sim, triplets) / float(temperatures[g])
-        out[g] = float((z[:, 0] - logsumexp(z, axis=1)).sum())
+        sims_g = list(sim) if isinstance(sim, (list, tuple)) else [sim]
+        temps = temperatures[g]
+        temps_g = list(temps) if isinstance(temps, (list, tuple)) else [temps]
+        per = []
+        for s_i, t_i in zip(sims_g, temps_g, strict=True):
+            z = pair_logits(s_i, triplets) / float(t_i)
+            per.append(float((z[:, 0] - logsumexp(z, axis=1)).sum()))
+        out[g] = float(logsumexp(per) - np.log(len(per))) if len(per) > 1 else per[0]
     return out
 
 

@@ -1,6 +1,7 @@
-"""``modelrecovery align | calibrate``: each model aligned to the humans (λ by
-cross-validation) and calibrated into a generator (workflow/rules/align.smk), with
-:mod:`modelrecovery.align.probe` and :mod:`modelrecovery.align.calibrate`."""
+"""``modelrecovery align | align-instance | calibrate``: each model aligned to the humans
+(λ by cross-validation), further generator instances refitted to bootstrap resamples,
+and each calibrated into a generator (workflow/rules/align.smk), with
+:mod:`modelrecovery.align` and :func:`modelrecovery.oddoneout.calibrate_temperature`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,33 @@ def cmd_align(args: argparse.Namespace) -> None:
     io.save_generator(args.out_weights, args.out_json, result.weights, 1.0, meta)
     log.info("%s: λ = %g, human test accuracy zero-shot %.3f, probed %.3f", args.model,
              result.lam, result.human["zero_shot_test_acc"], result.human["probed_test_acc"])
+
+
+def cmd_align_instance(args: argparse.Namespace) -> None:
+    from ..align import generator_instance, human_scores
+
+    fitting_process(args)
+    n = len(io.read_objects(args.objects))
+    x = io.read_features(args.features, n)
+    train, _ = io.read_triplets(args.train, n)
+    test, _ = io.read_triplets(args.test, n)
+    aligned = io.read_json(args.aligned_json)
+    lam = aligned.get("lambda")
+    if not isinstance(lam, (int, float)) or not lam >= 0:
+        raise InputError(f"{args.aligned_json}: no alignment λ (key 'lambda') to refit "
+                         f"the instance at; got {lam!r}")
+    if args.instance < 1:
+        raise InputError(f"--instance: instances are numbered from 1 (0 is the aligned "
+                         f"generator itself), got {args.instance}")
+    rng = rng_for(args.study_seed, "generator instance", args.experiment, args.model,
+                  args.instance)
+    w, final = generator_instance(x, train, float(lam), rng, fit_options(args))
+    meta = {**aligned, "instance": args.instance, "fit": final,
+            "human": human_scores(x, w, train, test)}
+    io.save_generator(args.out_weights, args.out_json, w, 1.0, meta)
+    log.info("%s instance %d: λ = %g, human test accuracy probed %.3f (aligned %.3f)",
+             args.model, args.instance, lam, meta["human"]["probed_test_acc"],
+             aligned.get("human", {}).get("probed_test_acc", float("nan")))
 
 
 def _target(text: str) -> float:
@@ -96,7 +124,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> None:
-    """Add ``align`` and ``calibrate`` to the main parser."""
+    """Add ``align``, ``align-instance`` and ``calibrate`` to the main parser."""
     p = sub.add_parser("align", parents=[fit], help="fit a model to human triplets (CV λ)")
     for name in ("objects", "features", "train", "test", "model", "experiment",
                  "out_weights", "out_json", "out_cv"):
@@ -104,6 +132,16 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--cv-folds", type=int, default=5)
     p.add_argument("--study-seed", type=int, required=True)
     p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("align-instance", parents=[fit],
+                       help="one more generator instance: W refitted to a bootstrap "
+                            "resample of the human training triplets at the aligned λ")
+    for name in ("objects", "features", "train", "test", "model", "experiment",
+                 "aligned_json", "out_weights", "out_json"):
+        p.add_argument("--" + name.replace("_", "-"), required=True)
+    p.add_argument("--instance", type=int, required=True, help="1, 2, ...")
+    p.add_argument("--study-seed", type=int, required=True)
+    p.set_defaults(func=cmd_align_instance)
 
     p = sub.add_parser("calibrate", help="set the generator's temperature to the noise ceiling")
     for name in ("objects", "features", "aligned", "aligned_json", "triplets", "out_npz",

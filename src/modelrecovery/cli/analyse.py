@@ -223,11 +223,21 @@ def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
     generators = named_values(args.generators, "--generators")
     prior = prior_weights(sorted(generators), args.prior)
     features = named_paths(args.features, "--features", list(generators))
+    instances: dict[str, list[str]] = {}
+    for item in args.instances:
+        name, _, path = item.partition("=")
+        if name not in generators or not path:
+            raise InputError(f"--instances: {item!r} is not NAME=NPZ with NAME one of "
+                             f"{sorted(generators)}")
+        instances.setdefault(name, []).append(path)
     sims, temperatures = {}, {}
     for name, path in generators.items():
         x = io.read_features(features[name], n)
-        weights, temperatures[name] = io.load_generator(path, x.shape[1])
-        sims[name] = similarity(x, weights)
+        sims[name], temperatures[name] = [], []
+        for p in [path, *instances.get(name, [])]:
+            weights, temperature = io.load_generator(p, x.shape[1])
+            sims[name].append(similarity(x, weights))
+            temperatures[name].append(temperature)
     unknown = sorted(set(args.generator) - set(generators))
     if unknown:
         raise InputError(f"--generator: {unknown} have no --generators entry")
@@ -339,6 +349,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="each generator's features")
     p.add_argument("--generators", nargs="+", required=True, metavar="NAME=NPZ",
                    help="each calibrated generator's W and T")
+    p.add_argument("--instances", nargs="*", default=[], metavar="NAME=NPZ",
+                   help="further instances of a generator (a name may repeat); each "
+                        "dataset is scored under every generator's mixture of instances")
     p.add_argument("--shard", nargs="+", required=True, help="simulated datasets")
     p.add_argument("--design", nargs="+", required=True, help="one per --shard")
     p.add_argument("--generator", nargs="+", required=True, help="one per --shard")

@@ -201,9 +201,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
     largest = random.loc[random["n_train"].idxmax()]
     targets = {"random_at_largest_n": float(largest["recovery"]),
                "fixed": float(args.target)}
-    savings = designs.savings(outcomes, targets, args.n_boot,
-                                  rng_for(args.study_seed, "design savings",
-                                          args.experiment))
+    boots = designs.bootstrap_curves(outcomes, args.n_boot,
+                                     rng_for(args.study_seed, "design savings",
+                                             args.experiment))
+    savings = designs.savings(outcomes, targets, args.n_boot, None, boots=boots)
+    curves = curves.merge(designs.equal_n_differences(outcomes, boots),
+                          on=["design", "n_train"], how="left")
     write_tables(args, {"design_curves": curves, "design_confusion": confusion,
                         "design_savings": savings})
     n_cands = fits["candidate"].nunique()

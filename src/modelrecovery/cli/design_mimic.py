@@ -16,7 +16,6 @@ import json
 import logging
 import time
 
-import numpy as np
 import pandas as pd
 
 from .. import io
