@@ -174,7 +174,8 @@ def ceiling_outputs(out: Path) -> list[str]:
             "--out-svg", *(f"{f}={out / f}.svg" for f in figures)]
 
 
-@pytest.mark.parametrize("case", ["labels", "generator", "shard", "mismatch", "prior"])
+@pytest.mark.parametrize("case", ["labels", "generator", "shard", "mismatch", "prior",
+                                  "instance"])
 def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case):
     # Every dataset needs its labels, a generator to score it under, a readable shard,
     # and each generator a W that fits its features; each gap is one line naming the
@@ -194,7 +195,9 @@ def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case
               "shard": ["--design", "random", "--generator", "a", "--seed", "0"],
               "mismatch": ["--design", "random", "--generator", "a", "--seed", "0"],
               "prior": ["--design", "random", "--generator", "a", "--seed", "0",
-                        "--prior", "a=1", "c=2"]}[case]
+                        "--prior", "a=1", "c=2"],
+              "instance": ["--design", "random", "--generator", "a", "--seed", "0",
+                           "--instances", f"c={gens / 'a.npz'}"]}[case]
     out = tmp_path / "out"
     cmd = [cli_path("modelrecovery"), "analyse-ceiling", "--objects", str(paths["objects"]),
            "--experiment", "x", "--features", f"a={paths['a']}", f"b={paths['b']}",
@@ -209,7 +212,8 @@ def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case
                 "shard": f"{shard}: simulated shard lacks column(s)",
                 "mismatch": f"{gens / 'b.npz'}: W has {DIM} rows but the features it "
                             f"transforms have {DIM + 1} dimensions",
-                "prior": "--prior: unknown model(s) ['c']"}[case]
+                "prior": "--prior: unknown model(s) ['c']",
+                "instance": "--instances: 'c="}[case]
     assert expected in errors[0], errors[0]
     assert not out.exists() or files_in(out) == []
 

@@ -209,7 +209,7 @@ def test_savings_of_a_design_ten_times_faster():
 
 def test_the_most_confused_pair_and_the_pairwise_prior():
     from modelrecovery.analysis.designs import most_confused_pair
-    from modelrecovery.cli.design import _prior
+    from modelrecovery.cli.args import criterion_prior as _prior
 
     rows = []
     for n, rates in ((100, {("a", "c"): 0.9}), (1000, {("b", "c"): 0.3, ("c", "b"): 0.2,

@@ -59,6 +59,30 @@ def prior_weights(names: list[str], items: list[str], flag: str = "--prior") -> 
     return w / w.sum()
 
 
+def criterion_prior(names: list[str], items: list[str], pair: list[str] | None
+                    ) -> np.ndarray:
+    """A design criterion's prior over the models (G,): :func:`prior_weights` of
+    ``--prior NAME=W ...``, or with ``--pair A B`` half on each of the two, the others
+    zero."""
+    if pair:
+        unknown = [p for p in pair if p not in names]
+        if unknown or len(set(pair)) != 2:
+            raise InputError(f"--pair: needs two different models of {names}, got {pair}")
+        return np.array([0.5 if n in pair else 0.0 for n in names])
+    return prior_weights(names, items)
+
+
+def excluded_keys(paths: list[str], n: int) -> np.ndarray | None:
+    """The keys (:func:`..sampling.triplet_keys`) of every triplet in the triplet files
+    ``paths`` over ``n`` objects, never to be drawn; None without files."""
+    from .. import io
+    from ..sampling import triplet_keys
+
+    if not paths:
+        return None
+    return np.concatenate([triplet_keys(io.read_triplets(p, n)[0], n) for p in paths])
+
+
 def fit_parent() -> argparse.ArgumentParser:
     """The fitting options every torch command takes (align, recover, design adaptive
     and next), one flag per :data:`~modelrecovery.settings.SETTINGS` entry; the workflow

@@ -24,29 +24,10 @@ from ..design.export import design_summary, export_table
 from ..errors import InputError
 from ..seeds import rng_for
 from .args import (adaptive_options, add_figure_outputs, add_protocol_arguments,
-                   add_table_outputs, check_outputs, design_options, named_values,
-                   prior_weights, save_figures, write_tables)
+                   add_table_outputs, check_outputs, criterion_prior, design_options,
+                   excluded_keys, named_values, save_figures, write_tables)
 
 log = logging.getLogger("modelrecovery")
-
-
-def _prior(names: list[str], prior: list[str], pair: list[str] | None) -> np.ndarray:
-    """Prior over the models (G,): uniform; ``--prior NAME=W ...`` (normalised); or a
-    pair's criterion, ``--pair A B`` (half each, the others zero)."""
-    if pair:
-        unknown = [p for p in pair if p not in names]
-        if unknown or len(set(pair)) != 2:
-            raise InputError(f"--pair: needs two different models of {names}, got {pair}")
-        return np.array([0.5 if n in pair else 0.0 for n in names])
-    return prior_weights(names, prior)
-
-
-def _exclusions(paths: list[str], n: int) -> np.ndarray | None:
-    from ..sampling import triplet_keys
-
-    if not paths:
-        return None
-    return np.concatenate([triplet_keys(io.read_triplets(p, n)[0], n) for p in paths])
 
 
 def cmd_static(args: argparse.Namespace) -> None:
@@ -68,7 +49,7 @@ def cmd_static(args: argparse.Namespace) -> None:
 
         pair = list(most_confused_pair(pd.read_parquet(args.pair_from_confusion), names))
         log.info("pairwise criterion: %s and %s (most confused by the random design)", *pair)
-    prior = _prior(names, args.prior, pair)
+    prior = criterion_prior(names, args.prior, pair)
     device = str(resolve_device(args.device))
     scored = [0]
 
@@ -86,7 +67,7 @@ def cmd_static(args: argparse.Namespace) -> None:
     frame, records = static_design(folds, split_sizes(args.n_train_max, args.eval_fraction),
                                    n, score, rng_for(args.study_seed, "design pool",
                                                      args.experiment, args.seed),
-                                   design_options(args), _exclusions(args.exclude, n))
+                                   design_options(args), excluded_keys(args.exclude, n))
     seconds = time.perf_counter() - start
     flat = any(r["uninformative"] for r in records) and not args.uniform
     if flat:
@@ -146,7 +127,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
     shard, records = adaptive_dataset(
         folds, args.sizes, args.eval_fraction, n, respond, candidates, args.lambdas,
         options, design_options(args), adaptive_options(args), pool_rng, first=first,
-        exclude=_exclusions(args.exclude, n), device=str(resolve_device(options.device)))
+        exclude=excluded_keys(args.exclude, n), device=str(resolve_device(options.device)))
     io.write_parquet(shard, args.out)
     io.write_json({"design": "adaptive", "generator": args.generator, "seed": args.seed,
                    "rounds": records}, args.out_json)

@@ -22,8 +22,8 @@ from .. import io
 from ..errors import InputError
 from ..seeds import rng_for
 from .args import (add_protocol_arguments, add_table_outputs, check_outputs,
-                   design_options, fit_options, fitting_process, named_values,
-                   write_tables)
+                   criterion_prior, design_options, excluded_keys, fit_options,
+                   fitting_process, named_values, write_tables)
 
 log = logging.getLogger("modelrecovery")
 
@@ -33,7 +33,6 @@ DIVERGENCE_TABLES = ["mimic_divergence"]
 def cmd_mimic(args: argparse.Namespace) -> None:
     from ..design.mimic import MimicOptions, mimic_design
     from ..design.static import design_folds, split_sizes
-    from .design import _exclusions, _prior
 
     fitting_process(args)
     n = len(io.read_objects(args.objects))
@@ -55,7 +54,7 @@ def cmd_mimic(args: argparse.Namespace) -> None:
 
         pair = list(most_confused_pair(pd.read_parquet(args.pair_from_confusion), names))
         log.info("pairwise criterion: %s and %s (most confused by the random design)", *pair)
-    prior = _prior(names, args.prior, pair)
+    prior = criterion_prior(names, args.prior, pair)
     # With a pair, each of the two against the other's mimic only.
     pairs = [(gi, ci) for gi, g in enumerate(names) for ci, c in enumerate(cand_names)
              if c != g and (not pair or (g in pair and c in pair))]
@@ -72,7 +71,7 @@ def cmd_mimic(args: argparse.Namespace) -> None:
         [cands[c] for c in cand_names], pairs, prior[[g for g, _ in pairs]], lam,
         fit_options(args), design_options(args), mimic,
         rng_for(args.study_seed, "mimic design", args.experiment, args.seed),
-        _exclusions(args.exclude, n))
+        excluded_keys(args.exclude, n))
     seconds = time.perf_counter() - start
     flat = any(r["uninformative"] for r in records)
     if flat:
