@@ -107,6 +107,12 @@ def test_the_mimic_design_and_its_divergences(designed):
     np.testing.assert_allclose(table["triplets_needed_design"] * table["divergence_design"],
                                np.log(20))
     assert table["won_random"].between(0, 1).all() and table["won_mimic"].between(0, 1).all()
+    # The ceiling holds for every design, the mimic's included.
+    rules = pd.read_csv(exp / "tables" / "decision_rules.csv")
+    assert set(rules["design"]) == set(DESIGNS)
+    wide = rules.pivot_table(index=["design", "n_train"], columns="rule",
+                             values=["recovery", "ci_high"])
+    assert (wide[("ci_high", "oracle")] >= wide[("recovery", "best_fit")]).all(), wide
 
 
 def test_the_tables_to_show_people(designed):
