@@ -175,7 +175,7 @@ def ceiling_outputs(out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", ["labels", "generator", "shard", "mismatch", "prior",
-                                  "instance"])
+                                  "instance", "penalty"])
 def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case):
     # Every dataset needs its labels, a generator to score it under, a readable shard,
     # and each generator a W that fits its features; each gap is one line naming the
@@ -197,7 +197,9 @@ def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case
               "prior": ["--design", "random", "--generator", "a", "--seed", "0",
                         "--prior", "a=1", "c=2"],
               "instance": ["--design", "random", "--generator", "a", "--seed", "0",
-                           "--instances", f"c={gens / 'a.npz'}"]}[case]
+                           "--instances", f"c={gens / 'a.npz'}"],
+              "penalty": ["--design", "random", "--generator", "a", "--seed", "0",
+                          "--rule-l2", "-1"]}[case]
     out = tmp_path / "out"
     cmd = [cli_path("modelrecovery"), "analyse-ceiling", "--objects", str(paths["objects"]),
            "--experiment", "x", "--features", f"a={paths['a']}", f"b={paths['b']}",
@@ -213,7 +215,8 @@ def test_the_ceiling_refuses_datasets_it_cannot_score_in_one_line(tmp_path, case
                 "mismatch": f"{gens / 'b.npz'}: W has {DIM} rows but the features it "
                             f"transforms have {DIM + 1} dimensions",
                 "prior": "--prior: unknown model(s) ['c']",
-                "instance": "--instances: 'c="}[case]
+                "instance": "--instances: 'c=",
+                "penalty": "--rule-l2: the learned rule's penalty must be > 0"}[case]
     assert expected in errors[0], errors[0]
     assert not out.exists() or files_in(out) == []
 

@@ -219,6 +219,9 @@ def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
         raise InputError(f"--shard, --design, --generator and --seed need one entry per "
                          f"dataset; got {len(args.shard)}, {len(args.design)}, "
                          f"{len(args.generator)} and {len(args.seed)}")
+    if not args.rule_l2 > 0:
+        raise InputError(f"--rule-l2: the learned rule's penalty must be > 0, got "
+                         f"{args.rule_l2}")
     n = len(io.read_objects(args.objects))
     generators = named_values(args.generators, "--generators")
     prior = prior_weights(sorted(generators), args.prior)

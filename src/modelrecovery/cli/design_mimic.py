@@ -18,7 +18,7 @@ import time
 
 import pandas as pd
 
-from .. import io
+from .. import io, settings
 from ..errors import InputError
 from ..seeds import rng_for
 from .args import (add_protocol_arguments, add_table_outputs, check_outputs,
@@ -59,7 +59,7 @@ def cmd_mimic(args: argparse.Namespace) -> None:
     pairs = [(gi, ci) for gi, g in enumerate(names) for ci, c in enumerate(cand_names)
              if c != g and (not pair or (g in pair and c in pair))]
     try:
-        mimic = MimicOptions(args.mimic_pool)
+        mimic = MimicOptions(**settings.design_values(args, "mimic"))
     except ValueError as exc:
         raise InputError(f"design options: {exc}") from exc
     lam = float(min(args.lambdas))
@@ -143,8 +143,6 @@ def cmd_divergence(args: argparse.Namespace) -> None:
 def add_mimic_parsers(dsub: argparse._SubParsersAction, fit: argparse.ArgumentParser,
                       common: argparse.ArgumentParser) -> None:
     """Add ``design mimic`` and ``design divergence``."""
-    from .. import settings
-
     mimic = argparse.ArgumentParser(add_help=False)
     settings.add_design_arguments(mimic.add_argument_group("mimic design"), "mimic")
     p = dsub.add_parser("mimic", parents=[fit, common, mimic],
