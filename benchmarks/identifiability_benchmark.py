@@ -8,7 +8,8 @@ exact 95 % intervals (oracle = the generators' own likelihoods, learned = every
 candidate's held-out scores read by a classifier trained on other seeds, best fit = the
 candidate of best held-out accuracy), the decomposition of the best fit's failures into
 data-limited and metric-limited, the nested pair's recovery per design at the largest N,
-and each design's recovery minus random's at equal N. It checks that the pooled oracle
+each design's recovery minus random's at equal N, and the savings factor at random's
+largest-N recovery. It checks that the pooled oracle
 is not below the best fit beyond its interval at any size (the ceiling holds in
 expectation; a point estimate below is sampling noise).
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         few = few_objects_config(study, Path(tmp) / "few.yaml")
         tables = run_study(study, args.cores, args.seeds,
                            ["decision_rules", "decomposition", "design_curves",
-                            "mimic_divergence"], recovery=True)
+                            "design_savings", "mimic_divergence"], recovery=True)
         few_tables = run_study(few, args.cores, None,
                                ["design_curves", "design_savings", "mimic_divergence"])
     rules, dec = tables["decision_rules"], tables["decomposition"]
@@ -135,6 +136,10 @@ def main(argv: list[str] | None = None) -> None:
         print(tables["design_curves"][["design", "n_train", "recovery",
                                         "recovery_vs_random", "vs_random_ci_low",
                                         "vs_random_ci_high"]].round(3).to_string(index=False))
+        sav = tables["design_savings"]
+        print(sav[sav["target"] == "random_at_largest_n"][
+            ["design", "target_recovery", "n_needed", "savings", "savings_bound",
+             "savings_ci_low", "savings_ci_high"]].round(3).to_string(index=False))
         div = tables["mimic_divergence"]
         print(div[div["generator"].isin(NESTED) & div["candidate"].isin(NESTED)][
             ["generator", "candidate", "divergence_uniform", "divergence_design",
