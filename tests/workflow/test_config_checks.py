@@ -71,6 +71,9 @@ BAD = {
                             "design.pair", "zzz"),
     "prior_all_zero": (lambda c: c.update(design={"prior": {"lin": 0.0}}), "design.prior",
                        "every weight is 0"),
+    "misrepresents_too_many": (
+        lambda c: c["world"]["synthetic"]["models"][0].update(misrepresents=10**6),
+        "world.synthetic.models.0.misrepresents", "at most half"),
     "analysis_prior_not_a_generator": (
         lambda c: c.update(analysis={"prior": {"nope": 1.0}}), "analysis.prior", "nope"),
     "analysis_prior_all_zero": (lambda c: c.update(analysis={"prior": {"lin": 0.0}}),

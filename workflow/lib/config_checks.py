@@ -204,6 +204,14 @@ def check_consistency(config: dict) -> None:
                                   f"name {name!r} repeats entry {first[name]}; names must "
                                   "be unique (they name files)")
             first[name] = pos
+        synthetic = world["synthetic"]
+        for pos, spec in enumerate(synthetic["models"]):
+            if spec.get("misrepresents", 0) > synthetic["n_objects"] // 2:
+                raise ConfigError(
+                    f"config key 'world.synthetic.models.{pos}.misrepresents': "
+                    f"{spec['misrepresents']} objects, but at most half the world's "
+                    f"{synthetic['n_objects']} ({synthetic['n_objects'] // 2}) can be "
+                    "misrepresented")
     if config["noise_ceiling"] == "auto" and world["source"] != "things":
         raise ConfigError("config key 'noise_ceiling': 'auto' needs world.source: things "
                           "(the ceiling is computed from THINGS' repeated test triplets); "
