@@ -24,11 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from study_run import REPO, run_study
+from study_run import add_study_arguments, run_study
 
 
 def not_below(curves: pd.DataFrame) -> list[str]:
@@ -66,10 +65,7 @@ def scoring_rate(n_pool: int, device: str) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="simulated datasets per generator (default: the config's)")
-    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    add_study_arguments(parser)
     parser.add_argument("--pool", type=float, default=1e7, help="triplets to score")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-study", action="store_true")

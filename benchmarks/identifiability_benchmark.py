@@ -28,13 +28,12 @@ The last line is the verdict at the random design's largest N in part 1:
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from study_run import REPO, run_study
+from study_run import add_study_arguments, run_study
 
 from modelrecovery.analysis.designs import design_outcomes
 
@@ -110,10 +109,7 @@ def pair_recovery(outcomes: pd.DataFrame, pair: tuple[str, str]) -> pd.DataFrame
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="simulated datasets per generator (default: the config's)")
-    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    add_study_arguments(parser)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="identifiability-") as tmp:

@@ -4,6 +4,7 @@ identifiability_benchmark.py) share it."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -56,3 +57,11 @@ def run_study(config: Path, cores: int, seeds: int | None, tables: list[str],
             out["recovery"] = pd.concat([pd.read_parquet(p) for p in rows],
                                         ignore_index=True)
         return out
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--seeds`` and ``--cores``: the study :func:`run_study` runs."""
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="simulated datasets per generator (default: the config's)")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)

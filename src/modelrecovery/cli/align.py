@@ -18,14 +18,22 @@ from .args import fit_options, fitting_process
 log = logging.getLogger("modelrecovery")
 
 
-def cmd_align(args: argparse.Namespace) -> None:
-    from ..align import align_to_humans
-
+def _model_and_humans(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray,
+                                                         np.ndarray]:
+    """A fitting command's process set up, and its inputs: the model's features (n, d)
+    and the human training and test triplets (N, 3)."""
     fitting_process(args)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
     train, _ = io.read_triplets(args.train, n)
     test, _ = io.read_triplets(args.test, n)
+    return x, train, test
+
+
+def cmd_align(args: argparse.Namespace) -> None:
+    from ..align import align_to_humans
+
+    x, train, test = _model_and_humans(args)
     if not 2 <= args.cv_folds <= len(train):
         raise InputError(f"{args.train}: {len(train)} human training triplet(s) cannot be "
                          f"split into {args.cv_folds} cross-validation folds (2 to "
@@ -46,11 +54,7 @@ def cmd_align(args: argparse.Namespace) -> None:
 def cmd_align_instance(args: argparse.Namespace) -> None:
     from ..align import generator_instance, human_scores
 
-    fitting_process(args)
-    n = len(io.read_objects(args.objects))
-    x = io.read_features(args.features, n)
-    train, _ = io.read_triplets(args.train, n)
-    test, _ = io.read_triplets(args.test, n)
+    x, train, test = _model_and_humans(args)
     aligned = io.read_json(args.aligned_json)
     lam = aligned.get("lambda")
     if not isinstance(lam, (int, float)) or not lam >= 0:

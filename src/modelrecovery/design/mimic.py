@@ -33,7 +33,8 @@ from scipy.special import log_softmax
 from .. import fitting
 from ..sampling import available_triplets, sample_triplets
 from ..simulate import SPLITS, FoldObjects
-from .static import NO_INFORMATION, DesignOptions, design_split, uniform_slots
+from .static import (NO_INFORMATION, DesignOptions, design_split, split_design,
+                     uniform_slots)
 
 # Weights are recomputed after every 1/REWEIGHTS of a split's triplets: often enough that
 # a pair's share follows its evidence, rarely enough that ranking stays a sort per step.
@@ -205,16 +206,11 @@ def mimic_design(folds: Sequence[FoldObjects], sizes: dict[str, int], n_objects:
                                                 n_objects, score, rng, options, exclude,
                                                 rank)
             chosen = score(trip).mean(axis=0)
-            frames.append(pd.DataFrame({
-                "fold": np.full(len(trip), f, dtype=np.int8), "split": split,
-                "position": np.arange(len(trip), dtype=np.int32),
-                "i": trip[:, 0].astype(np.int32), "j": trip[:, 1].astype(np.int32),
-                "k": trip[:, 2].astype(np.int32), "utility": value}))
-            records.append({"fold": f, "split": split, "triplets": int(len(trip)),
-                            "mean_utility": float(value.mean()),
-                            "pool_mean_utility": float(pool_mean[0].mean()),
-                            "uninformative": flat,
-                            "divergence": [{"pair": q, "pool": float(pool_mean[0][q]),
-                                            "design": float(chosen[q])}
-                                           for q in range(len(pairs))]})
+            frame, record = split_design(f, split, trip, value,
+                                         float(pool_mean[0].mean()), flat)
+            record["divergence"] = [{"pair": q, "pool": float(pool_mean[0][q]),
+                                     "design": float(chosen[q])}
+                                    for q in range(len(pairs))]
+            frames.append(frame)
+            records.append(record)
     return pd.concat(frames, ignore_index=True), records

@@ -187,15 +187,25 @@ def static_design(folds: list[FoldObjects], sizes: dict[str, int], n_objects: in
             objects = getattr(fold, split)
             trip, util, pool_mean, flat = design_split(objects, sizes[split], n_objects,
                                                        score, rng, options, exclude)
-            frames.append(pd.DataFrame({
-                "fold": np.full(len(trip), f, dtype=np.int8), "split": split,
-                "position": np.arange(len(trip), dtype=np.int32),
-                "i": trip[:, 0].astype(np.int32), "j": trip[:, 1].astype(np.int32),
-                "k": trip[:, 2].astype(np.int32), "utility": util}))
-            records.append({"fold": f, "split": split, "triplets": int(len(trip)),
-                            "mean_utility": float(util.mean()),
-                            "pool_mean_utility": pool_mean, "uninformative": flat})
+            frame, record = split_design(f, split, trip, util, pool_mean, flat)
+            frames.append(frame)
+            records.append(record)
     return pd.concat(frames, ignore_index=True), records
+
+
+def split_design(fold: int, split: str, triplets: np.ndarray, utility: np.ndarray,
+                 pool_mean: float, uninformative: bool) -> tuple[pd.DataFrame, dict]:
+    """One fold's split of a design: its rows ``fold, split, position, i, j, k,
+    utility`` (triplets (m, 3) in collection order) and its record."""
+    frame = pd.DataFrame({
+        "fold": np.full(len(triplets), fold, dtype=np.int8), "split": split,
+        "position": np.arange(len(triplets), dtype=np.int32),
+        "i": triplets[:, 0].astype(np.int32), "j": triplets[:, 1].astype(np.int32),
+        "k": triplets[:, 2].astype(np.int32), "utility": utility})
+    record = {"fold": fold, "split": split, "triplets": int(len(triplets)),
+              "mean_utility": float(utility.mean()), "pool_mean_utility": pool_mean,
+              "uninformative": uninformative}
+    return frame, record
 
 
 def design_folds(n_objects: int, n_folds: int, val_fraction: float, study_seed: int,
