@@ -247,3 +247,66 @@ def test_sample_triplets_honours_exclusion_in_sparse_and_dense_regimes(count):
     assert not np.isin(keys, exclude).any()
     assert ((trip[:, 0] != trip[:, 1]) & (trip[:, 0] != trip[:, 2])
             & (trip[:, 1] != trip[:, 2])).all()
+
+
+# ----------------------------------------------------------------- several participants
+
+
+def test_one_participant_is_one_choice_per_triplet_with_the_same_draws():
+    rng = np.random.default_rng(9)
+    sim = oddoneout.similarity(rng.normal(size=(20, 3)))
+    trip = sampling.sample_triplets(np.arange(20), 300, rng, 20)
+    out, row = sampling.sample_judgements(sim, trip, 1.0, np.random.default_rng(5))
+    np.testing.assert_array_equal(
+        out, sampling.sample_choices(sim, trip, 1.0, np.random.default_rng(5)))
+    np.testing.assert_array_equal(row, np.arange(300))
+
+
+def test_participants_give_multinomial_counts_per_triplet():
+    sim = known_similarity()
+    base = np.array([[3 * t, 3 * t + 1, 3 * t + 2] for t in range(len(KNOWN))])
+    participants = 50
+    rows = np.repeat(base, REPEATS // participants, axis=0)
+    out, row = sampling.sample_judgements(sim, rows, TEMPERATURE,
+                                          np.random.default_rng(7), participants)
+    # Every triplet has exactly P judgements, each its own objects reordered, in order.
+    np.testing.assert_array_equal(np.bincount(row, minlength=len(rows)),
+                                  np.full(len(rows), participants))
+    assert np.all(np.diff(row) >= 0)
+    np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(rows[row], axis=1))
+    # A triplet's counts over its P judgements: multinomial(P, p), so each choice's count
+    # has mean P p_c and variance P p_c (1 − p_c); pooled over triplets the choices
+    # follow p (χ²), and the per-triplet variance is the multinomial one, not the
+    # binomial of a single shared draw (P² p (1 − p)) nor zero.
+    for t, probs in enumerate(KNOWN):
+        p = np.array(probs)
+        mine = np.sort(out, axis=1)[:, 0] == 3 * t
+        odd = out[mine][:, 2] - 3 * t
+        counts = np.array([(odd == 2).sum(), (odd == 1).sum(), (odd == 0).sum()])
+        assert chisquare(counts, counts.sum() * p).pvalue > 0.001, (t, counts, p)
+        per = np.zeros((len(rows), 3))
+        np.add.at(per, (row[mine], 2 - odd), 1)
+        per = per[np.unique(row[mine])]
+        var = per[:, 0].var(ddof=1)
+        want = participants * p[0] * (1 - p[0])
+        assert 0.85 * want < var < 1.15 * want, (t, var, want)
+
+
+def test_a_shard_with_participants_shares_positions_and_keeps_prefixes():
+    x = np.random.default_rng(77).normal(size=(N_OBJ, 4))
+    shard = simulate.simulate_dataset(oddoneout.similarity(x), 0.5, N_MAX, n_folds=FOLDS,
+                                      val_fraction=0.3, eval_fraction=0.125,
+                                      rng=np.random.default_rng(1), participants=4)
+    per = shard.groupby(["fold", "split", "position"]).size()
+    assert (per == 4).all()
+    for (fold, split), rows in shard.groupby(["fold", "split"]):
+        n = rows["position"].nunique()
+        assert set(rows["position"]) == set(range(n))
+        for size in (1, n // 2, n):
+            got = simulate.subset(shard, int(fold), split, size)
+            assert len(got) == 4 * size
+            # One triplet per position: its four judgements name the same objects.
+            first = rows[rows["position"] < size].sort_values("position", kind="stable")
+            np.testing.assert_array_equal(got, first[["i", "j", "k"]].to_numpy())
+    with pytest.raises(InputError, match="fewer than"):
+        simulate.subset(shard, 0, "train", N_MAX + 1)

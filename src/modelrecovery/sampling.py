@@ -80,6 +80,11 @@ def sample_triplets(objects: np.ndarray, count: int, rng: np.random.Generator,
     return chosen
 
 
+# Row orders that put choice c's odd one last: 0: k odd (keep); 1: j odd → (i, k, j);
+# 2: i odd → (j, k, i).
+_ORIENT = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])
+
+
 def sample_choices(sim: np.ndarray, triplets: np.ndarray, temperature: float,
                    rng: np.random.Generator) -> np.ndarray:
     """One choice per triplet drawn from softmax(S/T); returns rows reordered so k is odd.
@@ -91,6 +96,27 @@ def sample_choices(sim: np.ndarray, triplets: np.ndarray, temperature: float,
     u = rng.random(len(t))
     choice = (u >= p[:, 0]).astype(np.int64) + (u >= p[:, 0] + p[:, 1])
     choice = np.minimum(choice, 2)  # guards u ≥ Σp from rounding
-    # choice 0: k odd (keep); 1: j odd → (i, k, j); 2: i odd → (j, k, i).
-    order = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])[choice]
-    return np.take_along_axis(t, order, axis=1)
+    return np.take_along_axis(t, _ORIENT[choice], axis=1)
+
+
+def sample_judgements(sim: np.ndarray, triplets: np.ndarray, temperature: float,
+                      rng: np.random.Generator, participants: int = 1
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Each triplet answered by ``participants`` independent draws from softmax(S/T).
+
+    sim (n, n); triplets (N, 3) → judgements (M, 3) with the chosen odd one last, and
+    each judgement's triplet (M,) int64 (its row in ``triplets``), grouped by triplet in
+    order. One participant is :func:`sample_choices` exactly (M = N, the same draws);
+    with P > 1 a triplet's three choice counts are one multinomial(P, p) draw, as when
+    P people see the same triplet, and each choice made c > 0 times is c rows.
+    """
+    t = np.asarray(triplets, dtype=np.int64)
+    if participants == 1:
+        return sample_choices(sim, t, temperature, rng), np.arange(len(t))
+    if participants < 1:
+        raise InputError(f"participants per triplet must be at least 1, got {participants}")
+    p = choice_probabilities(sim, t, temperature)
+    counts = rng.multinomial(participants, p / p.sum(axis=1, keepdims=True))  # (N, 3)
+    which = np.repeat(np.arange(len(t) * 3), counts.reshape(-1))  # triplet-major order
+    row, choice = np.divmod(which, 3)
+    return np.take_along_axis(t[row], _ORIENT[choice], axis=1), row

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .sampling import sample_choices, sample_triplets
+from .sampling import sample_judgements, sample_triplets
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -50,13 +50,16 @@ def eval_size(n_train: int, eval_fraction: float) -> int:
 
 def simulate_dataset(sim: np.ndarray, temperature: float, n_train_max: int, *,
                      n_folds: int, val_fraction: float, eval_fraction: float,
-                     rng: np.random.Generator, exclude: np.ndarray | None = None
-                     ) -> pd.DataFrame:
-    """A simulated study: per fold, n_train_max training and matching val/test triplets.
+                     rng: np.random.Generator, exclude: np.ndarray | None = None,
+                     participants: int = 1) -> pd.DataFrame:
+    """A simulated study: per fold, n_train_max training and matching val/test triplets,
+    each answered by ``participants`` simulated people
+    (:func:`~modelrecovery.sampling.sample_judgements`).
 
-    Returns rows ``fold, split, position, i, j, k`` (k odd); ``position`` counts rows
-    within (fold, split), so the first N training rows of each fold are the size-N set
-    and every smaller size is a prefix of the largest.
+    Returns rows ``fold, split, position, i, j, k`` (k odd), one per judgement;
+    ``position`` numbers the triplets within (fold, split) (a triplet's judgements share
+    it), so the triplets at positions < N of each fold are the size-N set and every
+    smaller size is a prefix of the largest.
     """
     n = sim.shape[0]
     folds = concept_folds(n, n_folds, val_fraction, rng)
@@ -66,31 +69,35 @@ def simulate_dataset(sim: np.ndarray, temperature: float, n_train_max: int, *,
         for split, objs, size in (("train", fold.train, n_train_max),
                                   ("val", fold.val, n_eval), ("test", fold.test, n_eval)):
             trip = sample_triplets(objs, size, rng, n, exclude)
-            frames.append(_answered(f, split, sample_choices(sim, trip, temperature, rng)))
+            frames.append(_answered(f, split, *sample_judgements(sim, trip, temperature,
+                                                                 rng, participants)))
     return pd.concat(frames, ignore_index=True)
 
 
 def simulate_design(sim: np.ndarray, temperature: float, design: pd.DataFrame,
-                    rng: np.random.Generator) -> pd.DataFrame:
+                    rng: np.random.Generator, participants: int = 1) -> pd.DataFrame:
     """Responses to a design's triplets: the design's rows ``fold, split, position, i, j,
-    k`` (display order), each answered by one draw from softmax(S/T), in the shard layout
-    of :func:`simulate_dataset` (k odd, positions as in the design)."""
+    k`` (display order), each answered by ``participants`` draws from softmax(S/T), in
+    the shard layout of :func:`simulate_dataset` (k odd, positions as in the design)."""
     frames = []
     for f in sorted(int(v) for v in design["fold"].unique()):
         for split in SPLITS:
             rows = design[(design["fold"] == f) & (design["split"] == split)]
             trip = rows.sort_values("position", kind="stable")[["i", "j", "k"]].to_numpy(
                 dtype=np.int64)
-            frames.append(_answered(f, split, sample_choices(sim, trip, temperature, rng)))
+            frames.append(_answered(f, split, *sample_judgements(sim, trip, temperature,
+                                                                 rng, participants)))
     return pd.concat(frames, ignore_index=True)
 
 
-def _answered(fold: int, split: str, trip: np.ndarray) -> pd.DataFrame:
-    """Shard rows of one fold and split from answered triplets (m, 3), k odd."""
+def _answered(fold: int, split: str, trip: np.ndarray, position: np.ndarray
+              ) -> pd.DataFrame:
+    """Shard rows of one fold and split from judgements (m, 3), k odd, and the position
+    of each one's triplet (m,)."""
     return pd.DataFrame({
         "fold": np.full(len(trip), fold, dtype=np.int8),
         "split": split,
-        "position": np.arange(len(trip), dtype=np.int32),
+        "position": np.asarray(position, dtype=np.int32),
         "i": trip[:, 0].astype(np.int32),
         "j": trip[:, 1].astype(np.int32),
         "k": trip[:, 2].astype(np.int32),
@@ -98,10 +105,15 @@ def _answered(fold: int, split: str, trip: np.ndarray) -> pd.DataFrame:
 
 
 def subset(shard: pd.DataFrame, fold: int, split: str, size: int) -> np.ndarray:
-    """The first ``size`` triplets of one fold and split, shape (size, 3)."""
+    """The judgements of the first ``size`` triplets (in position order) of one fold and
+    split, shape (M, 3): M = size with one participant per triplet, more with several
+    (:func:`simulate_dataset`)."""
     rows = shard[(shard["fold"] == fold) & (shard["split"] == split)]
     rows = rows.sort_values("position", kind="stable")
-    if len(rows) < size:
-        raise InputError(f"the simulated shard has {len(rows)} {split} triplets in fold "
-                         f"{fold}, fewer than the {size} asked for")
-    return rows[["i", "j", "k"]].to_numpy(dtype=np.int64)[:size]
+    position = rows["position"].to_numpy()
+    triplets = np.unique(position)
+    if len(triplets) < size:
+        raise InputError(f"the simulated shard has {len(triplets)} {split} triplets in "
+                         f"fold {fold}, fewer than the {size} asked for")
+    keep = position <= triplets[size - 1] if size else np.zeros(len(position), bool)
+    return rows[["i", "j", "k"]].to_numpy(dtype=np.int64)[keep]

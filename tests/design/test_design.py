@@ -16,7 +16,7 @@ from modelrecovery.design.information import pool_information
 from modelrecovery.design.static import (DesignOptions, design_folds, rank_pool,
                                          split_sizes, static_design, uniform_slots)
 from modelrecovery.oddoneout import similarity
-from modelrecovery.sampling import sample_choices, sample_triplets, triplet_keys
+from modelrecovery.sampling import sample_judgements, sample_triplets, triplet_keys
 
 N_OBJ = 45
 
@@ -130,7 +130,7 @@ def adaptive_run(respond_seed_from: int, rounds_changed_from: int):
 
     def respond(trip, round_):
         seed = 100 + round_ + (respond_seed_from if round_ >= rounds_changed_from else 0)
-        return sample_choices(sim, trip, 1.0, np.random.default_rng(seed))
+        return sample_judgements(sim, trip, 1.0, np.random.default_rng(seed))
 
     options = fitting.FitOptions(dtype="float64", device="cpu", max_iter=200, history=10,
                                loss_tol=1e-9)

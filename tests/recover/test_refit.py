@@ -99,3 +99,41 @@ def test_the_recover_command_gives_the_same_rows_in_any_grouping(job, tmp_path, 
         assert a["seed"].tolist() == b["seed"].tolist()
         np.testing.assert_allclose(a[NUMERIC].to_numpy(float), b[NUMERIC].to_numpy(float),
                                    rtol=1e-8, atol=1e-12)
+
+
+def test_several_participants_fit_as_counts_equal_the_fit_of_their_rows(job):
+    # A shard answered by 5 participants per triplet: the job merges each triplet's
+    # judgements into at most three counted rows. The count-weighted objective is the
+    # mean over judgements, so the fits equal fits to the expanded rows, one per
+    # judgement, to the solver's tolerance.
+    feats, _ = job
+    sim = oddoneout.similarity(feats["c3"], 3.0 * np.eye(3))
+    shard = simulate.simulate_dataset(sim, 1.0, 200, n_folds=2, val_fraction=0.3,
+                                      eval_fraction=0.1, rng=np.random.default_rng(9),
+                                      participants=5)
+    lam = [1e-3, 1e-1]
+    opts = fitting.FitOptions(**TIGHT)
+    counted = fit_candidates(shard, 150, feats, lam, opts, eval_fraction=0.1)
+    rows = [simulate.subset(shard, f, "train", 150) for f in counted.folds]
+    assert all(len(r) == 5 * 150 for r in rows)
+    counts = fitting.TripletSets.from_arrays(rows, collapse_repeats=True,
+                                             dtype=opts.torch_dtype)
+    assert counts.triplets.shape[1] < 3 * 150 < 5 * 150  # merged, not expanded
+    expanded = fitting.TripletSets.from_arrays(rows, dtype=opts.torch_dtype)
+    names = list(feats)
+    ps = np.tile(np.repeat(np.arange(2), len(lam)), len(names))
+    pf = np.repeat(np.arange(len(names)), 2 * len(lam))
+    pl = np.tile(lam, 2 * len(names))
+    alone = fitting.fit([feats[m] for m in names], expanded, ps, pl, opts,
+                        problem_features=pf)
+    np.testing.assert_array_equal(counted.candidate, pf)
+    np.testing.assert_allclose(counted.result.objective.numpy(), alone.objective.numpy(),
+                               rtol=1e-9)
+    np.testing.assert_allclose(counted.result.weights.numpy(), alone.weights.numpy(),
+                               rtol=1e-4, atol=1e-6)
+    # Held-out scores count every judgement: the test NLL is the mean over 5 per triplet.
+    test = [simulate.subset(shard, f, "test", counted.n_eval) for f in counted.folds]
+    _, nll = fitting.evaluate([feats[m] for m in names], alone.weights,
+                              fitting.TripletSets.from_arrays(test, dtype=opts.torch_dtype),
+                              ps, problem_features=pf)
+    np.testing.assert_allclose(counted.test_nll, nll, rtol=1e-8)

@@ -87,6 +87,7 @@ rule simulate_adaptive:
         sizes=SIZES,
         eval_fraction=config["simulation"]["eval_fraction"],
         seed=config["study_seed"],
+        participants=config["simulation"]["participants"],
     shell:
         "modelrecovery design adaptive --objects {input.objects:q}"
         " --features {input.features:q} --generator-file {input.generator:q}"
@@ -95,6 +96,7 @@ rule simulate_adaptive:
         " --experiment {wildcards.experiment:q} --generator {wildcards.generator:q}"
         " --seed {wildcards.seed:q} --study-seed {params.seed:q}"
         " --eval-fraction {params.eval_fraction:q}"
+        " --participants {params.participants:q}"
         " --exclude {input.exclude:q} {params.flags:q} {params.fit:q}"
         " --threads {threads:q} --out {output.shard:q} --out-json {output.meta:q}"
         " 2> {log:q}"

@@ -30,6 +30,7 @@ rule simulate:
         val_fraction=config["simulation"]["val_fraction"],
         eval_fraction=config["simulation"]["eval_fraction"],
         seed=config["study_seed"],
+        participants=config["simulation"]["participants"],
         designs=lambda wildcards, input: (
             ["--design-file", *input.designs] if input.designs else []
         ),
@@ -40,4 +41,5 @@ rule simulate:
         " --study-seed {params.seed:q} --n-train-max {params.n_max:q} --folds {params.folds:q}"
         " --val-fraction {params.val_fraction:q} --eval-fraction {params.eval_fraction:q}"
         " --exclude {input.exclude:q} --design {wildcards.design:q} {params.designs:q}"
+        " --participants {params.participants:q}"
         " --out {output:q} 2> {log:q}"

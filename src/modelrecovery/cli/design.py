@@ -100,7 +100,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
     from ..design.adaptive import adaptive_dataset
     from ..fitting import resolve_device
     from ..oddoneout import similarity
-    from ..sampling import sample_choices
+    from ..sampling import sample_judgements
     from .args import fit_options, fitting_process
 
     fitting_process(args)
@@ -116,9 +116,10 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
 
     # Each round's responses and pool come from streams of their own, so a round's
     # triplets depend on earlier rounds' responses only.
-    def respond(trip: np.ndarray, round_: int) -> np.ndarray:
-        return sample_choices(sim, trip, temperature,
-                              rng_for(args.study_seed, "simulate", *job, round_))
+    def respond(trip: np.ndarray, round_: int) -> tuple[np.ndarray, np.ndarray]:
+        return sample_judgements(sim, trip, temperature,
+                                 rng_for(args.study_seed, "simulate", *job, round_),
+                                 args.participants)
 
     def pool_rng(round_: int) -> np.random.Generator:
         return rng_for(args.study_seed, "design pool", *job, round_)
@@ -240,6 +241,8 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--study-seed", type=int, required=True)
     p.add_argument("--eval-fraction", type=float, default=0.125)
     p.add_argument("--exclude", nargs="*", default=[])
+    p.add_argument("--participants", type=int, default=1,
+                   help="simulated people answering each triplet (multinomial counts)")
     p.set_defaults(func=cmd_adaptive)
 
     p = dsub.add_parser("export", help="a design as the table of triplets to show people")

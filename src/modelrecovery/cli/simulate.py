@@ -39,12 +39,14 @@ def cmd_simulate(args: argparse.Namespace) -> None:
             design = io.open_parquet(design_file, "design").to_pandas()
             rng = rng_for(args.study_seed, "simulate", args.experiment, args.design,
                           args.generator, seed)
-            io.write_parquet(simulate_design(sim, temperature, design, rng), out)
+            io.write_parquet(simulate_design(sim, temperature, design, rng, args.participants),
+                             out)
             continue
         rng = rng_for(args.study_seed, "simulate", args.experiment, args.generator, seed)
         shard = simulate_dataset(sim, temperature, args.n_train_max, n_folds=args.folds,
                                  val_fraction=args.val_fraction,
-                                 eval_fraction=args.eval_fraction, rng=rng, exclude=exclude)
+                                 eval_fraction=args.eval_fraction, rng=rng, exclude=exclude,
+                                 participants=args.participants)
         io.write_parquet(shard, out)
 
 
@@ -58,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_protocol_arguments(p)
     p.add_argument("--exclude", nargs="*", default=[], help="triplet files not to redraw")
     p.add_argument("--design", default="random", help="the design's name (a label)")
+    p.add_argument("--participants", type=int, default=1,
+                   help="simulated people answering each triplet (multinomial counts)")
     p.add_argument("--design-file", nargs="*", default=[],
                    help="per --seed, a design's triplets to answer (else uniform draws)")
     p.set_defaults(func=cmd_simulate)

@@ -122,7 +122,8 @@ def choose_batch(folds: list[FoldObjects], collected: pd.DataFrame | None,
 
 
 def adaptive_dataset(folds: list[FoldObjects], sizes: list[int], eval_fraction: float,
-                     n_objects: int, respond: Callable[[np.ndarray, int], np.ndarray],
+                     n_objects: int,
+                     respond: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
                      candidates: dict[str, np.ndarray], lambdas: list[float],
                      fit_options: fitting.FitOptions, options: DesignOptions,
                      adaptive: AdaptiveOptions,
@@ -131,8 +132,9 @@ def adaptive_dataset(folds: list[FoldObjects], sizes: list[int], eval_fraction: 
                      device: str = "cpu") -> tuple[pd.DataFrame, list[dict]]:
     """A simulated study collected in rounds, one round per training size.
 
-    ``respond(triplets (m, 3), round)`` returns the triplets reordered so the sampled
-    odd one is last (the only place responses come from); ``rng_for_round(r)`` the
+    ``respond(triplets (m, 3), round)`` returns the judgements (M, 3), the sampled odd
+    one last, and each one's row in ``triplets`` (M,) (the only place responses come
+    from; M > m with several participants per triplet); ``rng_for_round(r)`` the
     design's generator for round r; ``first``: rows ``fold, split, position, i, j, k,
     utility`` whose first rows are round 0 (else round 0 is uniform). Returns the shard
     (rows ``fold, split, position, i, j, k`` with k odd, plus ``utility`` and ``round``)
@@ -177,9 +179,11 @@ def _first_rows(first: pd.DataFrame, want: dict[str, int]) -> pd.DataFrame:
         ["fold", "split", "position", "i", "j", "k", "utility"]].reset_index(drop=True)
 
 
-def _answer(batch: pd.DataFrame, respond: Callable[[np.ndarray, int], np.ndarray],
+def _answer(batch: pd.DataFrame,
+            respond: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
             round_: int) -> pd.DataFrame:
-    """The batch with its responses (k odd) and its round, in SPLITS order per fold."""
+    """The batch with its responses (k odd, one row per judgement) and its round, in
+    SPLITS order per fold."""
     out = []
     for f in sorted(int(v) for v in batch["fold"].unique()):
         for split in SPLITS:
@@ -187,8 +191,8 @@ def _answer(batch: pd.DataFrame, respond: Callable[[np.ndarray, int], np.ndarray
             if rows.empty:
                 continue
             rows = rows.sort_values("position", kind="stable")
-            trip = respond(rows[["i", "j", "k"]].to_numpy(dtype=np.int64), round_)
-            out.append(rows.assign(i=trip[:, 0].astype(np.int32),
+            trip, row = respond(rows[["i", "j", "k"]].to_numpy(dtype=np.int64), round_)
+            out.append(rows.iloc[row].assign(i=trip[:, 0].astype(np.int32),
                                    j=trip[:, 1].astype(np.int32),
                                    k=trip[:, 2].astype(np.int32),
                                    round=np.int16(round_)))

@@ -62,9 +62,9 @@ def fit_datasets(shards: list[pd.DataFrame], n_train: int,
     n_eval = eval_size(n_train, eval_fraction)
     dt = options.torch_dtype
     folds = [sorted(int(f) for f in shard["fold"].unique()) for shard in shards]
-    sets = {split: fitting.TripletSets.from_arrays(
+    sets = {split: _triplet_sets(
         [subset(shard, f, split, size) for shard, fs in zip(shards, folds) for f in fs],
-        dtype=dt)
+        size, dt)
         for split, size in (("train", n_train), ("val", n_eval), ("test", n_eval))}
     lam = np.asarray(lambdas, dtype=np.float64)
     if options.parsed_method.kind == "zero_shot":
@@ -96,6 +96,14 @@ def fit_datasets(shards: list[pd.DataFrame], n_train: int,
                                  test_acc=test_acc[sl], test_nll=test_nll[sl],
                                  n_eval=n_eval, seconds=seconds * len(cand) / len(pl)))
     return out
+
+
+def _triplet_sets(judgements: list[np.ndarray], size: int, dtype) -> fitting.TripletSets:
+    """The kernel's sets of ``size`` triplets each. Several participants per triplet
+    (more judgements than triplets) are merged into counts: the count-weighted objective
+    is the mean over the judgements, fitted on at most three rows per triplet."""
+    repeats = any(len(j) > size for j in judgements)
+    return fitting.TripletSets.from_arrays(judgements, collapse_repeats=repeats, dtype=dtype)
 
 
 def recovery_rows(fits: CandidateFits, n_train: int, labels: dict[str, object]
