@@ -1,12 +1,15 @@
-"""Temperature calibration: T solves expected accuracy = target (a 1-D root find)."""
+"""The NumPy reference: the similarities of transformed features, checked entry by entry,
+and temperature calibration (T solves expected accuracy = target, a 1-D root find)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from modelrecovery import io
 from modelrecovery.errors import InputError
-from modelrecovery.oddoneout import calibrate_temperature, expected_accuracy
+from modelrecovery.oddoneout import (calibrate_temperature, expected_accuracy, pair_logits,
+                                     row_pair_logits, similarity)
 
 TOL = 0.002
 
@@ -71,3 +74,73 @@ def test_top_pair_ties_still_allow_targets_below_one_half():
     assert abs(expected_accuracy(logits, t) - 0.4) < TOL
     with pytest.raises(InputError):
         calibrate_temperature(logits, 0.6)
+
+
+def _by_hand(z: np.ndarray, kind: str) -> np.ndarray:
+    """Each pair's similarity from its two rows alone, in plain Python arithmetic."""
+    n = len(z)
+    out = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            dot = sum(float(a) * float(b) for a, b in zip(z[i], z[j]))
+            if kind == "dot":
+                out[i, j] = dot
+            elif kind == "cosine":
+                ni = sum(float(a) ** 2 for a in z[i]) ** 0.5
+                nj = sum(float(b) ** 2 for b in z[j]) ** 0.5
+                out[i, j] = dot / (ni * nj) if ni > 0 and nj > 0 else 0.0
+            else:
+                out[i, j] = -sum((float(a) - float(b)) ** 2 for a, b in zip(z[i], z[j])) ** 0.5
+    return out
+
+
+@pytest.mark.parametrize("kind", ["dot", "cosine", "euclidean"])
+def test_similarities_equal_their_definitions_entry_by_entry(kind):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(7, 3))
+    x[4] = 0.0  # a zero row: cosine 0 with every row, euclidean its norm
+    w = rng.normal(size=(3, 2))
+    z = x @ w
+    np.testing.assert_allclose(similarity(x, w, kind), _by_hand(z, kind), rtol=1e-12,
+                               atol=1e-12)
+    trip = np.array([[0, 1, 2], [4, 5, 6], [3, 0, 4], [6, 2, 1]])
+    np.testing.assert_allclose(row_pair_logits(z, trip, kind),
+                               pair_logits(_by_hand(z, kind), trip), rtol=1e-12, atol=1e-12)
+
+
+def test_cosine_ignores_the_scale_and_euclidean_sees_distances():
+    rng = np.random.default_rng(12)
+    x, w = rng.normal(size=(6, 4)), rng.normal(size=(4, 4))
+    np.testing.assert_allclose(similarity(x, 5.0 * w, "cosine"), similarity(x, w, "cosine"),
+                               atol=1e-13)
+    # −‖z_i − z_j‖ = −√(S_ii + S_jj − 2 S_ij) of the dot product; the closest pair is the
+    # most similar.
+    dot = similarity(x, w)
+    d = np.sqrt(np.maximum(np.diag(dot)[:, None] + np.diag(dot)[None, :] - 2 * dot, 0))
+    np.testing.assert_allclose(similarity(x, w, "euclidean"), -d, atol=1e-10)
+    with pytest.raises(ValueError, match="unknown similarity"):
+        similarity(x, w, "manhattan")
+
+
+@pytest.mark.parametrize("kind", ["dot", "cosine", "euclidean"])
+def test_a_generator_file_carries_its_similarity(tmp_path, kind):
+    rng = np.random.default_rng(13)
+    x, w = rng.normal(size=(5, 3)), rng.normal(size=(3, 3))
+    io.save_generator(tmp_path / "g.npz", tmp_path / "g.json", w, 0.7,
+                      {"model": "m", "similarity": kind})
+    gen = io.read_generator(tmp_path / "g.npz", 3)
+    assert (gen.similarity, gen.temperature) == (kind, 0.7)
+    assert io.read_json(tmp_path / "g.json")["similarity"] == kind
+    np.testing.assert_array_equal(gen.similarities(x), similarity(x, w, kind))
+    trip = np.array([[0, 1, 2], [3, 4, 0]])
+    np.testing.assert_allclose(gen.pair_logits(x, trip),
+                               pair_logits(similarity(x, w, kind), trip), atol=1e-12)
+
+
+def test_a_generator_file_without_a_similarity_is_dot_and_a_bad_one_is_refused(tmp_path):
+    w = np.eye(2)
+    np.savez(tmp_path / "old.npz", W=w, T=np.asarray(1.5))
+    assert io.read_generator(tmp_path / "old.npz").similarity == "dot"
+    np.savez(tmp_path / "bad.npz", W=w, T=np.asarray(1.5), similarity=np.asarray("l7"))
+    with pytest.raises(InputError, match="bad.npz: unknown similarity 'l7'"):
+        io.read_generator(tmp_path / "bad.npz")

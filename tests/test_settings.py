@@ -78,7 +78,9 @@ def test_a_rules_flags_reach_the_options_the_config_says(setting):
     options = cli_args.fit_options(args)
     assert getattr(options, setting.key) == off_default(setting)
     section = {"fitting": fitting, "experiment": experiment}
-    assert options == FitOptions(**{s.key: section[s.section][s.key] for s in SETTINGS})
+    # A key the section lacks (an experiment's optional similarity) takes its default.
+    assert options == FitOptions(**{s.key: section[s.section].get(s.key, s.default)
+                                    for s in SETTINGS})
     assert args.lambdas == [0.1, 1.0]
 
 

@@ -55,13 +55,13 @@ def align_to_humans(features: np.ndarray, train: np.ndarray, test: np.ndarray,
                       problem_set, problem_lam, options)
     val_acc, val_nll = fitting.evaluate(features, res.weights,
                                         fitting.TripletSets.from_arrays(val_sets, dtype=dt),
-                                        problem_set)
+                                        problem_set, similarity=options.similarity)
     cv = pd.DataFrame({"fold": problem_set, "lambda": problem_lam, "val_acc": val_acc,
                        "val_nll": val_nll, "iterations": res.iterations.numpy(),
                        "converged": res.converged.numpy(), "status": res.status})
     best = choose_lambda(cv)
     w, info = fit_at(features, train, best, options)
-    human = human_scores(features, w, train, test)
+    human = human_scores(features, w, train, test, options.similarity)
     human["cv_val_acc"] = float(cv[cv["lambda"] == best]["val_acc"].mean())
     return Alignment(weights=w, lam=best, cv=cv, final=info, human=human)
 
@@ -81,11 +81,12 @@ def fit_at(features: np.ndarray, train: np.ndarray, lam: float,
 
 
 def human_scores(features: np.ndarray, w: np.ndarray, train: np.ndarray,
-                 test: np.ndarray) -> dict[str, float]:
+                 test: np.ndarray, kind: str = "dot") -> dict[str, float]:
     """Accuracies (fractions of triplets) on the human data: zero-shot (W = I) and
-    probed on the test triplets, probed on the training triplets."""
-    sim_probe = similarity(features, w)
-    return {"zero_shot_test_acc": accuracy(similarity(features), test),
+    probed on the test triplets, probed on the training triplets, both under the
+    similarity ``kind``."""
+    sim_probe = similarity(features, w, kind)
+    return {"zero_shot_test_acc": accuracy(similarity(features, kind=kind), test),
             "probed_test_acc": accuracy(sim_probe, test),
             "probed_train_acc": accuracy(sim_probe, train)}
 

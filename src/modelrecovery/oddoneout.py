@@ -1,7 +1,8 @@
 """The probabilistic odd-one-out model.
 
 A triplet is stored as (i, j, k) with k the odd one out, i.e. the pair (i, j) was judged
-most similar. With similarity S = (X W)(X W)ᵀ and temperature T,
+most similar. With similarity S of the transformed features Z = X W (by default the dot
+product, S = (X W)(X W)ᵀ; :func:`similarity`) and temperature T,
 
     p(k odd | i, j, k) = exp(S_ij/T) / (exp(S_ij/T) + exp(S_ik/T) + exp(S_jk/T)).
 
@@ -18,14 +19,61 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
+from scipy.spatial.distance import pdist, squareform
+
 from .errors import InputError
+from .settings import SIMILARITIES
 
 
-def similarity(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """S = (X W)(X W)ᵀ, shape (n, n), in float64. ``weights`` None means W = I."""
+def transformed(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Z = X W, shape (n, k), in float64. ``weights`` None means W = I."""
     x = np.asarray(features, dtype=np.float64)
-    z = x if weights is None else x @ np.asarray(weights, dtype=np.float64)
-    return z @ z.T
+    return x if weights is None else x @ np.asarray(weights, dtype=np.float64)
+
+
+def unit_rows(z: np.ndarray) -> np.ndarray:
+    """The rows of ``z`` (n, k) scaled to unit length; a zero row stays zero (its cosine
+    with every row is then 0)."""
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, z / norm, 0.0)
+
+
+def similarity(features: np.ndarray, weights: np.ndarray | None = None,
+               kind: str = "dot") -> np.ndarray:
+    """S (n, n), float64, of the transformed features z = x W (``weights`` None: W = I).
+
+    ``kind`` (:data:`~modelrecovery.settings.SIMILARITIES`), as the published code's
+    ``tools/similarity_functions.py`` defines them: ``dot`` S_ij = z_i·z_j; ``cosine``
+    z_i·z_j / (‖z_i‖‖z_j‖) (0 where a row is zero); ``euclidean`` −‖z_i − z_j‖. Their
+    ``euclidean_distance`` returns the distance itself, a dissimilarity: as a choice logit
+    the closest pair must be the most similar, hence the sign (unscaled, unsquared).
+    """
+    z = transformed(features, weights)
+    if kind == "dot":
+        return z @ z.T
+    if kind == "cosine":
+        u = unit_rows(z)
+        return u @ u.T
+    if kind == "euclidean":
+        # From differences, not the Gram matrix: no cancellation for close objects.
+        return -squareform(pdist(z)) if len(z) > 1 else np.zeros((len(z), len(z)))
+    raise ValueError(f"unknown similarity {kind!r}; use one of {SIMILARITIES}")
+
+
+def row_pair_logits(z: np.ndarray, triplets: np.ndarray, kind: str = "dot") -> np.ndarray:
+    """:func:`pair_logits` of :func:`similarity` (``kind``) from rows of the transformed
+    features ``z`` (n, k), without the n × n matrix: shape (N, 3)."""
+    t = np.asarray(triplets)
+    if kind == "cosine":
+        z = unit_rows(z)
+    elif kind not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {kind!r}; use one of {SIMILARITIES}")
+    zi, zj, zk = (z[t[:, c]] for c in range(3))
+    if kind == "euclidean":
+        return -np.stack([np.linalg.norm(zi - zj, axis=1), np.linalg.norm(zi - zk, axis=1),
+                          np.linalg.norm(zj - zk, axis=1)], axis=1)
+    return np.stack([(zi * zj).sum(1), (zi * zk).sum(1), (zj * zk).sum(1)], axis=1)
 
 
 def pair_logits(sim: np.ndarray, triplets: np.ndarray) -> np.ndarray:

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 REGULARISERS: tuple[str, ...] = ("eye_distance", "l2", "l1")
+#: How transformed features z = xW become a pair's similarity: z_i·z_j (dot), its cosine,
+#: or −‖z_i − z_j‖ (euclidean); :func:`modelrecovery.oddoneout.similarity`.
+SIMILARITIES: tuple[str, ...] = ("dot", "cosine", "euclidean")
 FLOAT_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 
@@ -61,7 +64,11 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("regulariser", str, "eye_distance", "penalty on W", REGULARISERS, "experiment"),
     Setting("method", str, "full",
-            "alignment method: zero_shot, diagonal, low_rank:K or full", section="experiment"),
+            "alignment method: zero_shot, diagonal, orthogonal, low_rank:K or full",
+            section="experiment"),
+    Setting("similarity", str, "dot",
+            "pair similarity of the transformed features: dot, cosine or euclidean",
+            SIMILARITIES, "experiment"),
     Setting("dtype", str, "float32", "floating-point type of the fit", FLOAT_DTYPES),
     Setting("device", str, "auto", "auto, cpu, cuda, cuda:1, ..."),
     Setting("allow_tf32", bool, False, "let CUDA matmuls use TF32 (faster, ~1e-3 relative)"),

@@ -114,8 +114,8 @@ def test_the_union_bound_keeps_the_uniform_share_and_the_object_cap():
 def test_the_mimic_design_is_reproducible_and_lies_within_its_folds():
     feats = nested_world(5)
     rng = np.random.default_rng(6)
-    gens = [(feats["small"] @ rng.normal(size=(4, 4)), 1.0),
-            (feats["big"], 0.8)]
+    gens = [(feats["small"] @ rng.normal(size=(4, 4)), 1.0, "dot"),
+            (feats["big"], 0.8, "dot")]
     cands = [feats["small"], feats["big"], feats["other"]]
     pairs = [(0, 1), (0, 2), (1, 0), (1, 2)]
     folds = design_folds(N_OBJ, 2, 0.3, 7, "e", 0)

@@ -98,7 +98,8 @@ def test_generator_round_trip(tmp_path):
     w2, t = io.load_generator(tmp_path / "g.npz")
     np.testing.assert_array_equal(w2, w)
     assert t == 0.25
-    assert io.read_json(tmp_path / "g.json") == {"model": "m", "temperature": 0.25}
+    assert io.read_json(tmp_path / "g.json") == {"model": "m", "similarity": "dot",
+                                                 "temperature": 0.25}
 
 
 def test_read_errors_name_the_file(tmp_path):

@@ -78,10 +78,12 @@ def human_similarity(triplets: np.ndarray, n_objects: int) -> np.ndarray:
         return np.where(shown > 0, chosen / shown, np.nan)
 
 
-def rsa_with_humans(features: np.ndarray, weights: np.ndarray, human: np.ndarray) -> float:
-    """Spearman correlation between the aligned model's similarities and the human pair
-    choice rates, over the pairs humans saw together."""
-    sim = similarity(features, weights)
+def rsa_with_humans(features: np.ndarray, weights: np.ndarray, human: np.ndarray,
+                    kind: str = "dot") -> float:
+    """Spearman correlation between the aligned model's similarities (under its own
+    similarity ``kind``) and the human pair choice rates, over the pairs humans saw
+    together."""
+    sim = similarity(features, weights, kind)
     iu = np.triu_indices_from(sim, k=1)
     h = human[iu]
     keep = np.isfinite(h)

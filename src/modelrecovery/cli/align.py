@@ -42,7 +42,8 @@ def cmd_align(args: argparse.Namespace) -> None:
     result = align_to_humans(x, train, test, args.lambdas, args.cv_folds, rng,
                              fit_options(args))
     meta = {"model": args.model, "experiment": args.experiment, "method": args.method,
-            "regulariser": args.regulariser, "lambda": result.lam, "lambdas": args.lambdas,
+            "similarity": args.similarity, "regulariser": args.regulariser,
+            "lambda": result.lam, "lambdas": args.lambdas,
             "cv_folds": args.cv_folds, "fit": result.final, "human": result.human,
             "dtype": args.dtype, "grad_tol": args.grad_tol, "loss_tol": args.loss_tol}
     io.write_parquet(result.cv.assign(model=args.model), args.out_cv)
@@ -65,9 +66,14 @@ def cmd_align_instance(args: argparse.Namespace) -> None:
                          f"generator itself), got {args.instance}")
     rng = rng_for(args.study_seed, "generator instance", args.experiment, args.model,
                   args.instance)
-    w, final = generator_instance(x, train, float(lam), rng, fit_options(args))
+    options = fit_options(args)
+    if aligned.get("similarity", "dot") != options.similarity:
+        raise InputError(f"{args.aligned_json}: aligned under similarity "
+                         f"{aligned.get('similarity', 'dot')!r}, but this instance would be "
+                         f"refitted under {options.similarity!r} (--similarity)")
+    w, final = generator_instance(x, train, float(lam), rng, options)
     meta = {**aligned, "instance": args.instance, "fit": final,
-            "human": human_scores(x, w, train, test)}
+            "human": human_scores(x, w, train, test, options.similarity)}
     io.save_generator(args.out_weights, args.out_json, w, 1.0, meta)
     log.info("%s instance %d: λ = %g, human test accuracy probed %.3f (aligned %.3f)",
              args.model, args.instance, lam, meta["human"]["probed_test_acc"],
@@ -97,16 +103,17 @@ def _target(text: str) -> float:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    from ..oddoneout import (calibrate_temperature, expected_accuracy, pair_logits,
-                             similarity)
+    from ..oddoneout import calibrate_temperature, expected_accuracy, pair_logits
 
     target = _target(args.target)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
-    w, _ = io.load_generator(args.aligned, x.shape[1])
+    aligned = io.read_generator(args.aligned, x.shape[1])
+    w = aligned.weights
     meta = io.read_json(args.aligned_json)
+    meta["similarity"] = aligned.similarity
     trip, _ = io.read_triplets(args.triplets, n)
-    logits = pair_logits(similarity(x, w), trip)
+    logits = pair_logits(aligned.similarities(x), trip)
     if not np.any(w):
         raise InputError(
             f"{args.aligned}: model {meta.get('model')!r} cannot be calibrated: its aligned "

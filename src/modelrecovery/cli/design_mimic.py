@@ -46,8 +46,8 @@ def cmd_mimic(args: argparse.Namespace) -> None:
     names, cand_names = sorted(paths), list(cands)
     gens = []
     for g in names:
-        w, temperature = io.load_generator(paths[g], cands[g].shape[1])
-        gens.append((cands[g] @ w, temperature))
+        gen = io.read_generator(paths[g], cands[g].shape[1])
+        gens.append((cands[g] @ gen.weights, gen.temperature, gen.similarity))
     pair = args.pair
     if args.pair_from_confusion:
         from ..analysis.designs import most_confused_pair

@@ -21,6 +21,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..fitting.similarities import rowwise
+from ..oddoneout import similarity as similarity_matrix
+from ..oddoneout import unit_rows
+
 #: Upper bound of I(M; Y | t) for a three-way choice.
 MAX_INFORMATION = math.log(3.0)
 
@@ -51,28 +55,32 @@ def _pair_logits_from_sims(sims: torch.Tensor, triplets: torch.Tensor) -> torch.
     return flat[:, pairs].reshape(sims.shape[0], -1, 3)
 
 
-def _pair_logits_from_rows(z: Sequence[torch.Tensor], triplets: torch.Tensor
-                           ) -> torch.Tensor:
-    """The same from the transformed features Z_g = X_g W_g (n, d_g) by row dot products,
-    for worlds too large to hold every model's n × n similarity."""
+def _pair_logits_from_rows(z: Sequence[torch.Tensor], triplets: torch.Tensor,
+                           kinds: Sequence[str]) -> torch.Tensor:
+    """The same from the transformed features Z_g = X_g W_g (n, d_g) by row products
+    (rows already of unit length for a cosine model), for worlds too large to hold every
+    model's n × n similarity."""
     i, j, k = triplets[:, 0], triplets[:, 1], triplets[:, 2]
     out = []
-    for zg in z:
+    for zg, kind in zip(z, kinds):
         zi, zj, zk = zg[i], zg[j], zg[k]
-        out.append(torch.stack([(zi * zj).sum(1), (zi * zk).sum(1), (zj * zk).sum(1)],
-                               dim=1))
+        out.append(torch.stack([rowwise(zi, zj, kind), rowwise(zi, zk, kind),
+                                rowwise(zj, zk, kind)], dim=1))
     return torch.stack(out)
 
 
 def pool_information(features: Sequence[np.ndarray], weights: Sequence[np.ndarray],
                      temperatures: Sequence[float], triplets: np.ndarray, *,
                      prior: Sequence[float] | None = None, device: str = "cpu",
-                     dtype: torch.dtype = torch.float32, max_memory_gb: float = 2.0
-                     ) -> np.ndarray:
+                     dtype: torch.dtype = torch.float32, max_memory_gb: float = 2.0,
+                     similarity: str | Sequence[str] = "dot") -> np.ndarray:
     """I(M; Y | t) for every triplet of a pool, shape (N,), float64, in nats.
 
     ``features[g]`` (n, d_g) and ``weights[g]`` (d_g, k_g) give model g's similarity
-    S_g = (X_g W_g)(X_g W_g)ᵀ, ``temperatures[g]`` its T_g > 0; ``prior`` (G,) sums to
+    S_g of Z_g = X_g W_g under ``similarity`` (one for all models or one per model:
+    dot (X_g W_g)(X_g W_g)ᵀ, cosine, euclidean;
+    :func:`modelrecovery.oddoneout.similarity`), ``temperatures[g]`` its T_g > 0;
+    ``prior`` (G,) sums to
     1 (uniform when None); ``triplets`` (N, 3) are object ids. The models' n × n
     similarities are held on ``device`` when they fit in half of ``max_memory_gb``
     (else pair similarities come from feature rows), and triplets are scored in chunks
@@ -87,15 +95,21 @@ def pool_information(features: Sequence[np.ndarray], weights: Sequence[np.ndarra
     dev = torch.device(device)
     itemsize = torch.finfo(dtype).bits // 8
     budget = max_memory_gb * 2**30 / 2
+    kinds = [similarity] * g if isinstance(similarity, str) else list(similarity)
+    if len(kinds) != g:
+        raise ValueError(f"one similarity per model is needed, got {len(kinds)} for {g}")
     z64 = [np.asarray(x, dtype=np.float64) @ np.asarray(w, dtype=np.float64)
            for x, w in zip(features, weights)]
     n = z64[0].shape[0]
     use_sims = g * n * n * itemsize <= budget
     if use_sims:
-        sims = torch.as_tensor(np.stack([zg @ zg.T for zg in z64]), dtype=dtype, device=dev)
+        sims = torch.as_tensor(np.stack([similarity_matrix(x, w, kind) for x, w, kind
+                                         in zip(features, weights, kinds)]),
+                               dtype=dtype, device=dev)
         per_triplet = g * 3 * itemsize * 8  # gathered logits and the KL's temporaries
     else:
-        z = [torch.as_tensor(zg, dtype=dtype, device=dev) for zg in z64]
+        z = [torch.as_tensor(unit_rows(zg) if kind == "cosine" else zg, dtype=dtype,
+                             device=dev) for zg, kind in zip(z64, kinds)]
         per_triplet = (3 * max(zg.shape[1] for zg in z64) + g * 3 * 8) * itemsize
     chunk = max(1, int(budget // per_triplet))
     temps = torch.as_tensor(np.asarray(temperatures, dtype=np.float64), dtype=dtype,
@@ -108,7 +122,7 @@ def pool_information(features: Sequence[np.ndarray], weights: Sequence[np.ndarra
         for start in range(0, len(t_all), chunk):
             t = torch.as_tensor(t_all[start:start + chunk], device=dev)
             logits = (_pair_logits_from_sims(sims, t) if use_sims
-                      else _pair_logits_from_rows(z, t))
+                      else _pair_logits_from_rows(z, t, kinds))
             log_p = torch.log_softmax(logits / temps, dim=2)
             info = information_from_log_probs(log_p, log_prior)
             out[start:start + len(t)] = info.double().cpu().numpy()

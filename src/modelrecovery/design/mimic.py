@@ -31,6 +31,7 @@ import pandas as pd
 from scipy.special import log_softmax
 
 from .. import fitting
+from ..oddoneout import row_pair_logits
 from ..sampling import available_triplets, sample_triplets
 from ..simulate import SPLITS, FoldObjects
 from .static import (NO_INFORMATION, DesignOptions, design_split, split_design,
@@ -53,12 +54,12 @@ class MimicOptions:
             raise ValueError(f"mimic_pool must be ≥ 10, got {self.mimic_pool}")
 
 
-def log_probs(z: np.ndarray, triplets: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def log_probs(z: np.ndarray, triplets: np.ndarray, temperature: float = 1.0,
+              similarity: str = "dot") -> np.ndarray:
     """log p(choice | t) in the pair-logit order of :func:`..oddoneout.pair_logits`, shape
-    (P, 3), for transformed features ``z`` (n, k) (similarity z zᵀ, by row products: no
-    n × n matrix) at ``temperature``."""
-    zi, zj, zk = (z[triplets[:, c]] for c in range(3))
-    logits = np.stack([(zi * zj).sum(1), (zi * zk).sum(1), (zj * zk).sum(1)], axis=1)
+    (P, 3), for transformed features ``z`` (n, k) (their ``similarity``, by row products:
+    no n × n matrix) at ``temperature``."""
+    logits = row_pair_logits(z, triplets, similarity)
     return log_softmax(logits / float(temperature), axis=1)
 
 
@@ -169,7 +170,7 @@ def _first_fitting(order: np.ndarray, taken: np.ndarray, uses: np.ndarray,
 
 
 def mimic_design(folds: Sequence[FoldObjects], sizes: dict[str, int], n_objects: int,
-                 generators: Sequence[tuple[np.ndarray, float]],
+                 generators: Sequence[tuple[np.ndarray, float, str]],
                  candidates: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]],
                  prior: np.ndarray, lam: float, fit: fitting.FitOptions,
                  options: DesignOptions, mimic: MimicOptions, rng: np.random.Generator,
@@ -177,7 +178,8 @@ def mimic_design(folds: Sequence[FoldObjects], sizes: dict[str, int], n_objects:
     """A design aimed at the mimics, for every fold and split (as
     :func:`.static.static_design`, whose rows and records it returns).
 
-    ``generators[g]``: transformed features X_g W_g (n, k) and temperature T_g;
+    ``generators[g]``: transformed features X_g W_g (n, k), temperature T_g and
+    similarity (the mimics use the fit options' ``similarity``);
     ``candidates[c]`` (n, d_c) features; ``pairs`` (g, c): the generator and the
     candidate that mimics it; ``prior`` (Q,): π of each pair's generator. Per fold the
     mimics are fitted on ``mimic.mimic_pool`` uniform triplets of its training objects
@@ -188,12 +190,13 @@ def mimic_design(folds: Sequence[FoldObjects], sizes: dict[str, int], n_objects:
     for f, fold in enumerate(folds):
         size = min(mimic.mimic_pool, available_triplets(fold.train, n_objects))
         fit_pool = sample_triplets(fold.train, size, rng, n_objects)
-        targets = [log_probs(z, fit_pool, t) for z, t in generators]
+        targets = [log_probs(z, fit_pool, t, kind) for z, t, kind in generators]
         mimics = fit_mimics(candidates, targets, fit_pool, pairs, lam, fit)
 
         def score(pool: np.ndarray) -> np.ndarray:
-            gen = [log_probs(z, pool, t) for z, t in generators]
-            return np.stack([divergences(gen[g], log_probs(mimics[q], pool))
+            gen = [log_probs(z, pool, t, kind) for z, t, kind in generators]
+            return np.stack([divergences(gen[g], log_probs(mimics[q], pool,
+                                                           similarity=fit.similarity))
                              for q, (g, _) in enumerate(pairs)], axis=1)
 
         def rank(pool: np.ndarray, d: np.ndarray, count: int, n_split: int):

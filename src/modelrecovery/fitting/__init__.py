@@ -3,7 +3,9 @@
 The package keeps the loss apart from the solver, one module per responsibility:
 
 - :mod:`.options`: :class:`FitOptions`, the device and dtypes;
-- :mod:`.methods`: :class:`Method`, how parameters θ make W, and the regularisers;
+- :mod:`.methods`: :class:`Method`, how parameters θ make W, and the regularisers
+  (:mod:`.orthogonal`: the orthogonal method's W = diag(e^a)·exp(B − Bᵀ));
+- :mod:`.similarities`: the cosine and euclidean pair similarities of X W;
 - :mod:`.triplets`: :class:`TripletSets` and their triplet counts, :func:`collapse`;
 - :mod:`.gather`: the three ways to form pair logits and the cost model choosing one;
 - :mod:`.memory`: the memory model and :class:`MemoryLimitError`;

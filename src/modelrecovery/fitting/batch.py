@@ -26,7 +26,8 @@ class Batch:
     Each (features, set) pair is a block with its objects re-indexed locally (the m
     objects the set touches): ``local_x`` (U, m, D) and ``local_t`` (U, N, 3), problem b
     using block ``block[b]``. ``gather`` says how pair logits are formed
-    (:mod:`.gather`); ``counts`` (F, N) are the sets' triplet counts.
+    (:mod:`.gather`), ``similarity`` from which pair similarity; ``counts`` (F, N) are the
+    sets' triplet counts.
     """
 
     gather: Gather
@@ -41,6 +42,7 @@ class Batch:
     method: Method = Method("full")
     bases: dict[int, torch.Tensor] = field(default_factory=dict)
     symmetric: bool = False
+    similarity: str = "dot"
 
     def to_original(self, w: torch.Tensor) -> torch.Tensor:
         """Map rank-reduced solutions W (B, D, D) back to the features' own coordinates."""
@@ -67,7 +69,7 @@ class Batch:
         sets = self.set_of[idx]
         blk = self.block[idx]
         z = self.method.transform(self.local_x[blk], theta)
-        logits = self.gather.logits_of(z, self.local_t[blk])
+        logits = self.gather.logits_of(z, self.local_t[blk], self.similarity)
         nll = data_nll(logits, self.counts[sets])
         pen = self.method.penalty(theta, self.regulariser, self.dims[idx])
         return nll + self.lambdas[idx] * pen, nll
@@ -132,7 +134,8 @@ def prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.T
     block_dim = torch.as_tensor(dims_c, device=device)[uniq[:, 0].to(device)]
     # Full W under a penalty that, like the data term, depends on W only through its
     # rotation-invariant parts: both the rank reduction and the symmetric restriction
-    # are exact there (docs/kernel.md, "Exact reductions of the problem").
+    # are exact there (docs/kernel.md, "Exact reductions of the problem"), under every
+    # similarity (each is a function of the Gram matrix X W Wᵀ Xᵀ).
     exact_shortcuts = (options.parsed_method.kind == "full"
                        and options.regulariser in ("eye_distance", "l2"))
     for u, (c, f) in enumerate(uniq.tolist()):
@@ -155,7 +158,7 @@ def prepare(features: list[torch.Tensor], data: TripletSets, feature_of: torch.T
     dims = block_dim[block]
     batch = Batch(mode, block, lx, lt, set_of, data.counts, lambdas, dims,
                   options.regulariser, options.parsed_method, bases,
-                  options.symmetric and exact_shortcuts)
+                  options.symmetric and exact_shortcuts, options.similarity)
     return batch, per_problem(mode)
 
 

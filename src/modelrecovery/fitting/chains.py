@@ -77,7 +77,8 @@ class Chains:
         # only in λ: its objective and gradient are the finished ones shifted by Δλ·R.
         dlam = batch.lambdas[nxt_t] - batch.lambdas[done[cont_t]]
         hess = None
-        if self.options.carry_history and batch.regulariser in ("eye_distance", "l2"):
+        if (self.options.carry_history and batch.regulariser in ("eye_distance", "l2")
+                and method.quadratic_penalty):
             own_c, n_own_c = own[cont_t], n_own[cont_t]
 
             def penalty_change(rows: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

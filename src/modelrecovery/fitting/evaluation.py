@@ -56,6 +56,7 @@ class Problems:
         self.symmetric = parent.symmetric if parent is not None else symmetric
         batch = objective.batch
         self.gather = batch.gather
+        self.similarity = batch.similarity
         if parent is not None:  # a subset of a view: gather from it, not from the batch
             self.x, self.index = parent.x[idx], parent.index[idx]
             self.share = parent.share[idx]

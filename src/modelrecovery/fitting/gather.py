@@ -9,7 +9,9 @@ forms each logit as x_iᵀ (W Wᵀ) x_j, its gradient as (A + Aᵀ) W with A = �
 (no gathers or scatters per iteration: cheapest for small D and few triplets).
 
 Each mode is one :class:`Gather` object; the option value that names it (``gather`` in
-:class:`~.options.FitOptions`) is parsed by :func:`parse_gather`.
+:class:`~.options.FitOptions`) is parsed by :func:`parse_gather`. Every mode forms every
+similarity (the problems' ``similarity``: dot, cosine or euclidean, :mod:`.similarities`);
+the dot product's code paths are the ones the other two branch off from.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
+from . import similarities as sims
 from .methods import Method
 
 
 class GatheredData(Protocol):
     """A working batch's data as a gather mode leaves it (see :meth:`Gather.index`):
     local features ``x`` (A, m, D), pair ``index``, gathered ``ends`` and, for rows,
-    ``flat`` positions in Z viewed as (A·m, K)."""
+    ``flat`` positions in Z viewed as (A·m, K); the ``similarity`` of every problem."""
 
+    similarity: str
     x: torch.Tensor
     index: torch.Tensor
     ends: torch.Tensor | None
@@ -64,14 +68,15 @@ class Gather(ABC):
                  g: torch.Tensor, saved: Any) -> torch.Tensor:
         """∂/∂θ (A, P) from g = ∂/∂logits (A, 3, N), ``saved`` from :meth:`logits`."""
 
-    def logits_of(self, z: torch.Tensor, triplets: torch.Tensor) -> torch.Tensor:
+    def logits_of(self, z: torch.Tensor, triplets: torch.Tensor, similarity: str = "dot"
+                  ) -> torch.Tensor:
         """Pair logits (B, N, 3) from Z (B, n, K) for triplets (B, N, 3), differentiably."""
-        return row_logits(z, triplets)
+        return row_logits(z, triplets, similarity)
 
     def plain_logits(self, features: torch.Tensor, weights: torch.Tensor,
-                     triplets: torch.Tensor) -> torch.Tensor:
+                     triplets: torch.Tensor, similarity: str = "dot") -> torch.Tensor:
         """Pair logits (B, N, 3) of features (n, d) or (B, n, d) under W (B, d, K)."""
-        return self.logits_of(features @ weights, triplets)
+        return self.logits_of(features @ weights, triplets, similarity)
 
     @abstractmethod
     def work_bytes(self, n_objects: int, n_triplets: int, dim: int, itemsize: int) -> int:
@@ -95,10 +100,19 @@ class Similarity(Gather):
         x = data.x
         a, m = theta.shape[0], x.shape[1]
         z = method.transform(x, theta)  # (A, m, K)
+        if data.similarity == "euclidean":
+            dist = sims.distance_matrix(z)
+            return -dist.view(a, m * m).gather(1, data.index).view(a, 3, -1), (z, dist)
+        if data.similarity == "cosine":
+            u, inv = sims.unit_rows(z)
+            sim = torch.bmm(u, u.transpose(1, 2)).reshape(a, m * m)
+            return sim.gather(1, data.index).view(a, 3, -1), (z, sim, u, inv)
         sim = torch.bmm(z, z.transpose(1, 2)).reshape(a, m * m)
         return sim.gather(1, data.index).view(a, 3, -1), (z, sim)
 
     def backward(self, data, method, theta, g, saved):
+        if data.similarity != "dot":
+            return self._backward_other(data, method, theta, g, saved)
         z, sim = saved
         x = data.x
         a, m = theta.shape[0], x.shape[1]
@@ -114,10 +128,26 @@ class Similarity(Gather):
                              method.matrix(theta, x.shape[-1])).view(a, -1)
         return method.backward(x, theta, torch.bmm(gs + gs.transpose(1, 2), z))
 
-    def logits_of(self, z, triplets):
+    @staticmethod
+    def _backward_other(data, method, theta, g, saved):
+        x = data.x
+        a, m = theta.shape[0], x.shape[1]
+        if data.similarity == "euclidean":
+            z, dist = saved
+            gd = torch.zeros_like(dist).view(a, m * m).scatter_add_(
+                1, data.index, g.reshape(a, -1).neg())
+            return method.backward(x, theta,
+                                   sims.distance_matrix_backward(z, dist, gd.view(a, m, m)))
+        z, sim, u, inv = saved
+        gs = sim.zero_().scatter_add_(1, data.index, g.reshape(a, -1)).view(a, m, m)
+        du = torch.bmm(gs + gs.transpose(1, 2), u)
+        return method.backward(x, theta, sims.unit_rows_backward(u, inv, du))
+
+    def logits_of(self, z, triplets, similarity="dot"):
         b, n = z.shape[0], z.shape[1]
         i, j, k = triplets.unbind(-1)
-        flat = (z @ z.transpose(1, 2)).reshape(b, n * n)
+        sim = z @ z.transpose(1, 2) if similarity == "dot" else sims.matrix(z, similarity)
+        flat = sim.reshape(b, n * n)
         idx = torch.stack([i * n + j, i * n + k, j * n + k], dim=-1)
         return flat.gather(1, idx.reshape(b, -1)).reshape(idx.shape)
 
@@ -146,10 +176,18 @@ class Rows(Gather):
         a, m = theta.shape[0], x.shape[1]
         z = method.transform(x, theta)  # (A, m, K)
         kdim = z.shape[-1]
+        if data.similarity != "dot":
+            # Cosine: the dot product of unit rows; euclidean: −‖z_i − z_j‖ of the ends.
+            u, inv = sims.unit_rows(z) if data.similarity == "cosine" else (z, None)
+            ends = u.reshape(a * m, kdim).index_select(0, data.flat).view(a, 3, 2, -1, kdim)
+            logits = sims.rowwise(ends[:, :, 0], ends[:, :, 1], data.similarity)
+            return logits, (z, ends, u, inv)
         ends = z.reshape(a * m, kdim).index_select(0, data.flat).view(a, 3, 2, -1, kdim)
         return (ends[:, :, 0] * ends[:, :, 1]).sum(-1), (z, ends)
 
     def backward(self, data, method, theta, g, saved):
+        if data.similarity != "dot":
+            return self._backward_other(data, method, theta, g, saved)
         z, ends = saved
         x = data.x
         a, m, kdim = theta.shape[0], x.shape[1], z.shape[-1]
@@ -159,6 +197,18 @@ class Rows(Gather):
         torch.mul(ends[:, :, 0], g[..., None], out=dzt[:, :, 1])
         dz = torch.zeros(a * m, kdim, dtype=z.dtype, device=z.device).index_add_(
             0, data.flat, dzt.view(-1, kdim)).view(a, m, kdim)
+        return method.backward(x, theta, dz)
+
+    @staticmethod
+    def _backward_other(data, method, theta, g, saved):
+        z, ends, u, inv = saved
+        x = data.x
+        a, m, kdim = theta.shape[0], x.shape[1], z.shape[-1]
+        dzt = torch.stack(sims.rowwise_backward(ends[:, :, 0], ends[:, :, 1], g,
+                                                data.similarity), 2)
+        du = torch.zeros(a * m, kdim, dtype=z.dtype, device=z.device).index_add_(
+            0, data.flat, dzt.view(-1, kdim)).view(a, m, kdim)
+        dz = du if inv is None else sims.unit_rows_backward(u, inv, du)
         return method.backward(x, theta, dz)
 
     def work_bytes(self, n_objects, n_triplets, dim, itemsize):
@@ -182,16 +232,26 @@ class Pairs(Gather):
         a = theta.shape[0]
         w = method.matrix(theta, data.x.shape[-1])  # M = W Wᵀ (A, D, D)
         xi, xj = data.ends.unbind(1)  # (A, 3N, D) each
+        if data.similarity != "dot":
+            logits, own = sims.quadratic_logits(xi, xj, torch.bmm(w, w.mT), data.similarity)
+            return logits.view(a, 3, -1), (w, xi, xj, own)
         logits = torch.linalg.vecdot(torch.bmm(xi, torch.bmm(w, w.mT)), xj).view(a, 3, -1)
         return logits, (w, xi, xj)
 
     def backward(self, data, method, theta, g, saved):
+        if data.similarity != "dot":
+            w, xi, xj, own = saved
+            am = sims.quadratic_backward(xi, xj, g.reshape(theta.shape[0], -1), own,
+                                         data.similarity)
+            return method.matrix_grad(torch.bmm(am + am.mT, w), theta)
         w, xi, xj = saved
         # ∂/∂M = A = Σ g x_i x_jᵀ; ∂/∂W = (A + Aᵀ) W.
         am = torch.bmm(xi.mT, xj * g.view(theta.shape[0], -1, 1))
         return method.matrix_grad(torch.bmm(am + am.mT, w), theta)
 
-    def plain_logits(self, features, weights, triplets):
+    def plain_logits(self, features, weights, triplets, similarity="dot"):
+        if similarity != "dot":
+            return super().plain_logits(features, weights, triplets, similarity)
         i, j, k = triplets.unbind(-1)
         x = features.expand(weights.shape[0], -1, -1) if features.dim() == 2 else features
         xm = rows(x, torch.cat([i, i, j], 1)) @ (weights @ weights.mT)
@@ -264,12 +324,19 @@ def rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
 
 
-def row_logits(z: torch.Tensor, triplets: torch.Tensor) -> torch.Tensor:
+def row_logits(z: torch.Tensor, triplets: torch.Tensor, similarity: str = "dot"
+               ) -> torch.Tensor:
     """Pair logits from rows of Z (B, n, d) for triplets (B, N, 3), via flat index_select."""
     b, n, d = z.shape
     offset = (torch.arange(b, device=z.device) * n)[:, None, None]
     flat = (triplets + offset).reshape(-1, 3)
+    if similarity == "cosine":
+        z = sims.unit_rows(z)[0]
     zf = z.reshape(b * n, d)
     zi, zj, zk = (zf.index_select(0, flat[:, c]) for c in range(3))
+    if similarity == "euclidean":
+        out = torch.stack([sims.rowwise(zi, zj, similarity), sims.rowwise(zi, zk, similarity),
+                           sims.rowwise(zj, zk, similarity)], dim=-1)
+        return out.reshape(b, -1, 3)
     out = torch.stack([(zi * zj).sum(-1), (zi * zk).sum(-1), (zj * zk).sum(-1)], dim=-1)
     return out.reshape(b, -1, 3)

@@ -234,12 +234,14 @@ def _fit_together(features: Features, data: TripletSets, problem_set: np.ndarray
 @torch.no_grad()
 def evaluate(features: Features, weights: torch.Tensor, data: TripletSets,
              problem_set: np.ndarray, gather: Gather | str = "auto", *,
-             problem_features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             problem_features: np.ndarray | None = None, similarity: str = "dot"
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy (ties split; a fraction of judgements) and mean NLL at T = 1 (nats per
     judgement) of each problem on its set.
 
     features as in :func:`fit`; weights W (B, D, K) as in :class:`FitResult`; data: F
-    sets; problem_set (B,) → two float64 arrays (B,).
+    sets; problem_set (B,); ``similarity`` the fit's (``FitResult.options.similarity``)
+    → two float64 arrays (B,).
     """
     xs_list = [torch.as_tensor(np.asarray(x), dtype=weights.dtype, device=weights.device)
                for x in as_list(features)]
@@ -251,7 +253,7 @@ def evaluate(features: Features, weights: torch.Tensor, data: TripletSets,
     trip = data.triplets.to(weights.device)[sets]
     counts = data.counts.to(device=weights.device, dtype=weights.dtype)[sets]
     xs = gx[torch.as_tensor(pf, device=weights.device)]
-    logits = probe_logits(xs, weights, trip, gather)
+    logits = probe_logits(xs, weights, trip, gather, similarity)
     # Accuracy in float64: equal fractions of correct triplets must compare equal later.
     acc = tie_aware_accuracy(logits, counts.double())
     nll = data_nll(logits, counts)

@@ -8,7 +8,9 @@ Objective of problem b (set f, strength λ_b), pair logits as in :mod:`..oddoneo
     R(W)   = ‖W − cI‖²_F, c = tr(W)/n, n = min(d, k)  (eye_distance)   or   ‖W‖²_F  (l2)
 
 with n_t triplet t's count and S = (X W)(X W)ᵀ at T = 1 (the scale of W absorbs the
-temperature).
+temperature), or S the cosine or negative euclidean distance of the rows of X W
+(:mod:`.similarities`; the cosine is blind to W's scale, so at T = 1 its logits stay
+within ±1, as in the published code, which fits W at T = 1 under every similarity).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ LOG3 = math.log(3.0)
 
 
 def probe_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.Tensor,
-                 gather: Gather | str = "auto") -> torch.Tensor:
-    """Pair logits [S_ij, S_ik, S_jk] under the linear probe, S = (XW)(XW)ᵀ, for a batch
-    of problems on shared features (:func:`modelrecovery.oddoneout.pair_logits` takes S).
+                 gather: Gather | str = "auto", similarity: str = "dot") -> torch.Tensor:
+    """Pair logits [S_ij, S_ik, S_jk] under the linear probe, S the ``similarity`` (dot:
+    (XW)(XW)ᵀ; cosine; euclidean) of Z = XW, for a batch of problems on shared features
+    (:func:`modelrecovery.oddoneout.pair_logits` takes S).
 
     features (n, d) or (B, n, d); weights W (B, d, d); triplets (B, N, 3) long → (B, N, 3).
     The plain computation, used for evaluation and as the reference in tests; ``auto``
@@ -36,7 +39,7 @@ def probe_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.
     if mode is None:
         mode = (SIMILARITY if prefers_similarity(features.shape[-2], int(triplets.shape[1]),
                                                  features.element_size()) else ROWS)
-    return mode.plain_logits(features, weights, triplets)
+    return mode.plain_logits(features, weights, triplets, similarity)
 
 
 def penalty(weights: torch.Tensor, regulariser: str, dims: torch.Tensor | None = None

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-METHODS: tuple[str, ...] = ("zero_shot", "diagonal", "low_rank:k", "full")
+from . import orthogonal
+
+METHODS: tuple[str, ...] = ("zero_shot", "diagonal", "orthogonal", "low_rank:k", "full")
 
 
 @dataclass(frozen=True)
@@ -18,8 +20,12 @@ class Method:
     ``zero_shot``: W = s·I with s = e^θ (one parameter, the inverse temperature's square
     root; no penalty; s > 0 always, so the raw features' ranking, and hence accuracy, is
     kept exactly even for features that predict nothing, where s would shrink to 0);
-    ``diagonal``: W = diag(θ); ``low_rank:k``: W ∈ R^{D×k}; ``full``: W ∈ R^{D×D}.
-    Every W starts at the (scaled, truncated) identity, restricted to the problem's own d.
+    ``diagonal``: W = diag(θ); ``low_rank:k``: W ∈ R^{D×k}; ``full``: W ∈ R^{D×D};
+    ``orthogonal``: W = diag(e^a)·Q, Q = exp(B − Bᵀ) ∈ SO(d), θ = (a (D), B (D×D)): the
+    published code's ``OrthogonalScaledLinear`` (a rotation times a positive diagonal
+    scaling, applied there as z = x (Q' D)ᵀ = x D Q'ᵀ, i.e. this W with Q = Q'ᵀ), its
+    penalty, like theirs, on that W (:mod:`.orthogonal`). Every W starts at the (scaled,
+    truncated) identity, restricted to the problem's own d.
     """
 
     kind: str
@@ -28,7 +34,7 @@ class Method:
     @classmethod
     def parse(cls, text: str) -> Method:
         """The method a config or CLI names (one of :data:`METHODS`, k ≥ 1)."""
-        if text in ("zero_shot", "diagonal", "full"):
+        if text in ("zero_shot", "diagonal", "orthogonal", "full"):
             return cls(text)
         if text.startswith("low_rank:"):
             try:
@@ -50,7 +56,13 @@ class Method:
     def n_params(self, dmax: int) -> int:
         """P, the length of θ for features padded to D = ``dmax``."""
         return {"full": dmax * dmax, "low_rank": dmax * max(self.rank, 1), "diagonal": dmax,
-                "zero_shot": 1}[self.kind]
+                "zero_shot": 1, "orthogonal": dmax + dmax * dmax}[self.kind]
+
+    @property
+    def quadratic_penalty(self) -> bool:
+        """Whether eye_distance and l2 are quadratic in θ (every method but orthogonal,
+        whose W is not linear in θ): what carrying curvature pairs along the λ path needs."""
+        return self.kind != "orthogonal"
 
     def init(self, dims: torch.Tensor, dmax: int, dtype: torch.dtype) -> torch.Tensor:
         """θ at the identity for problems of dims (B,) → (B, P)."""
@@ -61,6 +73,8 @@ class Method:
             return torch.zeros(b, 1, dtype=dtype, device=dims.device)  # s = e^0 = 1
         if self.kind == "diagonal":
             return inside
+        if self.kind == "orthogonal":
+            return orthogonal.init(inside)
         k = self.out_dim(dmax)
         w = torch.zeros(b, dmax, k, dtype=dtype, device=dims.device)
         diag = torch.arange(min(dmax, k), device=dims.device)
@@ -75,6 +89,8 @@ class Method:
             return theta.exp().reshape(a, 1, 1) * eye
         if self.kind == "diagonal":
             return torch.diag_embed(theta)
+        if self.kind == "orthogonal":
+            return orthogonal.matrix(theta, dmax)
         return theta.reshape(a, dmax, self.out_dim(dmax))
 
     def transform(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -90,7 +106,7 @@ class Method:
                 ) -> torch.Tensor:
         """R(W) per problem (A,). eye_distance: ‖W − cI‖²_F with c = tr(W)/n over the
         problem's own n = min(d, K) diagonal; l2: ‖W‖²_F; l1: Σ|W|. zero_shot: 0."""
-        dmax = theta.shape[-1] if self.kind == "diagonal" else theta.shape[-1] // self._k(theta)
+        dmax = self._dmax(theta)
         mask, n = self.trace_mask(dims, dmax, theta.dtype)
         return self.penalty_and_grad(theta, regulariser, mask, n)[0]
 
@@ -101,6 +117,8 @@ class Method:
             return (x * dz).sum((1, 2))[:, None] * theta.exp()
         if self.kind == "diagonal":
             return (x * dz).sum(1)
+        if self.kind == "orthogonal":
+            return orthogonal.matrix_grad(torch.bmm(x.transpose(1, 2), dz), theta)
         return torch.bmm(x.transpose(1, 2), dz).reshape(theta.shape)
 
     def matrix_grad(self, dw: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -109,13 +127,16 @@ class Method:
             return dw.diagonal(dim1=1, dim2=2).sum(-1, keepdim=True) * theta.exp()
         if self.kind == "diagonal":
             return dw.diagonal(dim1=1, dim2=2)
+        if self.kind == "orthogonal":
+            return orthogonal.matrix_grad(dw, theta)
         return dw.reshape(theta.shape)
 
     def trace_mask(self, dims: torch.Tensor, dmax: int, dtype: torch.dtype
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The entries of θ on W's diagonal that eye_distance's c·I covers, as 0/1 in θ's
         shape (A, P), and their number (A,), for problems of dims (A,)."""
-        k = dmax if self.kind in ("diagonal", "zero_shot") else min(dmax, self.out_dim(dmax))
+        k = (dmax if self.kind in ("diagonal", "zero_shot", "orthogonal")
+             else min(dmax, self.out_dim(dmax)))
         mask = (torch.arange(k, device=dims.device) < dims[:, None]).to(dtype)
         n = mask.sum(-1).clamp_min(1.0)
         if self.kind in ("full", "low_rank"):
@@ -131,6 +152,8 @@ class Method:
         with ``mask`` and ``n`` from :meth:`trace_mask`."""
         if self.kind == "zero_shot":
             return torch.zeros_like(theta[:, 0]), torch.zeros_like(theta)
+        if self.kind == "orthogonal":
+            return orthogonal.penalty_and_grad(theta, regulariser, mask, n)
         if regulariser == "l1":
             return theta.abs().sum(-1), theta.sign()
         if regulariser == "l2":
@@ -150,6 +173,8 @@ class Method:
         :meth:`penalty_and_grad`'s gradient at θ = v (∇R(0) = 0). Not for l1."""
         if self.kind == "zero_shot":
             return torch.zeros_like(v)
+        if not self.quadratic_penalty:
+            raise ValueError(f"{self} has no constant penalty Hessian")
         if regulariser == "l2":
             return 2.0 * v
         if regulariser != "eye_distance":
@@ -157,7 +182,13 @@ class Method:
         c = (v * mask[:, :, None]).sum(1, keepdim=True) / n[:, None, None]
         return 2.0 * torch.addcmul(v, c, mask[:, :, None], value=-1.0)
 
-    def _k(self, theta: torch.Tensor) -> int:
+    def _dmax(self, theta: torch.Tensor) -> int:
+        """D from θ's length P."""
+        p = theta.shape[-1]
+        if self.kind == "diagonal":
+            return p
         if self.kind == "low_rank":
-            return self.rank
-        return int(round(math.sqrt(theta.shape[-1])))
+            return p // self.rank
+        if self.kind == "orthogonal":  # P = D + D²
+            return int(round((math.sqrt(1 + 4 * p) - 1) / 2))
+        return p // int(round(math.sqrt(p)))

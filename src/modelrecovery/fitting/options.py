@@ -10,7 +10,7 @@ from typing import Literal
 
 import torch
 
-from ..settings import REGULARISERS
+from ..settings import REGULARISERS, SIMILARITIES
 from .gather import GATHER_CHOICES, Gather, parse_gather
 from .methods import Method
 
@@ -38,11 +38,14 @@ class FitOptions:
     ``symmetric`` solves ``full`` W under eye_distance or l2 within the symmetric
     matrices, where their optima lie (docs/kernel.md, "Exact reductions of the problem"): the same
     optimum in 25–40 % fewer iterations. ``gather`` names how pair logits are formed
-    (:mod:`.gather`), ``auto`` letting the cost model choose per call.
+    (:mod:`.gather`), ``auto`` letting the cost model choose per call. ``similarity`` is
+    how the transformed features' rows make a pair's logit at T = 1 (dot, cosine,
+    euclidean; :func:`modelrecovery.oddoneout.similarity`).
     """
 
     regulariser: Regulariser = "eye_distance"
     method: str = "full"
+    similarity: str = "dot"
     max_iter: int = 500
     history: int = 20
     grad_tol: float = 1e-6
@@ -61,6 +64,9 @@ class FitOptions:
     def __post_init__(self) -> None:
         if self.regulariser not in REGULARISERS:
             raise ValueError(f"unknown regulariser {self.regulariser!r}; use one of {REGULARISERS}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {self.similarity!r}; use one of "
+                             f"{SIMILARITIES}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; use float32 or float64")
         if self.gather not in GATHER_CHOICES:
