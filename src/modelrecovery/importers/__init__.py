@@ -33,7 +33,8 @@ Formats (see the function docstrings for details):
   object order of ``objects.parquet``.
 
 Modules: :mod:`.things` (THINGS triplets), :mod:`.objects` (object lists),
-:mod:`.scores` (external benchmark scores),
+:mod:`.scores` (external benchmark scores), :mod:`.published` (the published study's
+results databases),
 :mod:`.features` (feature files and their import), :mod:`.feature_formats` (the
 array formats), :mod:`.preprocessing` (centring, unit norm, PCA) and :mod:`.parsing`
 (the text, field and row checks they share). Their public functions are re-exported
@@ -47,6 +48,7 @@ from .features import FEATURE_FORMATS, import_features, read_features_file
 from .objects import import_objects, read_object_names
 from .parsing import Where
 from .preprocessing import preprocess
+from .published import read_published
 from .scores import import_scores, read_scores
 from .things import (SPLIT_NAMES, THINGS_REQUIRED, import_things, read_things_triplets,
                      read_triplet_array)
@@ -54,7 +56,7 @@ from .things import (SPLIT_NAMES, THINGS_REQUIRED, import_things, read_things_tr
 __all__ = [
     "FEATURE_FORMATS", "SPLIT_NAMES", "THINGS_REQUIRED", "PathLike", "Where",
     "import_features", "import_objects", "import_scores", "import_things", "preprocess",
-    "read_scores",
+    "read_published", "read_scores",
     "read_features_file", "read_object_names", "read_things_triplets",
     "read_triplet_array",
 ]
