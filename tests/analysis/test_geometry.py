@@ -217,3 +217,69 @@ def test_participation_ratio_isotropic_and_rank_one():
     assert before == pytest.approx(d, rel=1e-10) and after == pytest.approx(1.0, rel=1e-10)
     before, after = geometry.effective_dimensionality(iso, 3 * np.eye(d)[:, :2])
     assert after == pytest.approx(2.0, rel=1e-10)
+
+
+# --------------------------------------------------------------------------- intrinsic dimension
+
+
+def test_neighbour_distances_match_a_kd_tree_and_drop_duplicates():
+    from scipy.spatial import cKDTree
+
+    x = np.unique(random_features(n=300, d=40, seed=20), axis=0)  # the rows, sorted
+    ours = geometry.neighbour_distances(x, 7)
+    theirs = cKDTree(x).query(x, k=8)[0][:, 1:]  # the first neighbour is the point itself
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    # A repeated row counts once: its zero distance would make every ratio undefined.
+    doubled = np.vstack([x, x[:5]])
+    np.testing.assert_array_equal(geometry.neighbour_distances(doubled, 7), ours)
+    with pytest.raises(ValueError, match="distinct points"):
+        geometry.neighbour_distances(x[:3], 3)
+
+
+def test_twonn_is_the_closed_form_likelihood_on_a_hand_built_line():
+    # Points 0, 1, 3, 7 on a line: (r1, r2) = (1, 3), (1, 2), (2, 3), (4, 6), so
+    # μ = 3, 2, 1.5, 1.5 and d̂ = (m − 1) / Σ log μ with m = 4. Rotated into 5-D and
+    # shifted, distances and so the estimate are unchanged.
+    expected = 3 / (np.log(3) + np.log(2) + 2 * np.log(1.5))
+    line = np.array([[0.0], [1.0], [3.0], [7.0]])
+    assert geometry.twonn(line) == pytest.approx(expected, rel=1e-12)
+    q = orthonormal(5, 1, np.random.default_rng(21))
+    assert geometry.twonn(line @ q.T + 2.0) == pytest.approx(expected, rel=1e-9)
+    assert np.isnan(geometry.twonn(np.ones((6, 3))))  # one distinct point
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_twonn_and_gride_find_the_dimension_of_a_linear_subspace(k):
+    # m = 2000 Gaussian points on a k-dimensional subspace of R^30. Under the Pareto law
+    # of μ the TwoNN estimate has standard error d / √m (0.07 for d = 3); the tolerance
+    # is 4 of them (a Gaussian has no boundary, whose points bias TwoNN down).
+    # GriDE pools larger neighbourhoods, so its spread is far smaller; its tolerance, 5%
+    # of d, covers the bias from the Gaussian's density gradient at the larger scales.
+    rng = np.random.default_rng(22 + k)
+    x = rng.normal(size=(2000, k)) @ orthonormal(30, k, rng).T
+    assert abs(geometry.twonn(x) - k) < 4 * k / np.sqrt(2000)
+    assert abs(geometry.gride(x) - k) < 0.05 * k
+    # Seen through a linear map of full rank the manifold keeps its dimension.
+    w = rng.normal(size=(30, 30))
+    assert abs(geometry.twonn(x @ w) - k) < 4 * k / np.sqrt(2000)
+
+
+def test_gride_first_scale_is_the_twonn_likelihood_and_maximises_its_own():
+    from scipy.special import betaln
+
+    rng = np.random.default_rng(23)
+    r = np.sort(rng.uniform(1.0, 2.0, size=(50, 4)), axis=1)
+    lm = np.log(r[:, 1] / r[:, 0])
+    # n1 = 1, n2 = 2: the Pareto likelihood, maximised at m / Σ log μ.
+    assert geometry._gride_scale(lm, 1, 2) == pytest.approx(len(lm) / lm.sum(), rel=1e-8)
+    # n1 = 2, n2 = 4: the root beats every other d of the written-out log likelihood.
+    lm = np.log(r[:, 3] / r[:, 1])
+
+    def loglik(d: float) -> float:
+        return float(np.sum(np.log(d) + np.log(np.expm1(d * lm)) - (3 * d + 1) * lm)
+                     - len(lm) * betaln(2, 2))
+
+    best = geometry._gride_scale(lm, 2, 4)
+    grid = np.linspace(0.5 * best, 2 * best, 301)
+    assert all(loglik(best) >= loglik(d) - 1e-9 for d in grid)
+    assert loglik(best) > loglik(1.01 * best) and loglik(best) > loglik(0.99 * best)

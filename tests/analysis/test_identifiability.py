@@ -156,6 +156,84 @@ def test_regression_refuses_bad_input():
                                                      "miss", 10, rng, "sim")
 
 
+def test_corrections_against_hand_holm_bonferroni_and_scipy_bh():
+    from scipy.stats import false_discovery_control
+
+    from modelrecovery.analysis import pvalues
+
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.005])
+    # Holm by hand over the m = 4 finite ones: ascending 0.005, 0.01, 0.03, 0.04 times
+    # 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04, then the running maximum: 0.02, 0.03, 0.06, 0.06.
+    np.testing.assert_allclose(pvalues.adjust_p_values(p, "holm"),
+                               [0.03, 0.06, 0.06, np.nan, 0.02])
+    np.testing.assert_allclose(pvalues.adjust_p_values(p, "bonferroni"),
+                               [0.04, 0.16, 0.12, np.nan, 0.02])
+    bh = pvalues.adjust_p_values(p, "bh")
+    np.testing.assert_allclose(bh[[0, 1, 2, 4]],
+                               false_discovery_control(p[[0, 1, 2, 4]], method="bh"))
+    assert np.isnan(bh[3])
+    np.testing.assert_allclose(pvalues.adjust_p_values([0.5, 0.4], "holm"), [0.8, 0.8])
+    assert pvalues.adjust_p_values([0.6, 0.9], "bonferroni").tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown correction"):
+        pvalues.adjust_p_values(p, "sidak")
+
+
+def test_bootstrap_p_values_as_the_published_code_takes_them():
+    from modelrecovery.analysis import pvalues
+
+    # Column 0: 1 of 9 finite resamples ≤ 0, so p = 2 (1 + 1) / 10; column 1: all > 0
+    # but one equal to 0, counted on both sides: 2 (1 + 1) / 10; the NaN row is left out.
+    r = np.array([[-1.0, 0.0]] + [[1.0, 2.0]] * 8 + [[np.nan, 1.0]])
+    np.testing.assert_allclose(pvalues.bootstrap_p_values(r), [0.4, 0.4])
+    # Centred resamples give p = 1, not more; too few resamples give NaN.
+    assert pvalues.bootstrap_p_values(np.array([[-1.0], [1.0]]))[0] == 1.0
+    assert np.isnan(pvalues.bootstrap_p_values(np.array([[1.0]]))[0])
+
+
+def test_crossed_resample_enters_each_pair_as_often_as_its_models_were_drawn():
+    first = np.array([0, 0, 1, 2, 2])
+    second = np.array([1, 2, 0, 0, 1])
+    counts = np.array([2, 1, 0])  # model 0 drawn twice, model 1 once, model 2 not at all
+    idx = identifiability._crossed_rows(first, second, counts)
+    assert idx.tolist() == [0, 0, 2, 2]  # (0, 1): 2·1 times; (1, 0): 1·2; model 2: none
+
+
+def pair_design(models: int = 9, seeds: int = 2, seed: int = 3) -> pd.DataFrame:
+    """Generator × candidate (≠) × seed rows, each model with two properties."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=models), rng.normal(size=models)
+    rows = [{"g": f"m{i}", "c": f"m{j}", "seed": s, "a_g": a[i], "b_g": b[i], "a_c": a[j],
+             "b_c": b[j], "y": 0.5 * a[i] - 0.2 * b[j] + rng.normal(scale=0.05)}
+            for i in range(models) for j in range(models) if i != j for s in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+def test_crossed_regression_matches_lstsq_on_the_z_scored_design():
+    rows = pair_design()
+    terms = ["a_g", "b_g", "a_c", "b_c"]
+    out = identifiability.misidentification_regression(
+        rows, terms, "y", 300, np.random.default_rng(4), crossed=("g", "c"),
+        correction="bonferroni").set_index("term")
+    x = rows[terms].to_numpy()
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    design = np.column_stack([np.ones(len(rows)), z])
+    beta = np.linalg.lstsq(design, rows["y"].to_numpy(), rcond=None)[0]
+    np.testing.assert_allclose(out.loc[terms, "coef"], beta[1:], rtol=1e-10)
+    y = rows["y"].to_numpy()
+    beta_z = np.linalg.lstsq(design, (y - y.mean()) / y.std(), rcond=None)[0]
+    np.testing.assert_allclose(out.loc[terms, "std_coef"], beta_z[1:], rtol=1e-10)
+    assert out["n_groups"].iloc[0] == 9 and out["n_obs"].iloc[0] == 9 * 8 * 2
+    # The real effects are far from 0 in every resample; Bonferroni multiplies by 4.
+    for term in ("a_g", "b_c"):
+        assert out.loc[term, "p_value"] == pytest.approx(2 / (out["n_boot_valid"].iloc[0] + 1))
+        assert out.loc[term, "p_adjusted"] == pytest.approx(4 * out.loc[term, "p_value"])
+        assert out.loc[term, "ci_low"] < beta[1 + terms.index(term)] < out.loc[term, "ci_high"]
+    assert 0.3 * 300 < out["n_boot_valid"].iloc[0] <= 300
+    with pytest.raises(ValueError, match="either group or crossed"):
+        identifiability.misidentification_regression(rows, terms, "y", 5, np.random.default_rng(0),
+                                                     group="seed", crossed=("g", "c"))
+
+
 # --------------------------------------------------------------------------- trade-off
 
 

@@ -49,3 +49,64 @@ def test_figures_are_byte_identical_across_processes(tmp_path):
         first, second = ((tmp_path / f"{run}.{ext}").read_bytes() for run in "ab")
         assert len(first) > 1000 and first == second, ext
     assert b"clip" in (tmp_path / "a.svg").read_bytes()  # the ids the salt fixes exist
+
+
+def svg_text(fig) -> str:
+    """The figure as SVG with its text kept as text (not glyph paths)."""
+    import io
+
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg")
+    return buf.getvalue()
+
+
+LABELS = {"a": "$x^2$", "b": "<b>"}
+
+
+def test_confusion_ticks_show_labels_as_literal_text():
+    conf = pd.DataFrame({"n_train": 10, "generator": ["a", "a", "b", "b"],
+                         "candidate": ["a", "b", "a", "b"], "rate": [0.7, 0.3, 0.2, 0.8]})
+    fig = plots.confusion_figure(conf, "t", LABELS)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["$x^2$", "<b>"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["$x^2$", "<b>"]
+    svg = svg_text(fig)
+    # Mathtext would draw x and a superscript 2 and drop the dollars; the SVG writer
+    # escapes markup, so "<b>" is text, never an element.
+    assert "$x^2$" in svg and "&lt;b&gt;" in svg and "<b>" not in svg
+    # Without labels the names stay, and a model without a label keeps its name.
+    plain = plots.confusion_figure(conf, "t", {"b": "B"}).axes[0]
+    assert [t.get_text() for t in plain.get_xticklabels()] == ["a", "B"]
+
+
+def test_curve_legends_and_inversion_ticks_use_labels():
+    c = pd.DataFrame({"n_train": [10, 100], "recovery": [0.4, 0.8], "ci_low": [0.2, 0.6],
+                      "ci_high": [0.6, 0.9]})
+    per_gen = pd.concat([c.assign(generator="a"), c.assign(generator="b")])
+    fig = plots.recovery_figure(c, per_gen, 2, "t", LABELS)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[:2] == ["$x^2$", "<b>"]
+    assert "$x^2$" in svg_text(fig)
+    inv = pd.DataFrame({"rule": "best_fit", "design": "random", "n_train": 10,
+                        "generator": ["a", "a", "b"], "winner": ["a", "a|b", "b"],
+                        "p_generator_given_winner": [1.0, 0.5, 1.0]})
+    ax = plots.inversion_figure(inv, "t", LABELS).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["$x^2$", "$x^2$|<b>", "<b>"]
+
+
+def test_mds_annotations_use_labels_and_colour_by_objective():
+    mds = pd.DataFrame({"model": ["a", "b", "c"], "mds1": [0.0, 1.0, 2.0],
+                        "mds2": [0.0, 1.0, 0.0]})
+    geom = pd.DataFrame({"model": ["a", "b", "c"], "geometry_shift": [0.1, 0.2, 0.3]})
+    fig = plots.mds_figure(mds, geom, "t", LABELS, {"a": "supervised", "b": "$self$"})
+    ax = fig.axes[0]
+    notes = sorted(t.get_text() for t in ax.texts)
+    assert notes == ["$x^2$ (shift 0.10)", "<b> (shift 0.20)", "c (shift 0.30)"]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+        "$self$", "supervised", "unspecified"]
+    assert len(ax.collections) == 3  # one scatter per group
+    svg = svg_text(fig)
+    assert "$x^2$ (shift 0.10)" in svg and "$self$" in svg

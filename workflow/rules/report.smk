@@ -23,9 +23,10 @@ rule plot:
         mem_mb=scaled(2000),
         runtime=scaled(20),
     params:
+        info=MODEL_INFO_FLAGS,
         png=out_flags("png"),
         svg=out_flags("svg"),
     shell:
         "modelrecovery plot --curve {input.curve:q} --generator-curves {input.generator_curves:q}"
-        " --confusion {input.confusion:q} --experiment {wildcards.experiment:q}"
+        " --confusion {input.confusion:q} --experiment {wildcards.experiment:q} {params.info:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"

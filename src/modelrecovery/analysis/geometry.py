@@ -1,4 +1,5 @@
-"""Representational geometry: dissimilarity matrices, RSA, MDS and effective dimensionality.
+"""Representational geometry: dissimilarity matrices, RSA, MDS, effective and intrinsic
+dimensionality.
 
 These pure NumPy functions answer "how much does the fitted transform W reshape a model's
 geometry?" (docs/study.md, "The protocol"). Features are (n, d) arrays whose row r is object r;
@@ -264,5 +265,112 @@ def effective_dimensionality(features: np.ndarray, weights: np.ndarray
     return participation_ratio(features), participation_ratio(_transformed(features, weights))
 
 
+# --------------------------------------------------------------------------- intrinsic dimension
+
+
+def neighbour_distances(features: np.ndarray, k: int) -> np.ndarray:
+    """Euclidean distances from each distinct row to its k nearest other rows, sorted.
+
+    Exact duplicates are kept once (a zero distance makes the ratio estimators undefined,
+    and identical points carry no information about the manifold's dimension).
+
+    Args:
+        features: (n, d) array.
+        k: neighbours per point, 1 ≤ k < the number of distinct rows.
+
+    Returns:
+        (m, k) float64, m the number of distinct rows; row i ascending.
+    """
+    x = np.unique(_features(features), axis=0)
+    m = x.shape[0]
+    if not 1 <= k < m:
+        raise ValueError(f"{k} neighbours need more than {k} distinct points, got {m}")
+    x = x - x.mean(axis=0)
+    sq = np.einsum("ij,ij->i", x, x)
+    # Candidates by the Gram expansion (BLAS: a k-d tree is a brute-force search in the
+    # hundreds of dimensions of network features), a few spare ones against its rounding,
+    # then the exact distances of the candidates.
+    spare = min(k + 8, m - 1)
+    block = max(1, int(2e7 // m))
+    out = np.empty((m, k))
+    for start in range(0, m, block):
+        rows = np.arange(start, min(start + block, m))
+        d2 = sq[rows, None] + sq[None, :] - 2.0 * (x[rows] @ x.T)
+        d2[np.arange(len(rows)), rows] = np.inf
+        cand = np.argpartition(d2, spare - 1, axis=1)[:, :spare]
+        exact = np.stack([np.linalg.norm(x[rows] - x[cand[:, j]], axis=1)
+                          for j in range(spare)], axis=1)
+        out[rows] = np.sort(exact, axis=1)[:, :k]
+    return out
+
+
+def twonn(features: np.ndarray) -> float:
+    """TwoNN intrinsic dimension (Facco et al., 2017), by its closed-form maximum likelihood.
+
+    With r1 ≤ r2 a point's distances to its two nearest neighbours, μ = r2 / r1 follows a
+    Pareto law P(μ > t) = t^(−d) where the density is locally uniform on a d-dimensional
+    manifold, so Σ log μ over the m distinct points is Gamma(m, d) and
+    d̂ = (m − 1) / Σ log μ is its unbiased estimate (standard error ≈ d̂ / √m).
+
+    Args:
+        features: (n, d) array with at least 3 distinct rows.
+
+    Returns:
+        The estimate (> 0); NaN with fewer than 3 distinct rows or when every μ is 1.
+    """
+    x = np.unique(_features(features), axis=0)
+    if x.shape[0] < 3:
+        return float("nan")
+    r = neighbour_distances(x, 2)
+    total = float(np.sum(np.log(r[:, 1] / r[:, 0])))
+    return (x.shape[0] - 1) / total if total > 0 else float("nan")
+
+
+def _gride_scale(log_mu: np.ndarray, n1: int, n2: int) -> float:
+    """Maximum-likelihood d of the ratios μ = r_n2 / r_n1 (Denti et al., 2022): the log
+    density log d + (n2 − n1 − 1) log(μ^d − 1) − ((n2 − 1) d + 1) log μ − log B(n2 − n1,
+    n1) has a score strictly decreasing in d, from +∞ to −n1 Σ log μ < 0: one root."""
+    from scipy.optimize import brentq
+
+    lm = np.maximum(log_mu, 1e-12)  # equal distances (μ = 1) have probability 0
+    n, extra, total = len(lm), n2 - n1 - 1, float(lm.sum())
+
+    def score(d: float) -> float:
+        return n / d + extra * float(np.sum(lm / -np.expm1(-d * lm))) - (n2 - 1) * total
+
+    hi = 1.0
+    while score(hi) > 0:
+        hi *= 2.0
+    return float(brentq(score, hi / 2.0 if hi > 1 else 1e-9, hi, xtol=1e-10, rtol=1e-12))
+
+
+def gride(features: np.ndarray, range_max: int = 64) -> float:
+    """GriDE intrinsic dimension: the median over scales n1 = 1, 2, 4, … < range_max
+    (n2 = 2 n1, n2 ≤ range_max and below the number of distinct rows) of the
+    maximum-likelihood estimate from the ratios r_n2 / r_n1 (:func:`_gride_scale`), as the
+    published code takes DADApy's ``return_id_scaling_gride``. Scale n1 = 1 is the
+    TwoNN likelihood, whose maximum is m / Σ log μ.
+
+    Args:
+        features: (n, d) array with at least 3 distinct rows.
+        range_max: the largest neighbour rank used (published: 64).
+
+    Returns:
+        The median estimate; NaN with fewer than 3 distinct rows.
+    """
+    x = np.unique(_features(features), axis=0)
+    top = min(range_max, x.shape[0] - 1)
+    if top < 2:
+        return float("nan")
+    r = neighbour_distances(x, top)
+    estimates = []
+    n1 = 1
+    while 2 * n1 <= top:
+        estimates.append(_gride_scale(np.log(r[:, 2 * n1 - 1] / r[:, n1 - 1]), n1, 2 * n1))
+        n1 *= 2
+    return float(np.median(estimates))
+
+
 __all__ = ["METRICS", "Metric", "rdm", "upper", "rdm_similarity", "geometry_shift",
-           "rsa_matrix", "mds", "participation_ratio", "effective_dimensionality"]
+           "rsa_matrix", "mds", "participation_ratio", "effective_dimensionality",
+           "neighbour_distances", "twonn", "gride"]

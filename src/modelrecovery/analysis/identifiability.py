@@ -25,6 +25,7 @@ import pandas as pd
 from ..recover import selection
 from . import aggregate
 from .metrics import correlation
+from .pvalues import CORRECTIONS, adjust_p_values, bootstrap_p_values
 from .stats import clopper_pearson, percentile_interval, t_interval
 
 _CELL = ["experiment", "n_train"]
@@ -148,10 +149,18 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return beta[1:], r2, float(y.std())
 
 
+def _crossed_rows(first: np.ndarray, second: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Row indices of a crossed resample: row r enters counts[first[r]] · counts[second[r]]
+    times (0 when either of its units was not drawn)."""
+    return np.repeat(np.arange(len(first)), counts[first] * counts[second])
+
+
 def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outcome: str,
                                  n_boot: int, rng: np.random.Generator,
                                  group: str | list[str] | None = None,
-                                 level: float = 0.95) -> pd.DataFrame:
+                                 level: float = 0.95, *,
+                                 crossed: tuple[str, str] | None = None,
+                                 correction: str = "holm") -> pd.DataFrame:
     """OLS of ``outcome`` on z-scored ``predictors``, with a cluster bootstrap.
 
     Design (exactly): with the n rows of ``rows``, each predictor column is z-scored,
@@ -171,13 +180,19 @@ def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outc
     rank-deficient) is dropped; ``n_boot_valid`` counts those kept. Intervals are the
     (1 − level)/2 and (1 + level)/2 percentiles of the kept replicates
     (:func:`numpy.quantile`, linear interpolation); NaN when fewer than 2 were kept.
-    ``group`` None resamples rows. The same ``rng`` state gives the same output.
+    ``group`` None resamples rows. ``crossed`` = (a, b) instead resamples the units of
+    two columns that name units of one kind (e.g. generator and candidate models), as
+    the published model-level bootstrap does: a replicate draws M units with replacement
+    from the M named in either column and a row enters count(a) · count(b) times.
+    ``p_value`` is :func:`.pvalues.bootstrap_p_values` of the kept replicates' ``coef``;
+    ``p_adjusted`` adjusts the terms' p-values together by ``correction``
+    (:func:`.pvalues.adjust_p_values`). The same ``rng`` state gives the same output.
 
     In this study: ``rows`` = one row per experiment-cell × generator × n_train with
     outcome 1 − recovery and predictors such as the generator's geometry shift and
-    effective dimensionality (docs/study.md: the published variant uses one row per
-    generator × candidate × seed at the largest N, outcome the generator's minus the
-    candidate's test accuracy, bootstrap over models).
+    effective dimensionality; the published variant (one row per generator × candidate
+    × seed, outcome the generator's minus the candidate's test accuracy, ``crossed``
+    over models) is :func:`.properties.properties_regression`.
 
     Args:
         rows: the observations (n rows).
@@ -187,11 +202,14 @@ def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outc
         rng: the random stream of the bootstrap.
         group: column(s) whose units are resampled; None resamples rows.
         level: interval coverage.
+        crossed: two columns resampled as one set of units (excludes ``group``).
+        correction: ``bonferroni``, ``holm`` or ``bh``.
 
     Returns:
         One row per predictor (in the given order): ``term, coef, ci_low, ci_high,
-        std_coef, std_ci_low, std_ci_high, r2, r2_ci_low, r2_ci_high, outcome, n_obs,
-        n_groups, n_boot, n_boot_valid``.
+        std_coef, std_ci_low, std_ci_high, p_value, p_adjusted, correction, r2,
+        r2_ci_low, r2_ci_high, outcome, n_obs, n_groups`` (units resampled), ``n_boot,
+        n_boot_valid``.
 
     Raises:
         ValueError: missing or non-finite columns, too few rows for p + 1 parameters, or
@@ -201,7 +219,11 @@ def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outc
     if not predictors:
         raise ValueError("no predictors given")
     group_cols = [] if group is None else ([group] if isinstance(group, str) else list(group))
-    _require(rows, [*predictors, outcome, *group_cols], "regression rows")
+    if crossed is not None and group_cols:
+        raise ValueError("give either group or crossed, not both")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; expected one of {CORRECTIONS}")
+    _require(rows, [*predictors, outcome, *group_cols, *(crossed or ())], "regression rows")
     x = rows[predictors].to_numpy(dtype=np.float64)
     y = rows[outcome].to_numpy(dtype=np.float64)
     for name, values in [*zip(predictors, x.T), (outcome, y)]:
@@ -215,16 +237,26 @@ def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outc
     coef, r2, sd_y = _ols(x, y)
     if np.any(np.isnan(coef)):
         raise ValueError("degenerate design: a predictor is constant or they are collinear")
-    if group_cols:
-        codes = rows.groupby(group_cols, sort=True).ngroup().to_numpy()
+    if crossed is not None:
+        units, codes = np.unique(rows[list(crossed)].astype(str).to_numpy(),
+                                 return_inverse=True)
+        codes = codes.reshape(n, 2)
+        n_groups = len(units)
     else:
-        codes = np.arange(n)
-    n_groups = int(codes.max()) + 1
-    members = [np.flatnonzero(codes == g) for g in range(n_groups)]
+        codes = (rows.groupby(group_cols, sort=True).ngroup().to_numpy() if group_cols
+                 else np.arange(n))
+        n_groups = int(codes.max()) + 1
+        members = [np.flatnonzero(codes == g) for g in range(n_groups)]
     boot = np.full((n_boot, 2 * p + 1), np.nan)
     for b in range(n_boot):
         drawn = rng.integers(0, n_groups, size=n_groups)
-        idx = np.concatenate([members[g] for g in drawn])
+        if crossed is not None:
+            idx = _crossed_rows(codes[:, 0], codes[:, 1],
+                                np.bincount(drawn, minlength=n_groups))
+            if len(idx) < p + 2:  # too few models drawn to form enough pairs
+                continue
+        else:
+            idx = np.concatenate([members[g] for g in drawn])
         bc, br2, bsd = _ols(x[idx], y[idx])
         boot[b, :p] = bc
         boot[b, p:2 * p] = bc / bsd if bsd > 0 else np.nan
@@ -232,10 +264,13 @@ def misidentification_regression(rows: pd.DataFrame, predictors: list[str], outc
     n_valid = int(np.isfinite(boot).all(axis=1).sum())
     lo, hi = percentile_interval(boot, level, min_resamples=2)
     std = coef / sd_y if sd_y > 0 else np.full(p, np.nan)
+    p_values = bootstrap_p_values(boot[:, :p][np.isfinite(boot).all(axis=1)])
     out = pd.DataFrame({
         "term": predictors, "coef": coef, "ci_low": lo[:p], "ci_high": hi[:p],
         "std_coef": std, "std_ci_low": lo[p:2 * p], "std_ci_high": hi[p:2 * p],
-        "r2": r2, "r2_ci_low": lo[2 * p], "r2_ci_high": hi[2 * p], "outcome": outcome,
+        "p_value": p_values, "p_adjusted": adjust_p_values(p_values, correction),
+        "correction": correction, "r2": r2, "r2_ci_low": lo[2 * p],
+        "r2_ci_high": hi[2 * p], "outcome": outcome,
         "n_obs": n, "n_groups": n_groups, "n_boot": n_boot, "n_boot_valid": n_valid,
     })
     return out

@@ -1,4 +1,9 @@
-"""Figures (matplotlib, headless): recovery curves and confusion matrices, PNG + SVG."""
+"""Figures (matplotlib, headless): recovery curves and confusion matrices, PNG + SVG.
+
+Functions that show model names take ``labels`` (model → display name, e.g.
+:func:`.properties.labels` of the config's ``model_info``); a name without one is shown
+as it is. Labels are users' text: they are drawn literally, never as mathtext or TeX.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,24 @@ from ..io.outputs import atomic_path
 _SVG_META = {"Date": None, "Creator": None}
 _PNG_META = {"Software": None}
 _RC = {"svg.hashsalt": "modelrecovery"}
+# Text from users' files ("$x^2$", "50% <b>") is drawn as written: no mathtext, no TeX.
+_LITERAL = {"parse_math": False, "usetex": False}
+
+
+def _names(names: list[str], labels: dict[str, str] | None) -> list[str]:
+    """Display names of ``names`` (a model without a label keeps its name; tied models
+    "a|b" are shown part by part)."""
+    labels = labels or {}
+    return ["|".join(str(labels.get(part, part)) for part in str(n).split("|"))
+            for n in names]
+
+
+def _legend(ax: plt.Axes, **kwargs):
+    """``ax.legend(**kwargs)`` with its texts drawn literally."""
+    legend = ax.legend(**kwargs)
+    for text in legend.get_texts():
+        text.update(_LITERAL)
+    return legend
 
 
 def save_figure_as(fig: plt.Figure, png: str | Path, svg: str | Path) -> list[Path]:
@@ -33,12 +56,14 @@ def save_figure_as(fig: plt.Figure, png: str | Path, svg: str | Path) -> list[Pa
 
 
 def recovery_figure(curve: pd.DataFrame, per_generator: pd.DataFrame, n_candidates: int,
-                    title: str) -> plt.Figure:
+                    title: str, labels: dict[str, str] | None = None) -> plt.Figure:
     """Recovery accuracy against training size: pooled curve with its exact 95% interval,
-    thin lines per generator, and chance (1 / number of candidates)."""
+    thin lines per generator (legend: their ``labels``), and chance (1 / number of
+    candidates)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for gen, grp in per_generator.groupby("generator", sort=True):
-        ax.plot(grp["n_train"], grp["recovery"], lw=1, alpha=0.6, marker=".", label=gen)
+        ax.plot(grp["n_train"], grp["recovery"], lw=1, alpha=0.6, marker=".",
+                label=_names([gen], labels)[0])
     ax.fill_between(curve["n_train"], curve["ci_low"], curve["ci_high"], color="k", alpha=0.12,
                     lw=0, label="95% CI (pooled)")
     ax.plot(curve["n_train"], curve["recovery"], color="k", lw=2.5, marker="o",
@@ -50,12 +75,14 @@ def recovery_figure(curve: pd.DataFrame, per_generator: pd.DataFrame, n_candidat
     ax.set_ylabel("recovery accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    _legend(ax, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig
 
 
-def confusion_figure(conf: pd.DataFrame, title: str) -> plt.Figure:
-    """One heat map per training size: rows generators, columns winners, cells win share."""
+def confusion_figure(conf: pd.DataFrame, title: str, labels: dict[str, str] | None = None
+                     ) -> plt.Figure:
+    """One heat map per training size: rows generators, columns winners, cells win share;
+    models shown by their ``labels``."""
     sizes = sorted(conf["n_train"].unique())
     gens = sorted(conf["generator"].unique())
     cands = sorted(conf["candidate"].unique())
@@ -66,7 +93,7 @@ def confusion_figure(conf: pd.DataFrame, title: str) -> plt.Figure:
     image = None
     for n_ax, (ax, size) in enumerate(zip(axes.flat, sizes)):
         image = _confusion_panel(ax, conf[conf["n_train"] == size], gens, cands,
-                                 f"N = {size}", n_ax % cols == 0)
+                                 f"N = {size}", n_ax % cols == 0, labels)
     for ax in list(axes.flat)[len(sizes):]:
         ax.axis("off")
     if image is not None:
@@ -76,7 +103,7 @@ def confusion_figure(conf: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def _confusion_panel(ax: plt.Axes, conf: pd.DataFrame, gens: list[str], cands: list[str],
-                     title: str, label_rows: bool):
+                     title: str, label_rows: bool, labels: dict[str, str] | None = None):
     """One confusion matrix (rows generators, columns winners, cells win share)."""
     m = (conf.pivot(index="generator", columns="candidate", values="rate")
          .reindex(index=gens, columns=cands).to_numpy())
@@ -85,8 +112,10 @@ def _confusion_panel(ax: plt.Axes, conf: pd.DataFrame, gens: list[str], cands: l
         ax.text(c, r, f"{v:.2f}".lstrip("0") if v < 1 else "1", ha="center", va="center",
                 fontsize=6, color="w" if v < 0.6 else "k")
     ax.set_title(title, fontsize=9)
-    ax.set_xticks(range(len(cands)), cands, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(gens)), gens if label_rows else [], fontsize=7)
+    ax.set_xticks(range(len(cands)), _names(cands, labels), rotation=60, ha="right",
+                  fontsize=7, **_LITERAL)
+    ax.set_yticks(range(len(gens)), _names(gens, labels) if label_rows else [], fontsize=7,
+                  **_LITERAL)
     ax.set_xlabel("winning candidate", fontsize=8)
     if label_rows:
         ax.set_ylabel("generator", fontsize=8)
@@ -94,9 +123,10 @@ def _confusion_panel(ax: plt.Axes, conf: pd.DataFrame, gens: list[str], cands: l
 
 
 def design_figure(curves: pd.DataFrame, confusion: pd.DataFrame, n_candidates: int,
-                  title: str) -> plt.Figure:
+                  title: str, labels: dict[str, str] | None = None) -> plt.Figure:
     """Left: recovery against training size per design, each with its exact 95%
-    interval. Right: each design's confusion matrix at the largest training size."""
+    interval. Right: each design's confusion matrix at the largest training size
+    (models by their ``labels``)."""
     designs = sorted(curves["design"].unique(), key=lambda d: (d != "random", d))
     fig, axes = plt.subplots(1, 1 + len(designs), layout="constrained",
                              figsize=(4.6 + 2.9 * len(designs), 3.9),
@@ -121,24 +151,37 @@ def design_figure(curves: pd.DataFrame, confusion: pd.DataFrame, n_candidates: i
     for k, design in enumerate(designs):
         conf = confusion[(confusion["design"] == design) & (confusion["n_train"] == largest)]
         image = _confusion_panel(axes[k + 1], conf, gens, cands, f"{design}, N = {largest}",
-                                 k == 0)
+                                 k == 0, labels)
     if image is not None:
         fig.colorbar(image, ax=list(axes[1:]), shrink=0.7, label="share of datasets won")
     fig.suptitle(title)
     return fig
 
 
-def mds_figure(mds: pd.DataFrame, geometry: pd.DataFrame, title: str) -> plt.Figure:
+def mds_figure(mds: pd.DataFrame, geometry: pd.DataFrame, title: str,
+               labels: dict[str, str] | None = None,
+               groups: dict[str, str] | None = None) -> plt.Figure:
     """Models placed by 2-D classical MDS of 1 − RSA of their aligned geometries; marker
-    size grows with the geometry shift the alignment induced."""
+    size grows with the geometry shift the alignment induced. Models are named by their
+    ``labels`` and, with ``groups`` (model → e.g. training objective), coloured by group
+    with a legend."""
     merged = mds.merge(geometry[["model", "geometry_shift"]], on="model")
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     sizes = 40 + 400 * merged["geometry_shift"].clip(lower=0).to_numpy()
-    ax.scatter(merged["mds1"], merged["mds2"], s=sizes, alpha=0.6)
+    if groups:
+        kinds = merged["model"].map(lambda m: groups.get(m, "unspecified"))
+        for kind in sorted(set(kinds)):
+            pick = (kinds == kind).to_numpy()
+            ax.scatter(merged["mds1"][pick], merged["mds2"][pick], s=sizes[pick], alpha=0.6,
+                       label=kind)
+        _legend(ax, fontsize=7, loc="best", markerscale=0.5)
+    else:
+        ax.scatter(merged["mds1"], merged["mds2"], s=sizes, alpha=0.6)
     # Confusable models sit on top of each other: stagger their labels so all stay legible.
     for k, (_, r) in enumerate(merged.sort_values(["mds1", "mds2"]).iterrows()):
-        ax.annotate(f"{r['model']} (shift {r['geometry_shift']:.2f})", (r["mds1"], r["mds2"]),
-                    fontsize=7, xytext=(6, 4 - 10 * (k % 3)), textcoords="offset points")
+        ax.annotate(f"{_names([r['model']], labels)[0]} (shift {r['geometry_shift']:.2f})",
+                    (r["mds1"], r["mds2"]), fontsize=7, xytext=(6, 4 - 10 * (k % 3)),
+                    textcoords="offset points", **_LITERAL)
     ax.set_xlabel("MDS 1")
     ax.set_ylabel("MDS 2")
     ax.set_title(title)
@@ -229,7 +272,8 @@ def variance_figure(variance: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str) -> plt.Figure:
+def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str,
+                     labels: dict[str, str] | None = None) -> plt.Figure:
     """Parameter recovery against N next to model recovery, per generator (random
     design): recovery as generator, similarity correlation, scale-aligned error of
     W Wᵀ and the accuracy gap, each mean with its 95 % interval over datasets."""
@@ -241,7 +285,8 @@ def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str) -
     for ax, (col, frame, label, ylim) in zip(axes, panels):
         for gen, grp in frame.groupby("generator", sort=True):
             grp = grp.sort_values("n_train")
-            (line,) = ax.plot(grp["n_train"], grp[col], marker=".", lw=1, label=gen)
+            (line,) = ax.plot(grp["n_train"], grp[col], marker=".", lw=1,
+                              label=_names([gen], labels)[0])
             low, high = (("ci_low", "ci_high") if col == "recovery"
                          else (f"{col}_ci_low", f"{col}_ci_high"))
             ax.fill_between(grp["n_train"], grp[low], grp[high], color=line.get_color(),
@@ -253,7 +298,8 @@ def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str) -
         ax.set_xlabel("training triplets per fold (N)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    _legend(axes[-1], fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+            frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -301,9 +347,11 @@ def ceiling_figure(ceiling: pd.DataFrame, best: pd.DataFrame, learned: pd.DataFr
     return fig
 
 
-def inversion_figure(inversion: pd.DataFrame, title: str) -> plt.Figure:
+def inversion_figure(inversion: pd.DataFrame, title: str,
+                     labels: dict[str, str] | None = None) -> plt.Figure:
     """At the largest N, one heat map per design (columns) and rule (rows): rows
-    generators, columns winners, cells p(generator | winner) under the prior."""
+    generators, columns winners (models by their ``labels``), cells p(generator |
+    winner) under the prior."""
     from .decision import RULES
 
     last = inversion[inversion["n_train"] == inversion["n_train"].max()]
@@ -332,9 +380,10 @@ def inversion_figure(inversion: pd.DataFrame, title: str) -> plt.Figure:
                                 ha="center", va="center", fontsize=6,
                                 color="w" if v < 0.6 else "k")
             ax.set_title(f"{design}: {rule.replace('_', ' ')}", fontsize=9)
-            ax.set_xticks(range(len(winners)), winners, rotation=60, ha="right",
-                          fontsize=7)
-            ax.set_yticks(range(len(gens)), gens if j == 0 else [], fontsize=7)
+            ax.set_xticks(range(len(winners)), _names(winners, labels), rotation=60,
+                          ha="right", fontsize=7, **_LITERAL)
+            ax.set_yticks(range(len(gens)), _names(gens, labels) if j == 0 else [],
+                          fontsize=7, **_LITERAL)
             ax.set_xlabel("winner", fontsize=8)
             if j == 0:
                 ax.set_ylabel("generator", fontsize=8)

@@ -1,5 +1,6 @@
 """``modelrecovery aggregate | analyse-geometry | analyse-identifiability |
-compare-methods | analyse-parameters | analyse-ceiling``: recovery rows into curves,
+compare-methods | analyse-parameters | analyse-ceiling`` (and ``analyse-properties``,
+:mod:`.analyse_properties`): recovery rows into curves,
 confusion matrices and the summary, why models are misidentified (and whether the data
 or the metric is to blame), how methods and metrics compare, external benchmarks'
 included, and how well the generators' transforms are recovered
@@ -23,6 +24,8 @@ import pandas as pd
 from .. import io
 from ..errors import InputError
 from ..seeds import rng_for
+from . import analyse_properties
+from .analyse_properties import add_model_info, model_info
 from .args import (add_figure_outputs, add_table_outputs, check_outputs, named_paths,
                    named_values, prior_weights, save_figures, write_tables)
 
@@ -60,15 +63,17 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_analyse_geometry(args: argparse.Namespace) -> None:
-    from ..analysis import geometry, plots, study
+    from ..analysis import geometry, plots, properties, study
 
     check_outputs(args, tables=GEOMETRY_TABLES, figures=["geometry"])
+    info = model_info(args)
     n = len(io.read_objects(args.objects))
     paths = named_values(args.features, "--features")
     feats = {m: io.read_features(p, n) for m, p in paths.items()}
-    weights = {}
+    weights, kinds = {}, {}
     for m, p in named_values(args.generators, "--generators").items():
-        weights[m] = io.load_generator(p, feats[m].shape[1] if m in feats else None)[0]
+        gen = io.read_generator(p, feats[m].shape[1] if m in feats else None)
+        weights[m], kinds[m] = gen.weights, gen.similarity
         if not np.any(weights[m]):
             raise InputError(f"{p}: model {m!r}'s aligned transform is W = 0 (its fit to the "
                              "humans is no better than chance), so its aligned geometry is "
@@ -86,13 +91,14 @@ def cmd_analyse_geometry(args: argparse.Namespace) -> None:
     human = study.human_similarity(io.read_triplets(args.human_train, n)[0], n)
     rsa_h = pd.DataFrame({"model": list(feats), "experiment": args.experiment,
                           "rsa_human": [study.rsa_with_humans(feats[m], weights[m],
-                                                                       human)
+                                                                       human, kinds[m])
                                         for m in feats]})
     write_tables(args, {"geometry": geom.assign(experiment=args.experiment),
                         "rsa": rsa.assign(experiment=args.experiment),
                         "mds": mds.assign(experiment=args.experiment), "rsa_human": rsa_h})
     save_figures(args, {"geometry": lambda: plots.mds_figure(
-        mds, geom, f"Aligned geometry: {args.experiment}")})
+        mds, geom, f"Aligned geometry: {args.experiment}", properties.labels(info),
+        properties.groups(info, "objective"))})
 
 
 def cmd_analyse_identifiability(args: argparse.Namespace) -> None:
@@ -191,16 +197,18 @@ def _check_parameter_rows(frame: pd.DataFrame, source: object) -> None:
 
 
 def cmd_analyse_parameters(args: argparse.Namespace) -> None:
-    from ..analysis import parameters, plots
+    from ..analysis import parameters, plots, properties
 
     check_outputs(args, tables=PARAMETER_TABLES, figures=["parameter_recovery"])
+    labels = properties.labels(model_info(args))
     rows = io.read_tables(args.rows, _check_parameter_rows)
     curves = parameters.parameter_curves(rows)
     recovery = pd.read_parquet(args.generator_curves)
     random = curves[curves["design"] == "random"]
     write_tables(args, {"parameter_recovery": curves})
     save_figures(args, {"parameter_recovery": lambda: plots.parameter_figure(
-        random, recovery, f"Parameter recovery: {args.experiment} (random design)")})
+        random, recovery, f"Parameter recovery: {args.experiment} (random design)",
+        labels)})
 
 
 CEILING_TABLES = ["identifiability_ceiling", "decision_rules", "inversion", "decomposition"]
@@ -211,10 +219,10 @@ def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
     """The identifiability ceiling of every simulated dataset (the generators' own
     likelihoods of its responses at each training size) beside the best fit's recovery
     per design, and the split of the best fit's failures into data and metric."""
-    from ..analysis import aggregate, decision, designs, oracle, plots
-    from ..oddoneout import similarity
+    from ..analysis import aggregate, decision, designs, oracle, plots, properties
 
     check_outputs(args, tables=CEILING_TABLES, figures=CEILING_FIGURES)
+    labels = properties.labels(model_info(args))
     if not len(args.shard) == len(args.design) == len(args.generator) == len(args.seed):
         raise InputError(f"--shard, --design, --generator and --seed need one entry per "
                          f"dataset; got {len(args.shard)}, {len(args.design)}, "
@@ -238,8 +246,9 @@ def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
         x = io.read_features(features[name], n)
         sims[name], temperatures[name] = [], []
         for p in [path, *instances.get(name, [])]:
-            weights, temperature = io.load_generator(p, x.shape[1])
-            sims[name].append(similarity(x, weights))
+            generator = io.read_generator(p, x.shape[1])
+            temperature = generator.temperature
+            sims[name].append(generator.similarities(x))
             temperatures[name].append(temperature)
     unknown = sorted(set(args.generator) - set(generators))
     if unknown:
@@ -286,7 +295,7 @@ def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
             curve, best, rules[rules["rule"] == "learned"],
             f"Data or metric? {args.experiment}"),
         "inversion": lambda: plots.inversion_figure(
-            inversion, f"What to believe when a model wins: {args.experiment}")})
+            inversion, f"What to believe when a model wins: {args.experiment}", labels)})
     for _, r in table.iterrows():
         log.info("%s N = %6d  oracle %.3f  learned %.3f  best fit %.3f  metric share %.3f",
                  r["design"], r["n_train"], r["recovery_oracle"], r["recovery_learned"],
@@ -294,8 +303,8 @@ def cmd_analyse_ceiling(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands (``analyse-parameters``, ``analyse-ceiling``
-    included) to the main parser."""
+    """Add the analysis subcommands (``analyse-parameters``, ``analyse-ceiling`` and
+    :mod:`.analyse_properties`' ``analyse-properties`` included) to the main parser."""
     p = sub.add_parser("aggregate", help="recovery curves, confusion matrices, summary")
     p.add_argument("--fits", nargs="+", required=True)
     p.add_argument("--generators", nargs="*", default=[], help="generator JSON sidecars")
@@ -308,6 +317,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH")
     p.add_argument("--generators", nargs="+", required=True, metavar="NAME=NPZ")
     p.add_argument("--metric", default="correlation", choices=["correlation", "euclidean"])
+    add_model_info(p)
     add_table_outputs(p, GEOMETRY_TABLES)
     add_figure_outputs(p, ["geometry"])
     p.set_defaults(func=cmd_analyse_geometry)
@@ -340,6 +350,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows", nargs="+", required=True, help="parameter rows per dataset")
     p.add_argument("--generator-curves", required=True)
     p.add_argument("--experiment", required=True)
+    add_model_info(p)
     add_table_outputs(p, PARAMETER_TABLES)
     add_figure_outputs(p, ["parameter_recovery"])
     p.set_defaults(func=cmd_analyse_parameters)
@@ -368,6 +379,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="prior over the generators for the inversion matrix (uniform)")
     p.add_argument("--rule-l2", type=float, default=1.0,
                    help="the learned rule's penalty on what it learns beyond the best fit")
+    add_model_info(p)
     add_table_outputs(p, CEILING_TABLES)
     add_figure_outputs(p, CEILING_FIGURES)
     p.set_defaults(func=cmd_analyse_ceiling)
+    analyse_properties.register(sub)

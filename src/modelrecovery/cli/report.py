@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from .analyse_properties import add_model_info, model_info
 from .args import add_figure_outputs, check_outputs, save_figures
 
 FIGURES = ["recovery_curve", "confusion"]
@@ -14,18 +15,19 @@ FIGURES = ["recovery_curve", "confusion"]
 def cmd_plot(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from ..analysis import plots
+    from ..analysis import plots, properties
 
     check_outputs(args, figures=FIGURES)
+    labels = properties.labels(model_info(args))
     curve = pd.read_parquet(args.curve)
     gen = pd.read_parquet(args.generator_curves)
     conf = pd.read_parquet(args.confusion)
     n_cands = conf["candidate"].nunique()
     save_figures(args, {
         "recovery_curve": lambda: plots.recovery_figure(
-            curve, gen, n_cands, f"Model recovery: {args.experiment}"),
+            curve, gen, n_cands, f"Model recovery: {args.experiment}", labels),
         "confusion": lambda: plots.confusion_figure(
-            conf, f"Confusion matrices: {args.experiment}"),
+            conf, f"Confusion matrices: {args.experiment}", labels),
     })
 
 
@@ -34,5 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="recovery curve and confusion figures (PNG + SVG)")
     for name in ("curve", "generator_curves", "confusion", "experiment"):
         p.add_argument("--" + name.replace("_", "-"), required=True)
+    add_model_info(p)
     add_figure_outputs(p, FIGURES)
     p.set_defaults(func=cmd_plot)
