@@ -310,3 +310,40 @@ def test_a_shard_with_participants_shares_positions_and_keeps_prefixes():
             np.testing.assert_array_equal(got, first[["i", "j", "k"]].to_numpy())
     with pytest.raises(InputError, match="fewer than"):
         simulate.subset(shard, 0, "train", N_MAX + 1)
+
+
+# ----------------------------------------------------------------- the subsets protocol
+
+
+def test_subsets_protocol_rotates_disjoint_subsets_through_test_validation_and_training():
+    x = np.random.default_rng(77).normal(size=(N_OBJ, 4))
+    k, n_max = 5, 120
+    shard = simulate.simulate_subsets(oddoneout.similarity(x), 0.5, n_max, n_folds=k,
+                                      eval_fraction=0.25, rng=np.random.default_rng(3))
+    n_eval = simulate.eval_size(n_max, 0.25)
+    rows = {key: g.sort_values("position", kind="stable")[["i", "j", "k"]].to_numpy()
+            for key, g in shard.groupby(["fold", "split"])}
+    tests = [set(np.unique(rows[(f, "test")])) for f in range(k)]
+    # Each subset's triplets lie inside it; the subsets are disjoint.
+    for f in range(k):
+        for g in range(f + 1, k):
+            assert not tests[f] & tests[g]
+    for f in range(k):
+        assert len(rows[(f, "test")]) == len(rows[(f, "val")]) == n_eval
+        assert len(rows[(f, "train")]) == n_max
+        # Fold f validates on subset f + 1: the very triplets and answers fold f + 1 tests on.
+        np.testing.assert_array_equal(rows[(f, "val")], rows[((f + 1) % k, "test")])
+        train = set(np.unique(rows[(f, "train")]))
+        assert not train & tests[f] and not train & tests[(f + 1) % k]
+        # Training interleaves the other K − 2 subsets: every prefix draws from each.
+        owner = [next(s for s in range(k) if set(t) <= tests[s])
+                 for t in rows[(f, "train")][: 3 * (k - 2)]]
+        assert sorted(set(owner)) == sorted(set(range(k)) - {f, (f + 1) % k})
+        # One subset's answers serve every fold that trains on it.
+        g = (f + 2) % k
+        mine = [t for t in map(tuple, rows[(f, "train")]) if set(t) <= tests[g]]
+        assert mine == [t for t in map(tuple, rows[((g + 1) % k, "train")])
+                        if set(t) <= tests[g]][: len(mine)]
+    with pytest.raises(InputError, match="at least 3"):
+        simulate.simulate_subsets(oddoneout.similarity(x), 0.5, 10, n_folds=2,
+                                  eval_fraction=0.25, rng=np.random.default_rng(3))

@@ -13,6 +13,12 @@ from .errors import InputError
 from .sampling import sample_judgements, sample_triplets
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: The fold layouts of a simulated study (config ``simulation.protocol``): ``folds``, K
+#: folds each with its own random validation objects (:func:`concept_folds`); ``subsets``,
+#: the published code's simplified protocol, K disjoint object subsets each answered
+#: once, fold f testing on subset f, validating on subset f + 1 and training on the rest
+#: (:func:`simulate_subsets`), its candidates refitted on training + validation.
+PROTOCOLS: tuple[str, ...] = ("folds", "subsets")
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,56 @@ def simulate_design(sim: np.ndarray, temperature: float, design: pd.DataFrame,
             frames.append(_answered(f, split, *sample_judgements(sim, trip, temperature,
                                                                  rng, participants)))
     return pd.concat(frames, ignore_index=True)
+
+
+def simulate_subsets(sim: np.ndarray, temperature: float, n_train_max: int, *,
+                     n_folds: int, eval_fraction: float, rng: np.random.Generator,
+                     exclude: np.ndarray | None = None, participants: int = 1
+                     ) -> pd.DataFrame:
+    """A simulated study in the published code's simplified protocol: the objects in K =
+    ``n_folds`` disjoint random subsets, each with its own triplets (all three objects
+    inside it) answered once; fold f tests on subset f, validates on subset f + 1 (mod
+    K) and trains on the other K − 2, so validation and test objects are disjoint from
+    training and from each other, and one subset's answers serve several folds.
+
+    A fold's training triplets interleave its K − 2 subsets' (position p is triplet
+    p // (K − 2) of the (p mod (K − 2))-th), so every prefix of N draws about N/(K − 2)
+    from each; validation and test are a subset's first ``eval_size(N)`` triplets. Rows
+    as :func:`simulate_dataset`.
+    """
+    if n_folds < 3:
+        raise InputError(f"the subsets protocol needs at least 3 subsets (test, "
+                         f"validation and training), got {n_folds}")
+    n = sim.shape[0]
+    groups = [np.sort(g) for g in np.array_split(rng.permutation(n), n_folds)]
+    m = n_folds - 2
+    n_eval = eval_size(n_train_max, eval_fraction)
+    per = max(math.ceil(n_train_max / m), n_eval)
+    answered = []
+    for g in groups:
+        trip = sample_triplets(g, per, rng, n, exclude)
+        answered.append(sample_judgements(sim, trip, temperature, rng, participants))
+    frames = []
+    for f in range(n_folds):
+        train = [h for h in range(n_folds) if h not in (f, (f + 1) % n_folds)]
+        frames.append(_interleaved(f, [answered[h] for h in train], n_train_max))
+        for split, h in (("val", (f + 1) % n_folds), ("test", f)):
+            rows, which = answered[h]
+            keep = which < n_eval
+            frames.append(_answered(f, split, rows[keep], which[keep]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _interleaved(fold: int, parts: list[tuple[np.ndarray, np.ndarray]], size: int
+                 ) -> pd.DataFrame:
+    """Training rows of one fold from the answered triplets of its subsets (judgements,
+    triplet index each): triplet t of part p at position t·len(parts) + p, first
+    ``size`` positions."""
+    rows = np.concatenate([r for r, _ in parts])
+    position = np.concatenate([w * len(parts) + p for p, (_, w) in enumerate(parts)])
+    order = np.argsort(position, kind="stable")
+    keep = order[position[order] < size]
+    return _answered(fold, "train", rows[keep], position[keep])
 
 
 def _answered(fold: int, split: str, trip: np.ndarray, position: np.ndarray

@@ -137,3 +137,62 @@ def test_several_participants_fit_as_counts_equal_the_fit_of_their_rows(job):
                               fitting.TripletSets.from_arrays(test, dtype=opts.torch_dtype),
                               ps, problem_features=pf)
     np.testing.assert_allclose(counted.test_nll, nll, rtol=1e-8)
+
+
+def test_the_subsets_protocol_refits_each_fold_at_its_own_lambda(job):
+    # Published simplified protocol: per candidate and fold the λ of best validation
+    # accuracy (ties to the smaller λ), refitted on training + validation, scored on test.
+    from modelrecovery.recover.refit import refit_chosen
+    from modelrecovery.recover.selection import REFIT, candidate_scores
+
+    feats, _ = job
+    sim = oddoneout.similarity(feats["c3"], 3.0 * np.eye(3))
+    shard = simulate.simulate_subsets(sim, 1.0, 300, n_folds=4, eval_fraction=0.2,
+                                      rng=np.random.default_rng(4))
+    lam = [1e-3, 1e-1, 10.0]
+    opts = fitting.FitOptions(**TIGHT)
+    (fits,) = fit_datasets([shard], 200, feats, lam, opts, eval_fraction=0.2)
+    refit_chosen([shard], [fits], 200, feats, opts)
+    rows = recovery_rows(fits, 200, {"experiment": "e", "generator": "c3", "seed": 0})
+    ref = rows[rows["status"] == REFIT]
+    assert len(ref) == len(feats) * 4 and len(rows) == len(ref) * (1 + len(lam))
+    names = list(feats)
+    for _, r in ref.iterrows():
+        grid = rows[(rows["status"] != REFIT) & (rows["candidate"] == r["candidate"])
+                    & (rows["fold"] == r["fold"])]
+        best = grid["val_acc"].max()
+        assert r["lambda"] == grid.loc[grid["val_acc"] >= best - 1e-9, "lambda"].min()
+        assert r["val_acc"] == best
+        # The refit is a fit to training + validation at that λ, scored on test.
+        f, c = int(r["fold"]), names.index(r["candidate"])
+        n_eval = fits.n_eval
+        both = np.concatenate([simulate.subset(shard, f, "train", 200),
+                               simulate.subset(shard, f, "val", n_eval)])
+        alone = fitting.fit(feats[r["candidate"]],
+                            fitting.TripletSets.from_arrays([both], dtype=opts.torch_dtype),
+                            np.array([0]), np.array([r["lambda"]]), opts)
+        _, nll = fitting.evaluate(feats[r["candidate"]], alone.weights,
+                                  fitting.TripletSets.from_arrays(
+                                      [simulate.subset(shard, f, "test", n_eval)],
+                                      dtype=opts.torch_dtype), np.array([0]))
+        assert r["test_nll"] == pytest.approx(float(nll[0]), rel=1e-6), (c, f)
+    # The dataset's scores are the refits' means over folds.
+    scores = candidate_scores(rows).set_index("candidate")
+    means = ref.groupby("candidate")[["test_acc", "test_nll"]].mean()
+    np.testing.assert_allclose(scores.loc[means.index, "test_nll"], means["test_nll"])
+    np.testing.assert_allclose(scores.loc[means.index, "test_acc"], means["test_acc"])
+
+
+def test_grid_rows_alone_are_selected_as_before():
+    from modelrecovery.recover.selection import candidate_scores
+
+    base = {"experiment": "e", "generator": "g", "n_train": 10, "seed": 0,
+            "candidate": "a", "converged": True, "status": "converged"}
+    rows = pd.DataFrame([{**base, "fold": f, "lambda": lam, "val_acc": v, "test_acc": t,
+                          "test_nll": 1.0}
+                         for f, lam, v, t in [(0, 0.1, 0.5, 0.6), (1, 0.1, 0.7, 0.8),
+                                              (0, 1.0, 0.6, 0.2), (1, 1.0, 0.6, 0.4)]])
+    got = candidate_scores(rows)
+    # Mean validation accuracy ties at 0.6: the larger λ wins, test 0.3.
+    assert got["lambda"].tolist() == [1.0] and got["test_acc"].tolist() == [
+        pytest.approx(0.3)]

@@ -80,6 +80,26 @@ BAD = {
                                 "analysis.prior", "every weight is 0"),
     "random_fraction_above_1": (lambda c: c.update(design={"random_fraction": 1.5}),
                                 "design.random_fraction", "1.5"),
+    "generators_from_unknown": (
+        lambda c: c["experiments"]["tiny"].update(generators_from="nope"),
+        "experiments.tiny.generators_from", "'nope' is not an experiment"),
+    "generators_from_itself": (
+        lambda c: c["experiments"]["tiny"].update(generators_from="tiny"),
+        "experiments.tiny.generators_from", "from itself"),
+    "generators_from_a_borrower": (
+        lambda c: c["experiments"].update(
+            a={**c["experiments"]["tiny"], "generators_from": "tiny"},
+            b={**c["experiments"]["tiny"], "generators_from": "a"}),
+        "experiments.b.generators_from", "name that experiment instead"),
+    "subsets_with_two_folds": (
+        lambda c: c["simulation"].update(protocol="subsets", folds=2),
+        "simulation.folds", "at least 3"),
+    "subsets_with_designs": (
+        lambda c: (c["simulation"].update(protocol="subsets"),
+                   c.update(designs=["random", "static"])),
+        "designs", "['static']"),
+    "participants_zero": (lambda c: c["simulation"].update(participants=0),
+                          "simulation.participants", "0"),
 }
 
 

@@ -175,9 +175,13 @@ def input_files(config: dict) -> dict[str, str]:
 
 
 def score_files(config: dict) -> dict[str, str]:
-    """Config key → path of every external scores file."""
+    """Config key → path of every external scores file, and of the published study's
+    results database."""
     files = (config.get("external_scores") or {}).get("files") or []
-    return {f"external_scores.files.{i}.path": f["path"] for i, f in enumerate(files)}
+    out = {f"external_scores.files.{i}.path": f["path"] for i, f in enumerate(files)}
+    if config.get("published_results"):
+        out["published_results"] = config["published_results"]
+    return out
 
 
 def _triplet_rows(path: str) -> int | None:
@@ -224,6 +228,10 @@ def check_consistency(config: dict) -> None:
             raise ConfigError(f"config key '{key}': unknown model(s) {unknown}; the world "
                               f"has {models}")
         chosen[key] = names
+    unknown = [n for n in config.get("model_info") or {} if n not in models]
+    if unknown:
+        raise ConfigError(f"config key 'model_info': unknown model(s) {unknown}; the world "
+                          f"has {models}")
     missing = [n for n in chosen["generators"] if n not in chosen["candidates"]]
     if missing:
         raise ConfigError("config key 'candidates': every generator must also be a "
@@ -245,6 +253,17 @@ def check_consistency(config: dict) -> None:
         if prior and not any(prior.values()):
             raise ConfigError(f"config key '{key}': every weight is 0; give at least one "
                               "generator a positive weight")
+    _check_generators_from(config["experiments"])
+    simulation = config["simulation"]
+    if simulation.get("protocol") == "subsets":
+        if simulation["folds"] < 3:
+            raise ConfigError("config key 'simulation.folds': the subsets protocol needs "
+                              f"at least 3 (test, validation, training), got "
+                              f"{simulation['folds']}")
+        designed = [d for d in config.get("designs") or ["random"] if d != "random"]
+        if designed:
+            raise ConfigError(f"config key 'designs': {designed} lay out their own folds; "
+                              "with simulation.protocol: subsets use designs: [random]")
     external = config.get("external_scores") or {}
     if external.get("synthetic") and world["source"] != "synthetic":
         raise ConfigError("config key 'external_scores.synthetic': simulated scores are "
@@ -255,6 +274,26 @@ def check_consistency(config: dict) -> None:
             raise ConfigError(f"config key '{key}': {path} does not exist (relative paths "
                               f"are read from {os.getcwd()})")
     _check_cv_folds(config)
+
+
+def _check_generators_from(experiments: dict) -> None:
+    """An experiment whose generators come from another names an experiment of the
+    config that aligns its own (one step: the generators must exist somewhere)."""
+    for name, spec in experiments.items():
+        source = spec.get("generators_from")
+        if source is None:
+            continue
+        key = f"config key 'experiments.{name}.generators_from'"
+        if source == name:
+            raise ConfigError(f"{key}: an experiment cannot take its generators from "
+                              "itself; leave the key out instead")
+        if source not in experiments:
+            raise ConfigError(f"{key}: {source!r} is not an experiment of this config; "
+                              f"the experiments are {sorted(experiments)}")
+        if experiments[source].get("generators_from") is not None:
+            raise ConfigError(f"{key}: {source!r} takes its own generators from "
+                              f"{experiments[source]['generators_from']!r}; name that "
+                              "experiment instead")
 
 
 def _check_cv_folds(config: dict) -> None:

@@ -1,5 +1,6 @@
 # Stage 2: align each model to the humans (λ by cross-validation) and calibrate its T;
-# with simulation.generator_instances > 1, further instances of each generator.
+# with simulation.generator_instances > 1, further instances of each generator; or
+# copies of another experiment's generators (experiments.<name>.generators_from).
 # Commands: src/modelrecovery/cli/align.py; the work: src/modelrecovery/align.py,
 # src/modelrecovery/oddoneout.py (calibration), src/modelrecovery/fitting/.
 
@@ -51,6 +52,8 @@ rule calibrate:
         meta=exp_path("generators", "{model}.json"),
     log:
         log_path("calibrate", "{model}"),
+    wildcard_constraints:
+        experiment=ALIGNING,
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -116,3 +119,33 @@ use rule calibrate as calibrate_instance with:
         meta=exp_path("generators", "instances", "{model}", "i{instance}.json"),
     log:
         log_path("calibrate", "{model}.i{instance}"),
+    wildcard_constraints:
+        experiment=ALIGNING,
+
+
+# Generators from another experiment (experiments.<name>.generators_from): copies of the
+# source experiment's calibrated generators, so its datasets come from generators aligned
+# under the source's probe while its candidates are refitted under its own.
+
+
+rule borrow_generator:
+    input:
+        unpack(get_borrowed_generator),
+    output:
+        npz=exp_path("generators", "{model}.npz"),
+        json=exp_path("generators", "{model}.json"),
+    log:
+        log_path("borrow", "{model}"),
+    wildcard_constraints:
+        experiment=BORROWING,
+    localrule: True
+    shell:
+        "(cp {input.npz:q} {output.npz:q} && cp {input.json:q} {output.json:q}) 2> {log:q}"
+
+
+use rule borrow_generator as borrow_instance with:
+    output:
+        npz=exp_path("generators", "instances", "{model}", "i{instance}.npz"),
+        json=exp_path("generators", "instances", "{model}", "i{instance}.json"),
+    log:
+        log_path("borrow", "{model}.i{instance}"),

@@ -1,7 +1,8 @@
 # Stage 5: aggregate recovery rows into curves, confusion matrices and the summary.
-# Commands: src/modelrecovery/cli/analyse.py; the work: src/modelrecovery/analysis/
-# (aggregate.py, study.py, geometry.py, identifiability.py, metrics.py, parameters.py,
-# oracle.py, decision.py, stats.py).
+# Commands: src/modelrecovery/cli/analyse.py, src/modelrecovery/cli/analyse_properties.py;
+# the work: src/modelrecovery/analysis/ (aggregate.py, study.py, geometry.py,
+# identifiability.py, properties.py, pvalues.py, metrics.py, parameters.py, oracle.py,
+# decision.py, stats.py).
 
 TABLES = [
     "scores",
@@ -55,6 +56,7 @@ rule parameter_recovery:
         mem_mb=scaled(2000),
         runtime=scaled(20),
     params:
+        info=MODEL_INFO_FLAGS,
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),
         png=out_flags("png"),
@@ -62,6 +64,7 @@ rule parameter_recovery:
     shell:
         "modelrecovery analyse-parameters --rows {input.rows:q}"
         " --generator-curves {input.curve:q} --experiment {wildcards.experiment:q}"
+        " {params.info:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
 
@@ -100,6 +103,7 @@ rule identifiability_ceiling:
         eval_fraction=config["simulation"]["eval_fraction"],
         prior=prior_flags(ANALYSIS),
         rule_l2=ANALYSIS["rule_l2"],
+        info=MODEL_INFO_FLAGS,
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),
         png=out_flags("png"),
@@ -110,7 +114,7 @@ rule identifiability_ceiling:
         " --generators {params.generators:q} {params.instances:q}"
         " --shard {input.shards:q} {params.labels:q}"
         " --sizes {params.sizes:q} --eval-fraction {params.eval_fraction:q}"
-        " --fits {input.fits:q} {params.prior:q} --rule-l2 {params.rule_l2:q}"
+        " --fits {input.fits:q} {params.prior:q} --rule-l2 {params.rule_l2:q} {params.info:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
 
@@ -140,6 +144,7 @@ rule analyse_geometry:
         features=lambda wildcards, input: named_paths(MODELS, input.features),
         aligned=lambda wildcards, input: named_paths(MODELS, input.aligned),
         metric=ANALYSIS["metric"],
+        info=MODEL_INFO_FLAGS,
         parquet=out_flags("parquet"),
         csv=out_flags("csv"),
         png=out_flags("png"),
@@ -147,7 +152,7 @@ rule analyse_geometry:
     shell:
         "modelrecovery analyse-geometry --objects {input.objects:q} --human-train {input.human:q}"
         " --features {params.features:q} --generators {params.aligned:q} --metric {params.metric:q}"
-        " --experiment {wildcards.experiment:q}"
+        " --experiment {wildcards.experiment:q} {params.info:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
 
@@ -184,6 +189,47 @@ rule analyse_identifiability:
         " --study-seed {params.seed:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
+
+
+# The published model-properties regression (its Table S3): per model its size and
+# geometry before and after alignment, regressed on by generator-candidate pairs.
+
+
+rule analyse_properties:
+    input:
+        objects=f"{WORLD}/objects.parquet",
+        features=[features_path(m) for m in MODELS],
+        aligned=expand(exp_path("aligned", "{model}.npz"), model=MODELS, allow_missing=True),
+        geometry=exp_path("tables", "geometry.parquet"),
+        scores=exp_path("tables", "scores.parquet"),
+    output:
+        **table_outputs(["model_properties", "properties_regression"]),
+    log:
+        log_path("analyse", "properties"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
+    params:
+        features=lambda wildcards, input: named_paths(MODELS, input.features),
+        aligned=lambda wildcards, input: named_paths(MODELS, input.aligned),
+        predictors=ANALYSIS["properties"]["predictors"],
+        outcome=ANALYSIS["properties"]["outcome"],
+        correction=ANALYSIS["properties"]["correction"],
+        n_boot=ANALYSIS["n_boot"],
+        seed=config["study_seed"],
+        info=MODEL_INFO_FLAGS,
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+    shell:
+        "modelrecovery analyse-properties --objects {input.objects:q}"
+        " --features {params.features:q} --generators {params.aligned:q}"
+        " --geometry {input.geometry:q} --scores {input.scores:q}"
+        " --predictors {params.predictors:q} --outcome {params.outcome:q}"
+        " --correction {params.correction:q} --n-boot {params.n_boot:q}"
+        " --study-seed {params.seed:q} --experiment {wildcards.experiment:q} {params.info:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q} 2> {log:q}"
 
 
 rule compare_methods:
@@ -245,3 +291,70 @@ rule compare_methods:
         " --n-boot {params.n_boot:q} --study-seed {params.seed:q}"
         " --out-parquet {params.parquet:q} --out-csv {params.csv:q}"
         " --out-png {params.png:q} --out-svg {params.svg:q} 2> {log:q}"
+
+
+# The published study's ranking analyses (its Figures 1 and 3) and the equivalence of
+# regularisers within a method (its Figure S1): src/modelrecovery/cli/analyse_ranking.py,
+# src/modelrecovery/analysis/ranking.py and equivalence.py.
+
+
+rule analyse_ranking:
+    input:
+        scores=exp_path("tables", "scores.parquet"),
+        external=get_external_scores,
+    output:
+        **table_outputs(
+            ["recovery_auc", "precision_recall_at_k", "false_rank", "false_rank_correlation"]
+        ),
+    log:
+        log_path("analyse", "ranking"),
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        external=lambda wildcards, input: (
+            ["--external", *input.external] if input.external else []
+        ),
+        n_boot=ANALYSIS["n_boot"],
+        seed=config["study_seed"],
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+    shell:
+        "modelrecovery analyse-ranking --scores {input.scores:q}"
+        " --experiment {wildcards.experiment:q} {params.external:q}"
+        " --n-boot {params.n_boot:q} --study-seed {params.seed:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q} 2> {log:q}"
+
+
+rule compare_regularisers:
+    input:
+        alignment=expand(exp_path("tables", "alignment.parquet"), experiment=EXPERIMENTS),
+        generator_curves=expand(
+            exp_path("tables", "generator_curves.parquet"), experiment=EXPERIMENTS
+        ),
+    output:
+        **table_outputs(["regulariser_equivalence"], experiment=None),
+    log:
+        "logs/comparison/compare_regularisers.log",
+    conda:
+        "../../envs/modelrecovery.yaml"
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(10),
+    params:
+        experiments=EXPERIMENTS,
+        methods=[config["experiments"][e]["method"] for e in EXPERIMENTS],
+        regularisers=[config["experiments"][e]["regulariser"] for e in EXPERIMENTS],
+        similarities=[config["experiments"][e].get("similarity", "dot") for e in EXPERIMENTS],
+        margin=ANALYSIS["equivalence_margin"],
+        parquet=out_flags("parquet"),
+        csv=out_flags("csv"),
+    shell:
+        "modelrecovery compare-regularisers --experiments {params.experiments:q}"
+        " --methods {params.methods:q} --regularisers {params.regularisers:q}"
+        " --similarities {params.similarities:q}"
+        " --alignment {input.alignment:q} --generator-curves {input.generator_curves:q}"
+        " --margin {params.margin:q}"
+        " --out-parquet {params.parquet:q} --out-csv {params.csv:q} 2> {log:q}"

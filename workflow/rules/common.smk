@@ -48,6 +48,8 @@ CANDIDATES = config.get("candidates") or MODELS
 DESIGNS = config["designs"]
 DESIGN = config["design"]
 EXTERNAL = config.get("external_scores") or {}
+# The published study's results database (published_results); None: no comparison.
+PUBLISHED = config.get("published_results")
 # Simulated score groups by name: params are canonical, so reordering the YAML's keys
 # reruns nothing.
 SYNTHETIC_SCORES = dict(sorted((EXTERNAL.get("synthetic") or {}).items()))
@@ -217,6 +219,34 @@ def get_parameter_rows(wildcards):
 
 
 INSTANCES = int(config["simulation"]["generator_instances"])
+# Experiments whose generators come from another experiment (experiments.<name>.
+# generators_from): their generators/ folder holds copies of the source's, so every
+# rule downstream reads an experiment's generators from its own folder.
+BORROWED = {
+    name: spec["generators_from"]
+    for name, spec in config["experiments"].items()
+    if spec.get("generators_from")
+}
+
+
+def experiment_pattern(names):
+    """A wildcard constraint matching exactly these experiment names (none: nothing)."""
+    return "|".join(names) if names else "(?!)"
+
+
+ALIGNING = experiment_pattern([e for e in EXPERIMENTS if e not in BORROWED])
+BORROWING = experiment_pattern(list(BORROWED))
+
+
+def get_borrowed_generator(wildcards):
+    """The source experiment's calibrated generator (or instance) this experiment uses."""
+    source = os.path.join(RESULTS, BORROWED[wildcards.experiment], "generators")
+    if getattr(wildcards, "instance", None):
+        source = os.path.join(source, "instances", wildcards.model)
+        stem = f"i{wildcards.instance}"
+    else:
+        stem = wildcards.model
+    return {kind: os.path.join(source, f"{stem}.{kind}") for kind in ("npz", "json")}
 
 
 def generator_file(generator, seed):
@@ -258,6 +288,10 @@ def get_generator_sidecars(wildcards):
 
 
 ANALYSIS = config["analysis"]
+# Model metadata (config key model_info) for the commands that draw or describe models:
+# labels, objective and architecture, parameter count, embedding size.
+MODEL_INFO = config.get("model_info") or {}
+MODEL_INFO_FLAGS = ["--model-info", json.dumps(MODEL_INFO, sort_keys=True)] if MODEL_INFO else []
 
 
 def table_outputs(names, experiment="{experiment}"):
@@ -314,12 +348,16 @@ def get_final_output():
             exp_path("figures", "misidentification.png"),
             exp_path("figures", "parameter_recovery.png"),
             exp_path("figures", "identifiability_ceiling.png"),
+            exp_path("tables", "properties_regression.csv"),
+            exp_path("tables", "recovery_auc.csv"),
             *(designed if len(DESIGNS) > 1 else []),
         ],
         experiment=EXPERIMENTS,
     ) + [
         f"{RESULTS}/comparison/figures/accuracy_vs_identifiability.png",
         f"{RESULTS}/comparison/figures/metric_agreement.png",
+        *([f"{RESULTS}/comparison/figures/published_comparison.png"] if PUBLISHED else []),
+        f"{RESULTS}/comparison/tables/regulariser_equivalence.csv",
     ]
 
 

@@ -42,11 +42,13 @@ rule recover:
         designs=DESIGNS,
         seeds=lambda wildcards: [wildcards.seed] * len(DESIGNS),
         eval_fraction=config["simulation"]["eval_fraction"],
+        protocol=config["simulation"]["protocol"],
     shell:
         "modelrecovery recover --objects {input.objects:q} --shard {input.shards:q}"
         " --design {params.designs:q} --seed {params.seeds:q} --out {output.fits:q}"
         " --generator-file {input.generator:q} --out-parameters {output.parameters:q}"
         " --candidates {params.candidates:q} --n-train {wildcards.n:q}"
         " --experiment {wildcards.experiment:q} --generator {wildcards.generator:q}"
-        " --eval-fraction {params.eval_fraction:q} {params.fit:q} --threads {threads:q}"
+        " --eval-fraction {params.eval_fraction:q} --protocol {params.protocol:q}"
+        " {params.fit:q} --threads {threads:q}"
         " 2> {log:q}"

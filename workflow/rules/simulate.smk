@@ -31,6 +31,7 @@ rule simulate:
         eval_fraction=config["simulation"]["eval_fraction"],
         seed=config["study_seed"],
         participants=config["simulation"]["participants"],
+        protocol=config["simulation"]["protocol"],
         designs=lambda wildcards, input: (
             ["--design-file", *input.designs] if input.designs else []
         ),
@@ -41,5 +42,5 @@ rule simulate:
         " --study-seed {params.seed:q} --n-train-max {params.n_max:q} --folds {params.folds:q}"
         " --val-fraction {params.val_fraction:q} --eval-fraction {params.eval_fraction:q}"
         " --exclude {input.exclude:q} --design {wildcards.design:q} {params.designs:q}"
-        " --participants {params.participants:q}"
+        " --participants {params.participants:q} --protocol {params.protocol:q}"
         " --out {output:q} 2> {log:q}"

@@ -41,7 +41,7 @@ def cmd_static(args: argparse.Namespace) -> None:
     if set(feats) != set(generators):
         raise InputError(f"--features names {sorted(feats)} and --generators names "
                          f"{sorted(generators)} must be the same models")
-    gens = {m: io.load_generator(p, feats[m].shape[1]) for m, p in generators.items()}
+    gens = {m: io.read_generator(p, feats[m].shape[1]) for m, p in generators.items()}
     names = list(gens)
     pair = args.pair
     if args.pair_from_confusion:
@@ -57,9 +57,10 @@ def cmd_static(args: argparse.Namespace) -> None:
         scored[0] += len(pool)
         if args.uniform:
             return np.zeros(len(pool))
-        return pool_information([feats[m] for m in names], [gens[m][0] for m in names],
-                                [gens[m][1] for m in names], pool, prior=prior,
-                                device=device, max_memory_gb=args.max_memory_gb)
+        return pool_information([feats[m] for m in names], [gens[m].weights for m in names],
+                                [gens[m].temperature for m in names], pool, prior=prior,
+                                device=device, max_memory_gb=args.max_memory_gb,
+                                similarity=[gens[m].similarity for m in names])
 
     folds = design_folds(n, args.folds, args.val_fraction, args.study_seed,
                          args.experiment, args.seed)
@@ -99,15 +100,14 @@ def _folds_from_meta(meta: dict, path: str):
 def cmd_adaptive(args: argparse.Namespace) -> None:
     from ..design.adaptive import adaptive_dataset
     from ..fitting import resolve_device
-    from ..oddoneout import similarity
     from ..sampling import sample_judgements
     from .args import fit_options, fitting_process
 
     fitting_process(args)
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
-    w, temperature = io.load_generator(args.generator_file, x.shape[1])
-    sim = similarity(x, w)
+    generator = io.read_generator(args.generator_file, x.shape[1])
+    sim, temperature = generator.similarities(x), generator.temperature
     candidates = {m: io.read_features(p, n)
                   for m, p in named_values(args.candidates, "--candidates").items()}
     first = pd.read_parquet(args.first) if args.first else None

@@ -17,7 +17,9 @@ simulate.smk    simulate                                       :mod:`.simulate`
 recover.smk     recover                                        :mod:`.recover`
 design.smk      design static|adaptive|export|compare|next     :mod:`.design`
 analyse.smk     aggregate, analyse-*, compare-methods          :mod:`.analyse`
+analyse.smk     analyse-ranking, compare-regularisers          :mod:`.analyse_ranking`
 report.smk      plot                                           :mod:`.report`
+published.smk   import-published                               :mod:`.published`
 ==============  =============================================  ===============
 
 Options shared between them (fitting, design, NAME=PATH values, named outputs) are in
@@ -36,7 +38,8 @@ from pathlib import Path
 
 from ..errors import InputError, ResourceError
 from ..io import outputs
-from . import align, analyse, design, recover, report, simulate, world
+from . import (align, analyse, analyse_ranking, design, published, recover, report,
+               simulate, world)
 from .args import fit_parent
 
 
@@ -51,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.register(sub)
     recover.register(sub, fit)
     analyse.register(sub)
+    analyse_ranking.register(sub)
     report.register(sub)
+    published.register(sub)
     design.register(sub, fit)
     return parser
 

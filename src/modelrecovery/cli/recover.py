@@ -9,6 +9,7 @@ import logging
 
 from .. import io
 from ..errors import InputError
+from ..simulate import PROTOCOLS
 from .args import fit_options, fitting_process, named_values
 
 log = logging.getLogger("modelrecovery")
@@ -28,7 +29,8 @@ def cmd_recover(args: argparse.Namespace) -> None:
     groups of at most :data:`TRIPLETS_PER_CALL` training triplets, so the candidates are read, the process
     started and the solver's per-iteration cost paid once for many datasets. With
     ``--out-parameters``, each dataset's parameter recovery beside its rows."""
-    from ..recover.refit import fit_datasets, generator_parameters, recovery_rows
+    from ..recover.refit import (fit_datasets, generator_parameters, recovery_rows,
+                                 refit_chosen)
 
     designs = args.design * len(args.shard) if len(args.design) == 1 else args.design
     if not len(args.shard) == len(args.seed) == len(args.out) == len(designs):
@@ -48,7 +50,7 @@ def cmd_recover(args: argparse.Namespace) -> None:
     labels = [{"experiment": args.experiment, "design": design, "generator": args.generator,
                "seed": seed} for seed, design in zip(args.seed, designs)]
     own = candidates.get(args.generator)
-    generating = (io.load_generator(args.generator_file,
+    generating = (io.read_generator(args.generator_file,
                                     None if own is None else own.shape[1])
                   if args.out_parameters else None)
     per_call = max(1, TRIPLETS_PER_CALL // max(1, args.n_train * _folds(shards)))
@@ -56,6 +58,9 @@ def cmd_recover(args: argparse.Namespace) -> None:
         group = range(lo, min(len(shards), lo + per_call))
         every = fit_datasets([shards[i] for i in group], args.n_train, candidates,
                              args.lambdas, fit_options(args), eval_fraction=args.eval_fraction)
+        if args.protocol == "subsets":
+            refit_chosen([shards[i] for i in group], every, args.n_train, candidates,
+                         fit_options(args))
         for i, fits in zip(group, every):
             lab = labels[i]
             rows = recovery_rows(fits, args.n_train, lab)
@@ -63,7 +68,9 @@ def cmd_recover(args: argparse.Namespace) -> None:
             if generating is not None:
                 io.write_parquet(generator_parameters(
                     fits, rows, shards[i], args.generator, candidates.get(args.generator),
-                    *generating, {**lab, "n_train": args.n_train}), args.out_parameters[i])
+                    generating.weights, generating.temperature,
+                    {**lab, "n_train": args.n_train}, similarity=generating.similarity),
+                    args.out_parameters[i])
             unconverged = int((~rows["converged"]).sum())
             if unconverged:
                 log.warning("%s seed %d: %d of %d fits did not meet the tolerance (see "
@@ -90,6 +97,9 @@ def register(sub: argparse._SubParsersAction, fit: argparse.ArgumentParser) -> N
     p.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH")
     p.add_argument("--n-train", type=int, required=True)
     p.add_argument("--eval-fraction", type=float, default=0.125)
+    p.add_argument("--protocol", choices=PROTOCOLS, default="folds",
+                   help="subsets: also refit each candidate on training + validation at "
+                        "each fold's chosen λ (the published simplified protocol)")
     p.add_argument("--design", nargs="+", default=["random"],
                    help="per --shard (or one for all), the dataset's design (a label)")
     p.set_defaults(func=cmd_recover)

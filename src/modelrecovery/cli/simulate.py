@@ -10,15 +10,15 @@ import numpy as np
 from .. import io
 from ..errors import InputError
 from ..seeds import rng_for
+from ..simulate import PROTOCOLS
 from .args import add_protocol_arguments
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     """One generator's datasets, one per seed (``--seed``/``--out``, and ``--design-file``
     for a designed dataset), each from its own random stream."""
-    from ..oddoneout import similarity
     from ..sampling import triplet_keys
-    from ..simulate import simulate_dataset, simulate_design
+    from ..simulate import simulate_dataset, simulate_design, simulate_subsets
 
     designs = args.design_file or [None] * len(args.seed)
     if not len(args.seed) == len(args.out) == len(designs):
@@ -26,8 +26,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
                          f"got {len(args.seed)}, {len(args.out)} and {len(designs)}")
     n = len(io.read_objects(args.objects))
     x = io.read_features(args.features, n)
-    w, temperature = io.load_generator(args.generator_file, x.shape[1])
-    sim = similarity(x, w)
+    generator = io.read_generator(args.generator_file, x.shape[1])
+    sim, temperature = generator.similarities(x), generator.temperature
     exclude = None
     if args.exclude and not args.design_file:
         exclude = np.concatenate([triplet_keys(io.read_triplets(p, n)[0], n)
@@ -43,10 +43,15 @@ def cmd_simulate(args: argparse.Namespace) -> None:
                              out)
             continue
         rng = rng_for(args.study_seed, "simulate", args.experiment, args.generator, seed)
-        shard = simulate_dataset(sim, temperature, args.n_train_max, n_folds=args.folds,
-                                 val_fraction=args.val_fraction,
-                                 eval_fraction=args.eval_fraction, rng=rng, exclude=exclude,
-                                 participants=args.participants)
+        if args.protocol == "subsets":
+            shard = simulate_subsets(sim, temperature, args.n_train_max, n_folds=args.folds,
+                                     eval_fraction=args.eval_fraction, rng=rng,
+                                     exclude=exclude, participants=args.participants)
+        else:
+            shard = simulate_dataset(sim, temperature, args.n_train_max,
+                                     n_folds=args.folds, val_fraction=args.val_fraction,
+                                     eval_fraction=args.eval_fraction, rng=rng,
+                                     exclude=exclude, participants=args.participants)
         io.write_parquet(shard, out)
 
 
@@ -60,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_protocol_arguments(p)
     p.add_argument("--exclude", nargs="*", default=[], help="triplet files not to redraw")
     p.add_argument("--design", default="random", help="the design's name (a label)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="folds",
+                   help="the fold layout (subsets: the published simplified protocol)")
     p.add_argument("--participants", type=int, default=1,
                    help="simulated people answering each triplet (multinomial counts)")
     p.add_argument("--design-file", nargs="*", default=[],

@@ -218,6 +218,7 @@ def _fitted_scorer(fits: CandidateFits, chosen: np.ndarray,
         ws = [w_all[int(np.flatnonzero(chosen & (fits.candidate == c) & (fits.fold == f))[0])]
               for c in range(len(fits.names))]
         return lambda pool: pool_information(feats, ws, np.ones(len(feats)), pool,
-                                             prior=weights, device=device)
+                                             prior=weights, device=device,
+                                             similarity=fits.result.options.similarity)
 
     return for_fold

@@ -69,6 +69,50 @@ PARAMETER_COLUMNS: tuple[str, ...] = (
 #: score's ``group`` (neural, behavioural, …) and its value ``score`` (float64).
 EXTERNAL_SCORE_COLUMNS: tuple[str, ...] = ("model", "metric", "group", "score")
 
-#: The arrays of a generator NPZ: ``W`` (d, k) float64 and the temperature ``T`` (a
-#: float64 scalar).
+#: The arrays every generator NPZ has: ``W`` (d, k) float64 and the temperature ``T`` (a
+#: float64 scalar); beside them the string ``similarity`` (:mod:`.generators`).
 GENERATOR_ARRAYS: tuple[str, ...] = ("W", "T")
+
+#: The published study's (Avitan & Golan, NeurIPS 2025) settings of one simulated
+#: dataset, as its results database stores them: ``experiment`` (the database file's
+#: stem, e.g. full_W), ``method`` (its constraint in this project's words: full,
+#: diagonal, zero_shot, low_rank:k; any other stored text as it is), and as stored, "None"
+#: where unset: ``constraint_type``, ``dim_reduction_method``,
+#: ``generator_regularization`` and ``candidate_regularization``.
+PUBLISHED_VARIANT_COLUMNS: tuple[str, ...] = (
+    "experiment", "method", "constraint_type", "dim_reduction_method",
+    "generator_regularization", "candidate_regularization",
+)
+
+#: Imported published scores, one row per dataset × candidate: the variant, ``generator``,
+#: ``candidate``, ``n_train`` (training triplets per fold), ``seed`` (the published
+#: simulation_idx), ``job_id``, the chosen ``lambda`` and the published means over folds
+#: of ``train_acc``, ``val_acc``, ``test_acc`` (fractions) and ``train_nll``, ``val_nll``,
+#: ``test_nll`` (as the published code stores them).
+PUBLISHED_SCORE_COLUMNS: tuple[str, ...] = (
+    *PUBLISHED_VARIANT_COLUMNS, "generator", "candidate", "n_train", "seed", "job_id",
+    "lambda", "train_acc", "val_acc", "test_acc", "train_nll", "val_nll", "test_nll",
+)
+
+#: Imported published outcomes, one row per finished dataset: the winner as the published
+#: analysis decides it (the first best test accuracy in stored row order), ``n_tied``
+#: and ``tie`` (candidates sharing that accuracy exactly), ``credit`` (1 when the winner
+#: is the generator), the generator's competition ``rank``, the NLL winner and its
+#: ``nll_credit``, and ``complete`` (the seed is finished for every generator at that
+#: size: the datasets the published curves count).
+PUBLISHED_OUTCOME_COLUMNS: tuple[str, ...] = (
+    *PUBLISHED_VARIANT_COLUMNS, "generator", "n_train", "seed", "job_id", "winner",
+    "n_tied", "tie", "credit", "rank", "nll_winner", "nll_credit", "complete",
+)
+
+#: The published recovery curve per variant × training size, pooled over generators:
+#: the columns of modelrecovery.analysis.aggregate.recovery_curve.
+PUBLISHED_RECOVERY_COLUMNS: tuple[str, ...] = (
+    *PUBLISHED_VARIANT_COLUMNS, "n_train", "datasets", "recovered", "recovery", "ci_low",
+    "ci_high", "tie_rate", "nll_recovered", "nll_recovery", "mean_rank", "mrr",
+)
+
+#: The published recovery curves per variant × generator × training size.
+PUBLISHED_CURVE_COLUMNS: tuple[str, ...] = (
+    *PUBLISHED_VARIANT_COLUMNS, "generator", *PUBLISHED_RECOVERY_COLUMNS[6:],
+)

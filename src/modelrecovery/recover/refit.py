@@ -12,7 +12,7 @@ from .. import fitting
 from ..io.contracts import RECOVERY_COLUMNS
 from ..simulate import eval_size, subset
 from .parameters import parameter_rows
-from .selection import candidate_scores
+from .selection import REFIT, TIE_TOL, candidate_scores
 
 
 @dataclass
@@ -37,6 +37,24 @@ class CandidateFits:
     test_nll: np.ndarray
     n_eval: int
     seconds: float
+    refit: Refit | None = None
+
+
+@dataclass
+class Refit:
+    """Every candidate × fold refitted on its fold's training + validation triplets at
+    the λ of its best validation accuracy (``simulation.protocol: subsets``; ties to the
+    smaller λ, as the published code). Problem r is candidate ``candidate[r]`` on fold
+    index ``fold[r]`` at ``lam[r]``; ``val_acc`` (R,) the chosen λ's validation accuracy
+    in the grid, ``test_acc``/``test_nll`` (R,) the refit's on the test triplets."""
+
+    candidate: np.ndarray
+    fold: np.ndarray
+    lam: np.ndarray
+    result: fitting.FitResult
+    val_acc: np.ndarray
+    test_acc: np.ndarray
+    test_nll: np.ndarray
 
 
 def fit_candidates(shard: pd.DataFrame, n_train: int, candidates: dict[str, np.ndarray],
@@ -82,9 +100,10 @@ def fit_datasets(shards: list[pd.DataFrame], n_train: int,
     start = time.perf_counter()
     res = fitting.fit(feats, sets["train"], ps, pl, options, problem_features=pf)
     val_acc, val_nll = fitting.evaluate(feats, res.weights, sets["val"], ps,
-                                        problem_features=pf)
+                                        problem_features=pf, similarity=options.similarity)
     test_acc, test_nll = fitting.evaluate(feats, res.weights, sets["test"], ps,
-                                          problem_features=pf)
+                                          problem_features=pf,
+                                          similarity=options.similarity)
     seconds = time.perf_counter() - start
     out, lo = [], 0
     for fs, (cand, fold, lam_i) in zip(folds, per):
@@ -96,6 +115,50 @@ def fit_datasets(shards: list[pd.DataFrame], n_train: int,
                                  test_acc=test_acc[sl], test_nll=test_nll[sl],
                                  n_eval=n_eval, seconds=seconds * len(cand) / len(pl)))
     return out
+
+
+def refit_chosen(shards: list[pd.DataFrame], every: list[CandidateFits], n_train: int,
+                 candidates: dict[str, np.ndarray], options: fitting.FitOptions) -> None:
+    """Give each dataset's fits (:func:`fit_datasets`) their :class:`Refit`, all in one
+    kernel call: per candidate and fold, the λ of best validation accuracy (ties to the
+    smaller λ, the published code's first strict maximum over an ascending grid),
+    refitted on the fold's first ``n_train`` training and ``n_eval`` validation triplets
+    together, then scored on its test triplets."""
+    dt = options.torch_dtype
+    names = list(candidates)
+    feats = [candidates[name] for name in names]
+    chosen, train_val, test = [], [], []
+    for shard, fits in zip(shards, every):
+        cand, fold = np.divmod(np.arange(len(names) * len(fits.folds)), len(fits.folds))
+        lam = np.empty(len(cand))
+        for r, (c, f) in enumerate(zip(cand, fold)):
+            mine = np.flatnonzero((fits.candidate == c) & (fits.fold == f))
+            best = fits.val_acc[mine].max()
+            lam[r] = fits.lam[mine][fits.val_acc[mine] >= best - TIE_TOL].min()
+        chosen.append((cand, fold, lam, len(train_val)))
+        for f in fits.folds:
+            train_val.append(np.concatenate([subset(shard, f, "train", n_train),
+                                             subset(shard, f, "val", fits.n_eval)]))
+            test.append(subset(shard, f, "test", fits.n_eval))
+    ps = np.concatenate([first + fold for _, fold, _, first in chosen])
+    pf = np.concatenate([cand for cand, *_ in chosen])
+    pl = np.concatenate([lam for _, _, lam, _ in chosen])
+    n_eval = every[0].n_eval
+    res = fitting.fit(feats, _triplet_sets(train_val, n_train + n_eval, dt), ps, pl,
+                      options, problem_features=pf)
+    test_acc, test_nll = fitting.evaluate(feats, res.weights,
+                                          _triplet_sets(test, n_eval, dt), ps,
+                                          problem_features=pf,
+                                          similarity=options.similarity)
+    lo = 0
+    for fits, (cand, fold, lam, _) in zip(every, chosen):
+        sl = np.arange(lo, lo + len(cand))
+        lo += len(cand)
+        grid_val = np.array([fits.val_acc[(fits.candidate == c) & (fits.fold == f)
+                                          & (fits.lam == v)][0]
+                             for c, f, v in zip(cand, fold, lam)])
+        fits.refit = Refit(candidate=cand, fold=fold, lam=lam, result=res.select(sl),
+                           val_acc=grid_val, test_acc=test_acc[sl], test_nll=test_nll[sl])
 
 
 def _triplet_sets(judgements: list[np.ndarray], size: int, dtype) -> fitting.TripletSets:
@@ -126,6 +189,21 @@ def recovery_rows(fits: CandidateFits, n_train: int, labels: dict[str, object]
         "status": res.status,
         "n_val": np.int32(fits.n_eval), "n_test": np.int32(fits.n_eval),
     })
+    if fits.refit is not None:
+        ref = fits.refit
+        out = pd.concat([out, pd.DataFrame({
+            "candidate": np.asarray(fits.names, dtype=object)[ref.candidate],
+            "fold": np.asarray(fits.folds)[ref.fold].astype(np.int32),
+            "lambda": ref.lam,
+            "train_nll": ref.result.train_nll.double().cpu().numpy(),
+            "val_acc": ref.val_acc, "test_acc": ref.test_acc, "test_nll": ref.test_nll,
+            "iterations": ref.result.iterations.numpy().astype(np.int32),
+            "converged": ref.result.converged.numpy().astype(bool),
+            "seconds": 0.0,
+            "objective": ref.result.objective.double().cpu().numpy(),
+            "status": REFIT,
+            "n_val": np.int32(fits.n_eval), "n_test": np.int32(fits.n_eval),
+        })], ignore_index=True)
     out["n_train"] = np.int32(n_train)
     out["design"] = "random"
     for key, value in labels.items():
@@ -136,25 +214,34 @@ def recovery_rows(fits: CandidateFits, n_train: int, labels: dict[str, object]
 
 def generator_parameters(fits: CandidateFits, rows: pd.DataFrame, shard: pd.DataFrame,
                          generator: str, features: np.ndarray, w_true: np.ndarray,
-                         temperature: float, labels: dict[str, object]) -> pd.DataFrame:
+                         temperature: float, labels: dict[str, object], *,
+                         similarity: str = "dot") -> pd.DataFrame:
     """Parameter recovery of one dataset (:func:`.parameters.parameter_rows`): the
     generator's own candidate at the λ the analysis chooses from ``rows``
     (:func:`.selection.candidate_scores`), per fold its refitted Ŵ against the generating
-    W and T. No rows when the generator is not among the candidates."""
+    W, T and ``similarity``. No rows when the generator is not among the candidates."""
+    kinds = {"similarity": similarity, "fit_similarity": fits.result.options.similarity}
     if generator not in fits.names:
-        return parameter_rows(features, w_true, temperature, {}, {}, {}, labels)
-    own = rows[rows["candidate"] == generator]
-    lam = float(candidate_scores(own)["lambda"].iloc[0])
+        return parameter_rows(features, w_true, temperature, {}, {}, {}, labels, **kinds)
     c = fits.names.index(generator)
     d = int(np.shape(features)[1])
     # W is (D, K) padded to the job's largest d: its top d rows, and d columns but for
     # low_rank:k, whose k columns are all its own.
     k = None if fits.result.options.parsed_method.kind == "low_rank" else d
+    if fits.refit is not None:  # each fold's refit at its own λ
+        ref = fits.refit
+        problems = [(fits.folds[ref.fold[r]], ref.lam[r], ref.result.weights[r])
+                    for r in np.flatnonzero(ref.candidate == c)]
+    else:
+        own = rows[rows["candidate"] == generator]
+        lam = float(candidate_scores(own)["lambda"].iloc[0])
+        problems = [(fits.folds[fits.fold[b]], lam, fits.result.weights[b])
+                    for b in np.flatnonzero((fits.candidate == c) & (fits.lam == lam))]
     chosen, objects, test = {}, {}, {}
-    for b in np.flatnonzero((fits.candidate == c) & (fits.lam == lam)):
-        fold = fits.folds[fits.fold[b]]
-        chosen[fold] = (lam, fits.result.weights[b, :d, :k].double().cpu().numpy())
+    for fold, lam, w in problems:
+        chosen[fold] = (float(lam), w[:d, :k].double().cpu().numpy())
         part = shard[(shard["fold"] == fold) & (shard["split"] == "test")]
         objects[fold] = np.unique(part[["i", "j", "k"]].to_numpy())
         test[fold] = subset(shard, fold, "test", fits.n_eval)
-    return parameter_rows(features, w_true, temperature, chosen, objects, test, labels)
+    return parameter_rows(features, w_true, temperature, chosen, objects, test, labels,
+                          **kinds)
