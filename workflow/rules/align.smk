@@ -139,6 +139,8 @@ rule borrow_generator:
     wildcard_constraints:
         experiment=BORROWING,
     localrule: True
+    conda:
+        "../../envs/modelrecovery.yaml"
     shell:
         "(cp {input.npz:q} {output.npz:q} && cp {input.json:q} {output.json:q}) 2> {log:q}"
 
