@@ -192,3 +192,36 @@ def test_snakemake_refuses_a_config_file_with_a_repeated_key(tmp_path):
     empty.write_text("")
     proc = run_snakemake(workdir, "-n", "--configfile", str(empty))
     assert proc.returncode != 0 and "keys at top level" in proc.stdout + proc.stderr
+
+
+def generated_things(**changes) -> dict:
+    """The test study on a generated THINGS-like world (nothing on disk yet)."""
+    cfg = copy.deepcopy(base_config(noise_ceiling="auto", external_scores={}))
+    models = {"a": {"dim": 4}, "b": {"dim": 6}, "c": {"dim": 5}}
+    cfg["world"] = {"source": "things", "things": {
+        "triplets": "gen/t.tsv", "objects": "gen/o.txt", "n_objects": 30,
+        "generate": {"seed": 1, "models": models},
+        "features": {m: {"path": f"gen/{m}/features.npy"} for m in models}}}
+    for mutate in changes.values():
+        mutate(cfg["world"]["things"])
+    return cfg
+
+
+def test_a_generated_things_world_needs_no_files_on_disk():
+    config_checks.check(generated_things(), SCHEMA, [])
+
+
+@pytest.mark.parametrize("mutate,key,phrase", [
+    (lambda t: t["generate"]["models"].pop("c"), "world.things.generate.models",
+     "list the same models in both"),
+    (lambda t: t["features"]["a"].update(path="gen/a.pt"), "world.things.features.a.path",
+     "thingsvision .npy"),
+    (lambda t: t["generate"]["models"]["b"].update(twin_of="zzz"),
+     "world.things.generate.models.b.twin_of", "'zzz'"),
+    (lambda t: t.update(format="arrays", train="x", test="y"), "world.things.format",
+     "things_csv"),
+])
+def test_a_bad_generated_world_is_refused_naming_its_key(mutate, key, phrase):
+    with pytest.raises(config_checks.ConfigError) as info:
+        config_checks.check(generated_things(bad=mutate), SCHEMA, [])
+    assert key in str(info.value) and phrase in str(info.value), str(info.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import h5py
@@ -124,6 +125,9 @@ def test_things_study_runs_with_the_computed_noise_ceiling(things_study):
     assert ceiling["test_split"] == "test2" and 1 / 3 < ceiling["ceiling"] < 1
     assert ceiling["ceiling"] == ceiling["splits"]["test2"]["ceiling"]
     assert ceiling["splits"]["test2"]["triplets"] == 40  # 40 triplets × 12 responses
+    # Each split names its origin in the user's file, not the importer's scratch folder.
+    assert ceiling["splits"]["test2"]["file"].endswith(" (noise_ceiling = 2)")
+    assert "things-splits." not in json.dumps(ceiling)
     train, _ = io.read_triplets(human / "train.parquet", N_OBJ)
     test, _ = io.read_triplets(human / "test.parquet", N_OBJ)
     assert len(train) == 2500 and len(test) == 480

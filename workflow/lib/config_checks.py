@@ -165,6 +165,8 @@ def input_files(config: dict) -> dict[str, str]:
         return out
     if source == "things":
         things = world["things"]
+        if things.get("generate"):
+            return {}  # the world's own rule writes them
         names = (("train", "test") if things.get("format", "things_csv") == "arrays"
                  else ("triplets",))
         out = {f"world.things.{k}": things[k] for k in ("objects", *names)}
@@ -254,6 +256,7 @@ def check_consistency(config: dict) -> None:
             raise ConfigError(f"config key '{key}': every weight is 0; give at least one "
                               "generator a positive weight")
     _check_generators_from(config["experiments"])
+    _check_generated_things(world)
     simulation = config["simulation"]
     if simulation.get("protocol") == "subsets":
         if simulation["folds"] < 3:
@@ -274,6 +277,32 @@ def check_consistency(config: dict) -> None:
             raise ConfigError(f"config key '{key}': {path} does not exist (relative paths "
                               f"are read from {os.getcwd()})")
     _check_cv_folds(config)
+
+
+def _check_generated_things(world: dict) -> None:
+    """A generated THINGS-like world names one generated model per feature file, each
+    a thingsvision ``.npy``, in the published behaviour format."""
+    things = world.get("things") or {}
+    generate = things.get("generate")
+    if world["source"] != "things" or not generate:
+        return
+    if things.get("format", "things_csv") != "things_csv":
+        raise ConfigError("config key 'world.things.format': a generated world is written "
+                          "in the published behaviour format; use things_csv")
+    models, features = generate["models"], things["features"]
+    if set(models) != set(features):
+        raise ConfigError(f"config key 'world.things.generate.models': names {sorted(models)} "
+                          f"but world.things.features names {sorted(features)}; list the "
+                          "same models in both")
+    for name, spec in features.items():
+        if not str(spec["path"]).endswith(".npy"):
+            raise ConfigError(f"config key 'world.things.features.{name}.path': a generated "
+                              f"model's features are a thingsvision .npy, got {spec['path']}")
+    for name, spec in models.items():
+        twin = spec.get("twin_of")
+        if twin is not None and (twin not in models or models[twin].get("twin_of")):
+            raise ConfigError(f"config key 'world.things.generate.models.{name}.twin_of': "
+                              f"{twin!r} is not a generated model that is not itself a twin")
 
 
 def _check_generators_from(experiments: dict) -> None:

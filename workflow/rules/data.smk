@@ -69,6 +69,34 @@ else:
     # concept list, and one features file per model in any supported format.
     THINGS = config["world"]["things"]
 
+    if THINGS.get("generate"):
+        # A THINGS-like world (world.things.generate) written where the study reads the
+        # real files, so the rehearsal goes through the importers a user's data does.
+
+        rule things_like_world:
+            output:
+                triplets=THINGS["triplets"],
+                objects=THINGS["objects"],
+                features=[THINGS["features"][m]["path"] for m in MODELS],
+                summary=f"{WORLD}/things_like.json",
+            log:
+                "logs/data/things_like.log",
+            conda:
+                "../../envs/modelrecovery.yaml"
+            resources:
+                mem_mb=scaled(8000),
+                runtime=scaled(60),
+            params:
+                spec=json.dumps(THINGS["generate"], sort_keys=True),
+                seed=THINGS["generate"].get("seed", config["study_seed"]),
+                n=THINGS.get("n_objects", 1854),
+                features=lambda wildcards, output: named_paths(MODELS, output.features),
+            shell:
+                "modelrecovery things-like --spec {params.spec:q} --seed {params.seed:q}"
+                " --n-objects {params.n:q} --out-triplets {output.triplets:q}"
+                " --out-objects {output.objects:q} --features {params.features:q}"
+                " --out-summary {output.summary:q} 2> {log:q}"
+
     rule import_objects:
         input:
             THINGS["objects"],

@@ -12,6 +12,7 @@ The subcommands live in one module per stage of the workflow; each rule file
 rule file       subcommands                                    module
 ==============  =============================================  ===============
 data.smk        synthesize, import, import-*, *-scores         :mod:`.world`
+data.smk        things-like                                    :mod:`.things_like`
 align.smk       align, calibrate                               :mod:`.align`
 simulate.smk    simulate                                       :mod:`.simulate`
 recover.smk     recover                                        :mod:`.recover`
@@ -39,7 +40,7 @@ from pathlib import Path
 from ..errors import InputError, ResourceError
 from ..io import outputs
 from . import (align, analyse, analyse_ranking, design, published, recover, report,
-               simulate, world)
+               simulate, things_like, world)
 from .args import fit_parent
 
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     fit = fit_parent()
     world.register(sub)
+    things_like.register(sub)
     align.register(sub, fit)
     simulate.register(sub)
     recover.register(sub, fit)

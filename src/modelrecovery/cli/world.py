@@ -112,8 +112,11 @@ def _write_human(out: dict[str, Path], train: np.ndarray, test: np.ndarray,
     io.write_json(summary, out["summary"])
 
 
-def _ceilings(paths: dict[str, Path], n: int) -> dict:
-    """Noise ceiling of every split that has repeated triplets (others are skipped)."""
+def _ceilings(paths: dict[str, Path], n: int, sources: dict[str, str] | None = None
+              ) -> dict:
+    """Noise ceiling of every split that has repeated triplets (others are skipped).
+    ``sources`` names each split's origin in the user's data where ``paths`` are scratch
+    files, so ceiling.json records where the split came from, not a temporary path."""
     from ..world.ceiling import ceiling_by_split
 
     out = {}
@@ -122,6 +125,9 @@ def _ceilings(paths: dict[str, Path], n: int) -> dict:
             out.update(ceiling_by_split({name: path}, n))
         except InputError as exc:
             log.info("no noise ceiling from %s: %s", name, exc)
+            continue
+        if sources is not None:
+            out[name]["file"] = sources[name]
     return out
 
 
@@ -157,7 +163,9 @@ def cmd_import_things(args: argparse.Namespace) -> None:
         paths = {name: Path(scratch) / f"{name}.parquet" for name in summary["splits"]}
         train, _ = io.read_triplets(paths["train"], n)
         test, _ = io.read_triplets(paths[test_name], n)
-        ceilings = _ceilings({k: v for k, v in paths.items() if k != "train"}, n)
+        tests = {k: v for k, v in paths.items() if k != "train"}
+        ceilings = _ceilings(tests, n, {k: f"{args.triplets} (noise_ceiling = {k[4:]})"
+                                        for k in tests})
     _write_human(out, train, test, ceilings, test_name, summary)
 
 
