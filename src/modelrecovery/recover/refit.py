@@ -130,19 +130,19 @@ def refit_chosen(shards: list[pd.DataFrame], every: list[CandidateFits], n_train
     chosen, train_val, test = [], [], []
     for shard, fits in zip(shards, every):
         cand, fold = np.divmod(np.arange(len(names) * len(fits.folds)), len(fits.folds))
-        lam = np.empty(len(cand))
+        lam, val = np.empty(len(cand)), np.empty(len(cand))
         for r, (c, f) in enumerate(zip(cand, fold)):
             mine = np.flatnonzero((fits.candidate == c) & (fits.fold == f))
-            best = fits.val_acc[mine].max()
-            lam[r] = fits.lam[mine][fits.val_acc[mine] >= best - TIE_TOL].min()
-        chosen.append((cand, fold, lam, len(train_val)))
+            val[r] = fits.val_acc[mine].max()
+            lam[r] = fits.lam[mine][fits.val_acc[mine] >= val[r] - TIE_TOL].min()
+        chosen.append((cand, fold, lam, val, len(train_val)))
         for f in fits.folds:
             train_val.append(np.concatenate([subset(shard, f, "train", n_train),
                                              subset(shard, f, "val", fits.n_eval)]))
             test.append(subset(shard, f, "test", fits.n_eval))
-    ps = np.concatenate([first + fold for _, fold, _, first in chosen])
+    ps = np.concatenate([first + fold for _, fold, _, _, first in chosen])
     pf = np.concatenate([cand for cand, *_ in chosen])
-    pl = np.concatenate([lam for _, _, lam, _ in chosen])
+    pl = np.concatenate([lam for _, _, lam, _, _ in chosen])
     n_eval = every[0].n_eval
     res = fitting.fit(feats, _triplet_sets(train_val, n_train + n_eval, dt), ps, pl,
                       options, problem_features=pf)
@@ -151,14 +151,11 @@ def refit_chosen(shards: list[pd.DataFrame], every: list[CandidateFits], n_train
                                           problem_features=pf,
                                           similarity=options.similarity)
     lo = 0
-    for fits, (cand, fold, lam, _) in zip(every, chosen):
+    for fits, (cand, fold, lam, val, _) in zip(every, chosen):
         sl = np.arange(lo, lo + len(cand))
         lo += len(cand)
-        grid_val = np.array([fits.val_acc[(fits.candidate == c) & (fits.fold == f)
-                                          & (fits.lam == v)][0]
-                             for c, f, v in zip(cand, fold, lam)])
         fits.refit = Refit(candidate=cand, fold=fold, lam=lam, result=res.select(sl),
-                           val_acc=grid_val, test_acc=test_acc[sl], test_nll=test_nll[sl])
+                           val_acc=val, test_acc=test_acc[sl], test_nll=test_nll[sl])
 
 
 def _triplet_sets(judgements: list[np.ndarray], size: int, dtype) -> fitting.TripletSets:
@@ -172,44 +169,45 @@ def _triplet_sets(judgements: list[np.ndarray], size: int, dtype) -> fitting.Tri
 def recovery_rows(fits: CandidateFits, n_train: int, labels: dict[str, object]
                   ) -> pd.DataFrame:
     """The :data:`RECOVERY_COLUMNS` rows of one dataset's fits (:func:`fit_datasets`):
-    one row per candidate × fold × λ; ``seconds`` is the dataset's share of the call's
-    wall time divided evenly among its fits. ``labels`` fills experiment, generator and
+    one row per candidate × fold × λ, then one per candidate × fold for its
+    :class:`Refit` (status :data:`~.selection.REFIT`) where it has one; ``seconds`` is the
+    dataset's share of the call's wall time divided evenly among its fits. ``labels`` fills experiment, generator and
     seed (and design, when given; else ``random``)."""
     res = fits.result
-    out = pd.DataFrame({
-        "candidate": np.asarray(fits.names, dtype=object)[fits.candidate],
-        "fold": np.asarray(fits.folds)[fits.fold].astype(np.int32),
-        "lambda": fits.lam,
-        "train_nll": res.train_nll.double().cpu().numpy(),
-        "val_acc": fits.val_acc, "test_acc": fits.test_acc, "test_nll": fits.test_nll,
-        "iterations": res.iterations.numpy().astype(np.int32),
-        "converged": res.converged.numpy().astype(bool),
-        "seconds": fits.seconds / len(fits.lam),
-        "objective": res.objective.double().cpu().numpy(),
-        "status": res.status,
-        "n_val": np.int32(fits.n_eval), "n_test": np.int32(fits.n_eval),
-    })
+    parts = [_fit_rows(fits, fits.candidate, fits.fold, fits.lam, res, fits.val_acc,
+                       fits.test_acc, fits.test_nll, fits.seconds / len(fits.lam),
+                       res.status)]
     if fits.refit is not None:
         ref = fits.refit
-        out = pd.concat([out, pd.DataFrame({
-            "candidate": np.asarray(fits.names, dtype=object)[ref.candidate],
-            "fold": np.asarray(fits.folds)[ref.fold].astype(np.int32),
-            "lambda": ref.lam,
-            "train_nll": ref.result.train_nll.double().cpu().numpy(),
-            "val_acc": ref.val_acc, "test_acc": ref.test_acc, "test_nll": ref.test_nll,
-            "iterations": ref.result.iterations.numpy().astype(np.int32),
-            "converged": ref.result.converged.numpy().astype(bool),
-            "seconds": 0.0,
-            "objective": ref.result.objective.double().cpu().numpy(),
-            "status": REFIT,
-            "n_val": np.int32(fits.n_eval), "n_test": np.int32(fits.n_eval),
-        })], ignore_index=True)
+        parts.append(_fit_rows(fits, ref.candidate, ref.fold, ref.lam, ref.result,
+                               ref.val_acc, ref.test_acc, ref.test_nll, 0.0, REFIT))
+    out = pd.concat(parts, ignore_index=True)
     out["n_train"] = np.int32(n_train)
     out["design"] = "random"
     for key, value in labels.items():
         out[key] = value
     out["seed"] = out["seed"].astype(np.int32)
     return out[list(RECOVERY_COLUMNS)]
+
+
+def _fit_rows(fits: CandidateFits, candidate: np.ndarray, fold: np.ndarray,
+              lam: np.ndarray, result: fitting.FitResult, val_acc: np.ndarray,
+              test_acc: np.ndarray, test_nll: np.ndarray, seconds: float,
+              status: object) -> pd.DataFrame:
+    """Recovery rows of fits (grid or refits) of one dataset, without its labels."""
+    return pd.DataFrame({
+        "candidate": np.asarray(fits.names, dtype=object)[candidate],
+        "fold": np.asarray(fits.folds)[fold].astype(np.int32),
+        "lambda": lam,
+        "train_nll": result.train_nll.double().cpu().numpy(),
+        "val_acc": val_acc, "test_acc": test_acc, "test_nll": test_nll,
+        "iterations": result.iterations.numpy().astype(np.int32),
+        "converged": result.converged.numpy().astype(bool),
+        "seconds": seconds,
+        "objective": result.objective.double().cpu().numpy(),
+        "status": status,
+        "n_val": np.int32(fits.n_eval), "n_test": np.int32(fits.n_eval),
+    })
 
 
 def generator_parameters(fits: CandidateFits, rows: pd.DataFrame, shard: pd.DataFrame,
