@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -139,3 +140,41 @@ def test_a_recover_job_of_several_datasets_is_timed_in_one_call():
     assert row["max_rel_diff_to_own_call"] < 1e-8
     per_fit = comp.iloc[0]["converged_seconds"] / comp.iloc[0]["fits"]
     assert row["speedup"] == per_fit * row["fits"] / row["kernel_seconds"]
+
+
+def test_study_cost_multiplies_the_runs_seconds_per_fit_by_the_studys_fits(tmp_path):
+    # A run of two candidates, 3 folds and 4 λ (24 fits per recover job) whose jobs took
+    # 240 s at N = 1,000 and 480 s at 10,000: 10 and 20 s per fit. A study of 11 λ (66
+    # fits per job), one generator and two seeds costs 2 × 66 × those seconds per size;
+    # between them log-log interpolated, above them grown as the kernel measured.
+    import study_cost
+
+    for n, seconds in ((1000, 240.0), (10_000, 480.0)):
+        tsv = tmp_path / "logs" / "benchmarks" / "full" / "recover" / f"a.n{n}.seed0.tsv"
+        tsv.parent.mkdir(parents=True, exist_ok=True)
+        tsv.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:04:00\t1024\n")
+    world = {"source": "synthetic", "synthetic": {"models": [{"name": "a"}, {"name": "b"}]}}
+    run_cfg = {"world": world, "simulation": {"folds": 3}, "fitting": {"threads": 2},
+               "experiments": {"full": {"method": "full", "lambdas": [1, 2, 3, 4]}}}
+    per_fit = study_cost.seconds_per_fit(tmp_path, run_cfg)
+    np.testing.assert_allclose(per_fit["per_fit"], [10.0, 20.0])
+    study = {**run_cfg, "generators": ["a"],
+             "simulation": {"folds": 3, "seeds": 2,
+                            "training_sizes": [1000, 3162, 10_000, 100_000]},
+             "experiments": {"full": {"method": "full", "lambdas": list(range(11))}}}
+    plan = study_cost.study_plan(study)
+    assert plan[0]["fits"] == 66 and plan[0]["jobs"] == 2
+    table = study_cost.projection(per_fit, plan, dim=256, run_dim=256)
+    points = pd.read_csv(study_cost.KERNEL_POINTS[256][0]).set_index("n_triplets")
+    grown = 20.0 * (points.loc[100_000, "seconds_per_iteration"]
+                    / points.loc[10_000, "seconds_per_iteration"])
+    expected = np.array([10.0, 10.0 * (20.0 / 10.0) ** np.log10(3.162), 20.0, grown])
+    np.testing.assert_allclose(table["job_hours"], 2 * 66 * expected / 3600, rtol=1e-9)
+    # At d = 1,024 each size costs what the kernel measured at d = 1,024 over d = 256.
+    wide = study_cost.projection(per_fit, plan, dim=1024, run_dim=256)
+    scaling_pts = pd.read_csv(study_cost.SCALING)
+    at_1024 = scaling_pts[scaling_pts["axis"] == "study"].set_index("n_triplets")
+    ratio = (at_1024.loc[10_000, "seconds_per_iteration"]
+             / points.loc[10_000, "seconds_per_iteration"])
+    assert wide["job_hours"].iloc[2] == pytest.approx(ratio * table["job_hours"].iloc[2])
+    assert (wide["job_hours"] > table["job_hours"]).all()

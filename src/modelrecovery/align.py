@@ -55,7 +55,8 @@ def align_to_humans(features: np.ndarray, train: np.ndarray, test: np.ndarray,
                       problem_set, problem_lam, options)
     val_acc, val_nll = fitting.evaluate(features, res.weights,
                                         fitting.TripletSets.from_arrays(val_sets, dtype=dt),
-                                        problem_set, similarity=options.similarity)
+                                        problem_set, similarity=options.similarity,
+                                        max_memory_gb=options.max_memory_gb)
     cv = pd.DataFrame({"fold": problem_set, "lambda": problem_lam, "val_acc": val_acc,
                        "val_nll": val_nll, "iterations": res.iterations.numpy(),
                        "converged": res.converged.numpy(), "status": res.status})

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+from matplotlib.text import Text
 
 from modelrecovery.analysis import plots
 
@@ -110,3 +111,60 @@ def test_mds_annotations_use_labels_and_colour_by_objective():
     assert len(ax.collections) == 3  # one scatter per group
     svg = svg_text(fig)
     assert "$x^2$ (shift 0.10)" in svg and "$self$" in svg
+
+
+# ----------------------------------------------------------------- 20 models (THINGS)
+
+MODELS = [f"net{i:02d}" for i in range(1, 21)]
+
+
+def test_twenty_by_twenty_confusion_matrices_keep_their_cells_and_names_legible():
+    # Cells wide enough for a rotated 7-pt name per column (the THINGS study's 20
+    # candidates); values are left to the colour bar where they would not fit; each
+    # generator's own column is framed.
+    rng = np.random.default_rng(0)
+    conf = pd.DataFrame([{"n_train": n, "generator": g, "candidate": c, "rate": rng.random()}
+                         for n in (1000, 10_000, 100_000) for g in MODELS[:5] + ["x"]
+                         for c in MODELS])
+    fig = plots.confusion_figure(conf, "t")
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.images and ax.get_xticklabels()]
+    assert len(panels) == 3
+    for ax in panels:
+        box = ax.get_window_extent()
+        cell_inches = box.width / fig.dpi / len(MODELS)
+        assert cell_inches >= 0.25, cell_inches
+        assert len(ax.texts) == 0  # no values crammed into 20 columns
+        framed = [p for p in ax.patches if not p.get_fill()]
+        assert sorted((p.get_x() + 0.5, p.get_y() + 0.5) for p in framed) == [
+            (float(c), float(r)) for r, c in enumerate(range(5))]
+    small = plots.confusion_figure(conf[conf["candidate"].isin(MODELS[:4])], "t")
+    assert len([ax for ax in small.axes if ax.images][0].texts) == 6 * 4
+
+
+def test_twenty_models_on_one_spot_are_numbered_without_overlap_and_named_beside():
+    rng = np.random.default_rng(1)
+    mds = pd.DataFrame({"model": MODELS, "mds1": np.r_[1.0, 1e-3 * rng.random(19)],
+                        "mds2": np.r_[0.0, 1e-3 * rng.random(19)]})
+    geom = pd.DataFrame({"model": MODELS, "geometry_shift": 0.5})
+    fig = plots.mds_figure(mds, geom, "t", {"net02": "$x^2$"})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    numbers = [t for t in ax.texts if t.get_text().isdigit()]
+    assert sorted(int(t.get_text()) for t in numbers) == list(range(1, 21))
+    # The numbers' own boxes (an annotation's extent includes its leader line).
+    boxes = [Text.get_window_extent(t) for t in numbers]
+    overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+    assert overlaps == []
+    (names,) = [t.get_text() for t in ax.texts if not t.get_text().isdigit()]
+    assert names.splitlines()[1] == " 2  $x^2$ (shift 0.50)"  # literal, not mathtext
+    assert len(names.splitlines()) == 20
+
+
+def test_twenty_generator_curves_differ_in_colour_or_dash():
+    c = pd.DataFrame({"n_train": [10, 100], "recovery": [0.4, 0.8], "ci_low": [0.2, 0.6],
+                      "ci_high": [0.6, 0.9]})
+    per_gen = pd.concat([c.assign(generator=m) for m in MODELS])
+    ax = plots.recovery_figure(c, per_gen, 20, "t").axes[0]
+    styles = {(tuple(line.get_color()), line.get_linestyle()) for line in ax.lines[:20]}
+    assert len(styles) == 20

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -105,6 +106,24 @@ def test_a_fit_over_the_memory_limit_is_one_line_naming_the_setting(tmp_path):
     line = one_error_line(proc)
     assert "fitting.max_memory_gb" in line and "GiB" in line
     assert files_in(out) == []
+    assert "peak memory" not in proc.stderr  # a failed job's log ends with its error
+
+
+def test_a_fitting_job_ends_its_log_with_its_peak_memory(tmp_path):
+    # What a job's memory request and fitting.max_memory_gb are sized by, from the job
+    # itself: the process's peak resident memory (and on CUDA the allocator's peak).
+    paths = good_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    proc = run_cli("align", "--objects", paths["objects"], "--features", paths["a"],
+                   "--train", paths["train"], "--test", paths["test"], "--model", "a",
+                   "--experiment", "x", "--cv-folds", 2, "--study-seed", 1,
+                   "--lambdas", 0.1, "--device", "cpu",
+                   "--out-weights", out / "a.npz", "--out-json", out / "a.json",
+                   "--out-cv", out / "a.cv.parquet")
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    peak = re.search(r"peak memory: ([\d.]+) GiB resident$", last)
+    assert peak and 0.05 < float(peak.group(1)) < 4, last
 
 
 def test_an_unexpected_failure_is_one_line_with_its_place(monkeypatch, capsys, tmp_path):

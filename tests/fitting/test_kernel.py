@@ -673,6 +673,49 @@ def test_memory_limit_refuses_clearly_and_batches_split_exactly():
     np.testing.assert_allclose(split.objective.numpy(), whole.objective.numpy(), rtol=1e-12)
 
 
+_EVALUATION_PEAK = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import torch
+    from modelrecovery import fitting
+    # 64 problems of 1,500 objects, d = 128, scored on 5,000 triplets each (the rows
+    # path, float32): ~1 GB at once, a fraction of it a chunk at a time.
+    rng = np.random.default_rng(0)
+    feats = [rng.standard_normal((1500, d)).astype(np.float32) for d in (64, 128)]
+    w = torch.as_tensor(rng.standard_normal((64, 128, 128)).astype(np.float32))
+    sets = [rng.integers(0, 1500, (5000, 3)) for _ in range(4)]
+    data = fitting.TripletSets.from_arrays(sets, dtype=torch.float32)
+    ps, pf = np.arange(64) % 4, np.arange(64) % 2
+
+    def peak_during(budget):
+        open("/proc/self/clear_refs", "w").write("5")  # resets the peak RSS
+        base = int(open("/proc/self/statm").read().split()[1]) * 4096
+        out = fitting.evaluate(feats, w, data, ps, problem_features=pf,
+                               max_memory_gb=budget)
+        hwm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+                   if line.startswith("VmHWM"))
+        return out, (hwm - base) / 2**30
+
+    (acc, nll), peak = peak_during({budget})
+    (acc_all, nll_all), _ = peak_during(1e3)
+    print(peak, float(np.abs(acc - acc_all).max()), float(np.abs(nll - nll_all).max()))
+""")
+
+
+@pytest.mark.parametrize("budget", [0.1, 0.25])
+def test_scoring_stays_within_the_memory_limit_and_equals_scoring_all_at_once(budget):
+    # Each problem's features, X W and gathered rows would be held at once for every
+    # problem: 13.8 GB for the THINGS rehearsal's 240 fits of a recovery job at
+    # N = 10⁵. Scored a chunk at a time, the peak stays within fitting.max_memory_gb
+    # (in a fresh process, so that the peak is this call's alone) and the scores are
+    # the same.
+    out = subprocess.run([sys.executable, "-c", _EVALUATION_PEAK.format(budget=budget)],
+                         capture_output=True, text=True, check=True)
+    peak, d_acc, d_nll = (float(v) for v in out.stdout.split())
+    assert 0 < peak < budget
+    assert d_acc == 0.0 and d_nll == 0.0
+
+
 @pytest.mark.parametrize("gather", ["similarity", "rows", "pairs"])
 def test_slots_refilled_with_other_data_give_the_fits_of_the_whole_batch(gather):
     # Two problems' memory: the third and later chains wait, then take a finished

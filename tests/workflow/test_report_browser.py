@@ -13,6 +13,7 @@ Chromium is required: without it the test fails (CI installs Debian's, see .ci/r
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -67,7 +68,7 @@ DRIVER = """
     () => link("tiny").click(),
     () => link("Figures").click(),
     () => snap("figures"),
-    () => viewButton("recovery_curve.png").click(),
+    () => viewButton(FIGURE).click(),
     () => snap("figure"),
     () => link("tiny").click(),
     () => link("Tables").click(),
@@ -159,12 +160,14 @@ class Snapshots(HTMLParser):
             self.rows[self.current][-1].append(("td", data.strip()))
 
 
-def render(report: Path, work: Path) -> Snapshots:
-    """Drive ``report`` in headless chromium (:data:`DRIVER`) and parse the snapshots."""
+def render(report: Path, work: Path, figure: str = "recovery_curve.png") -> Snapshots:
+    """Drive ``report`` in headless chromium (:data:`DRIVER`, viewing ``figure``) and
+    parse the snapshots."""
     html = report.read_text()
     end = html.rindex("</body>")
     driven = work / "driven_report.html"
-    driven.write_text(html[:end] + f"<script>{DRIVER}</script>" + html[end:])
+    driver = f"const FIGURE = {json.dumps(figure)};\n{DRIVER}"
+    driven.write_text(html[:end] + f"<script>{driver}</script>" + html[end:])
     profile = work / "chromium-profile"
     profile.mkdir()
     proc = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
@@ -226,6 +229,13 @@ def test_the_summary_table_is_listed_with_its_data(rendered):
     assert summary in listed, listed
     for name in ("recovery_curve", "confusion", "alignment"):
         assert f"results/{experiment}/tables/{name}.csv" in listed
+    # Tables of a row per simulated dataset stay in results/: the report must not grow
+    # with the number of jobs.
+    html = (workdir / "report.html").read_text()
+    for name in ("scores", "outcomes"):
+        table = f"results/{experiment}/tables/{name}.csv"
+        assert table not in listed and table not in html
+        assert (workdir / table).exists()
     (row,) = [r for r in snaps.rows["tables"] if ("td", summary) in r]
     links = [value for kind, value in row if kind == "href" and value.startswith("data:")]
     assert links, row

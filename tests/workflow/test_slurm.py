@@ -214,11 +214,13 @@ def slurm_cluster(tmp_path_factory) -> str:
 def slurm_config() -> dict:
     """The suite's tiny config, smaller still: 2 models x 2 sizes x 1 seed = 4 recover
     jobs. ``device: auto`` as users run it: SLURM assigns a GPU, the
-    CPU build of torch finds none and the code says so in the log."""
+    CPU build of torch finds none and the code says so in the log. A kernel budget of
+    3 GiB: each fitting job asks SLURM for 4,096 MB (the budget and 1 GiB)."""
     cfg = base_config()
     cfg["world"]["synthetic"]["models"] = cfg["world"]["synthetic"]["models"][:2]
     cfg["simulation"]["seeds"] = 1
     cfg["fitting"]["device"] = "auto"
+    cfg["fitting"]["max_memory_gb"] = 3
     return cfg
 
 
@@ -517,7 +519,8 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     # with a failing fit and fail with it: the documented price of grouping. --keep-going
     # lets the independent simulation finish. --retries 1: each failed group is resubmitted
     # once with twice the runtime and memory (recover's resources: 60 * attempt minutes
-    # and 4000 * attempt MB per fit; a group asks for the sum of its members' runtimes).
+    # and (fitting.max_memory_gb + 1 GiB) * attempt = 4096 * attempt MB per fit; a group
+    # asks for the sum of its members' runtimes).
     run = slurm_snakemake(study.slurm_dir, str(other.relative_to(study.slurm_dir)), "all",
                           "--keep-going", "--retries", "1")
     assert run.returncode != 0, run.tail()
@@ -533,7 +536,7 @@ def test_failed_job_is_reported_and_rerun_alone(study, capsys):
     assert len(failed) == 4, records
     assert sorted(r["time_limit"] for r in failed) == ["2:00:00"] * 2 + ["4:00:00"] * 2, failed
     memory = sorted(memory_mb(r["min_memory"]) for r in failed)
-    assert memory[2] >= 2 * 4000 > memory[1], failed
+    assert memory[2] >= 2 * 4096 > memory[1] >= 4096, failed
     assert {r["state"] for r in records} == {"FAILED", "COMPLETED"}, records
     # No partial output survives; nothing was aggregated; the log says what was wrong.
     assert files_in(recovery) == [], files_in(recovery)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shlex
 import sys
 from io import BytesIO
@@ -383,11 +384,19 @@ def test_invalid_config_is_refused_before_any_job(tmp_path, mutate, key):
 
 
 def test_valid_config_passes_the_dry_run(tmp_path):
-    # The control for the refusals above: the unmodified config is accepted.
-    workdir = copy_workflow(tmp_path / "wf", base_config())
+    # The control for the refusals above: the config is accepted. Every fitting job
+    # asks for the kernel's memory budget and 1 GiB for its process (2.5 GiB + 1 GiB =
+    # 3,584 MB), so that SLURM does not kill a job the kernel kept within its budget.
+    cfg = base_config()
+    cfg["fitting"]["max_memory_gb"] = 2.5
+    workdir = copy_workflow(tmp_path / "wf", cfg)
     proc = run_snakemake(workdir, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (workdir / "results").exists()
+    jobs = re.findall(r"^rule (\w+):.*?resources: ([^\n]*)", proc.stdout, re.M | re.S)
+    memory = {rule: re.search(r"mem_mb=(\d+)", res).group(1) for rule, res in jobs
+              if rule in ("align", "recover")}
+    assert set(memory) == {"align", "recover"} and set(memory.values()) == {"3584"}, jobs
 
 
 # ----------------------------------------------------------------- several methods

@@ -24,7 +24,7 @@ rule align:
     threads: config["fitting"]["threads"]
     resources:
         **GPU_REQUEST,
-        mem_mb=scaled(4000),
+        mem_mb=scaled(FIT_MEM_MB),
         runtime=scaled(60),
     params:
         fit=get_fit_args,
@@ -52,6 +52,8 @@ rule calibrate:
         meta=exp_path("generators", "{model}.json"),
     log:
         log_path("calibrate", "{model}"),
+    benchmark:
+        bench_path("calibrate", "{model}")
     wildcard_constraints:
         experiment=ALIGNING,
     conda:
@@ -92,7 +94,7 @@ rule align_instance:
     threads: config["fitting"]["threads"]
     resources:
         **GPU_REQUEST,
-        mem_mb=scaled(4000),
+        mem_mb=scaled(FIT_MEM_MB),
         runtime=scaled(60),
     params:
         fit=get_fit_args,
@@ -119,6 +121,8 @@ use rule calibrate as calibrate_instance with:
         meta=exp_path("generators", "instances", "{model}", "i{instance}.json"),
     log:
         log_path("calibrate", "{model}.i{instance}"),
+    benchmark:
+        bench_path("calibrate", "{model}.i{instance}")
     wildcard_constraints:
         experiment=ALIGNING,
 
@@ -136,6 +140,8 @@ rule borrow_generator:
         json=exp_path("generators", "{model}.json"),
     log:
         log_path("borrow", "{model}"),
+    benchmark:
+        bench_path("borrow", "{model}")
     wildcard_constraints:
         experiment=BORROWING,
     localrule: True
@@ -151,3 +157,5 @@ use rule borrow_generator as borrow_instance with:
         json=exp_path("generators", "instances", "{model}", "i{instance}.json"),
     log:
         log_path("borrow", "{model}.i{instance}"),
+    benchmark:
+        bench_path("borrow", "{model}.i{instance}")

@@ -23,6 +23,8 @@ rule aggregate:
         **table_outputs(TABLES),
     log:
         log_path("aggregate", "aggregate"),
+    benchmark:
+        bench_path("aggregate", "aggregate")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -50,6 +52,8 @@ rule parameter_recovery:
         ),
     log:
         log_path("analyse", "parameters"),
+    benchmark:
+        bench_path("analyse", "parameters")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -89,6 +93,8 @@ rule identifiability_ceiling:
         ),
     log:
         log_path("analyse", "ceiling"),
+    benchmark:
+        bench_path("analyse", "ceiling")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -135,6 +141,8 @@ rule analyse_geometry:
         ),
     log:
         log_path("analyse", "geometry"),
+    benchmark:
+        bench_path("analyse", "geometry")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -170,6 +178,8 @@ rule analyse_identifiability:
         ),
     log:
         log_path("analyse", "identifiability"),
+    benchmark:
+        bench_path("analyse", "identifiability")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -206,6 +216,8 @@ rule analyse_properties:
         **table_outputs(["model_properties", "properties_regression"]),
     log:
         log_path("analyse", "properties"),
+    benchmark:
+        bench_path("analyse", "properties")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -266,6 +278,8 @@ rule compare_methods:
         ),
     log:
         "logs/comparison/compare_methods.log",
+    benchmark:
+        "logs/benchmarks/comparison/compare_methods.tsv"
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -308,6 +322,8 @@ rule analyse_ranking:
         ),
     log:
         log_path("analyse", "ranking"),
+    benchmark:
+        bench_path("analyse", "ranking")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -338,6 +354,8 @@ rule compare_regularisers:
         **table_outputs(["regulariser_equivalence"], experiment=None),
     log:
         "logs/comparison/compare_regularisers.log",
+    benchmark:
+        "logs/benchmarks/comparison/compare_regularisers.tsv"
     conda:
         "../../envs/modelrecovery.yaml"
     resources:

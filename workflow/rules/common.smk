@@ -2,6 +2,7 @@
 # CLI argument strings. Included first: every refusal of the config happens here.
 import importlib.util
 import json
+import math
 import os
 import sys
 
@@ -82,6 +83,11 @@ def gpu_request(gpu):
 
 
 GPU_REQUEST = gpu_request(config.get("gpu") or {})
+
+# A fitting job's memory: the kernel's budget (fitting.max_memory_gb: it fits and scores
+# its problems in chunks that stay within it) and 1 GiB for the process, its features
+# and shards. A request below the budget lets SLURM kill a job the kernel kept in bounds.
+FIT_MEM_MB = math.ceil(config["fitting"]["max_memory_gb"] * 1024) + 1024
 
 
 def exp_path(*parts):
@@ -294,19 +300,31 @@ MODEL_INFO = config.get("model_info") or {}
 MODEL_INFO_FLAGS = ["--model-info", json.dumps(MODEL_INFO, sort_keys=True)] if MODEL_INFO else []
 
 
+# Tables of a row per simulated dataset (and candidate): 216,000 score rows at the
+# published study's shape. They stay in results/; the report, whose size must not grow
+# with the number of jobs, carries the tables summarising them.
+PER_DATASET_TABLES = {"scores", "outcomes"}
+
+
 def table_outputs(names, experiment="{experiment}"):
     """Parquet + CSV outputs named <table>_<ext>, per experiment or for the comparison;
-    the CSVs go into the report with the caption workflow/report/<table>.rst."""
+    the CSVs but those of PER_DATASET_TABLES go into the report with the caption
+    workflow/report/<table>.rst."""
     base = exp_path("tables") if experiment else f"{RESULTS}/comparison/tables"
     category = "{experiment}" if experiment else "Across experiments"
     out = {}
     for name in names:
         out[f"{name}_parquet"] = f"{base}/{name}.parquet"
-        out[f"{name}_csv"] = report(
-            f"{base}/{name}.csv",
-            caption=f"../report/{name}.rst",
-            category=category,
-            subcategory="Tables",
+        csv = f"{base}/{name}.csv"
+        out[f"{name}_csv"] = (
+            csv
+            if name in PER_DATASET_TABLES
+            else report(
+                csv,
+                caption=f"../report/{name}.rst",
+                category=category,
+                subcategory="Tables",
+            )
         )
     return out
 

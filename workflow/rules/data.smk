@@ -19,6 +19,8 @@ if config["world"]["source"] == "synthetic":
             **WORLD_OUTPUTS,
         log:
             "logs/data/synthesize_world.log",
+        benchmark:
+            "logs/benchmarks/data/synthesize_world.tsv"
         conda:
             "../../envs/modelrecovery.yaml"
         resources:
@@ -49,6 +51,8 @@ elif SOURCE == "files":
             **WORLD_OUTPUTS,
         log:
             "logs/data/import_world.log",
+        benchmark:
+            "logs/benchmarks/data/import_world.tsv"
         conda:
             "../../envs/modelrecovery.yaml"
         resources:
@@ -81,6 +85,8 @@ else:
                 summary=f"{WORLD}/things_like.json",
             log:
                 "logs/data/things_like.log",
+            benchmark:
+                "logs/benchmarks/data/things_like.tsv"
             conda:
                 "../../envs/modelrecovery.yaml"
             resources:
@@ -104,6 +110,8 @@ else:
             f"{WORLD}/objects.parquet",
         log:
             "logs/data/import_objects.log",
+        benchmark:
+            "logs/benchmarks/data/import_objects.tsv"
         conda:
             "../../envs/modelrecovery.yaml"
         resources:
@@ -124,6 +132,8 @@ else:
             meta=f"{WORLD}/features/{{model}}.json",
         log:
             "logs/data/import_features.{model}.log",
+        benchmark:
+            "logs/benchmarks/data/import_features.{model}.tsv"
         conda:
             "../../envs/modelrecovery.yaml"
         resources:
@@ -151,6 +161,8 @@ else:
                 **HUMAN_OUTPUTS,
             log:
                 "logs/data/import_things.log",
+            benchmark:
+                "logs/benchmarks/data/import_things.tsv"
             conda:
                 "../../envs/modelrecovery.yaml"
             resources:
@@ -176,6 +188,8 @@ else:
                 **HUMAN_OUTPUTS,
             log:
                 "logs/data/import_arrays.log",
+            benchmark:
+                "logs/benchmarks/data/import_arrays.tsv"
             conda:
                 "../../envs/modelrecovery.yaml"
             resources:
@@ -195,6 +209,8 @@ if SYNTHETIC_SCORES:
             [f"{WORLD}/external/{group}.csv" for group in SYNTHETIC_SCORES],
         log:
             "logs/data/synthesize_external_scores.log",
+        benchmark:
+            "logs/benchmarks/data/synthesize_external_scores.tsv"
         conda:
             "../../envs/modelrecovery.yaml"
         resources:
@@ -224,6 +240,8 @@ if SCORE_FILES:
             f"{WORLD}/external_scores.parquet",
         log:
             "logs/data/import_external_scores.log",
+        benchmark:
+            "logs/benchmarks/data/import_external_scores.tsv"
         priority: 100
         conda:
             "../../envs/modelrecovery.yaml"

@@ -157,6 +157,8 @@ rule mimic_divergence:
         **table_outputs(["mimic_divergence"]),
     log:
         log_path("design", "divergence"),
+    benchmark:
+        bench_path("design", "divergence")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -191,6 +193,8 @@ rule export_design:
         ),
     log:
         log_path("design", "export.{design}"),
+    benchmark:
+        bench_path("design", "export.{design}")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:
@@ -222,6 +226,8 @@ rule compare_designs:
         ),
     log:
         log_path("design", "compare"),
+    benchmark:
+        bench_path("design", "compare")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:

@@ -18,6 +18,8 @@ if PUBLISHED:
             ),
         log:
             "logs/comparison/published_comparison.log",
+        benchmark:
+            "logs/benchmarks/comparison/published_comparison.tsv"
         conda:
             "../../envs/modelrecovery.yaml"
         resources:

@@ -34,7 +34,7 @@ rule recover:
     threads: config["fitting"]["threads"]
     resources:
         **GPU_REQUEST,
-        mem_mb=scaled(4000),
+        mem_mb=scaled(FIT_MEM_MB),
         runtime=scaled(60),
     params:
         fit=get_fit_args,

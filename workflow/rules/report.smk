@@ -17,6 +17,8 @@ rule plot:
         ),
     log:
         log_path("plot", "plot"),
+    benchmark:
+        bench_path("plot", "plot")
     conda:
         "../../envs/modelrecovery.yaml"
     resources:

@@ -17,6 +17,8 @@ rule simulate:
         exp_path("simulated", "{design}", "{generator}", "seed{seed}.parquet"),
     log:
         log_path("simulate", "{design}.{generator}.seed{seed}"),
+    benchmark:
+        bench_path("simulate", "{design}.{generator}.seed{seed}")
     wildcard_constraints:
         design=r"random|static|mimic",
     conda:

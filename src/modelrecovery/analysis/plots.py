@@ -17,6 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io.outputs import atomic_path
+from .figure_scale import (annotate_cells, distinct_lines, heatmap_inches, label_points,
+                           outline_own_cells, panel_grid)
 
 # Fixed metadata and a fixed salt for the ids of clip paths and markers (random per
 # process otherwise) keep SVG and PNG bytes identical across reruns of the same numbers.
@@ -61,6 +63,7 @@ def recovery_figure(curve: pd.DataFrame, per_generator: pd.DataFrame, n_candidat
     thin lines per generator (legend: their ``labels``), and chance (1 / number of
     candidates)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    distinct_lines(ax, per_generator["generator"].nunique())
     for gen, grp in per_generator.groupby("generator", sort=True):
         ax.plot(grp["n_train"], grp["recovery"], lw=1, alpha=0.6, marker=".",
                 label=_names([gen], labels)[0])
@@ -86,9 +89,9 @@ def confusion_figure(conf: pd.DataFrame, title: str, labels: dict[str, str] | No
     sizes = sorted(conf["n_train"].unique())
     gens = sorted(conf["generator"].unique())
     cands = sorted(conf["candidate"].unique())
-    cols = int(np.ceil(np.sqrt(len(sizes))))
-    rows = int(np.ceil(len(sizes) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 1.8, 3.3 * rows + 0.6),
+    width, height = heatmap_inches(len(gens), len(cands))
+    rows, cols = panel_grid(len(sizes), width)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.8, height * rows + 0.6),
                              squeeze=False, layout="constrained")
     image = None
     for n_ax, (ax, size) in enumerate(zip(axes.flat, sizes)):
@@ -104,13 +107,13 @@ def confusion_figure(conf: pd.DataFrame, title: str, labels: dict[str, str] | No
 
 def _confusion_panel(ax: plt.Axes, conf: pd.DataFrame, gens: list[str], cands: list[str],
                      title: str, label_rows: bool, labels: dict[str, str] | None = None):
-    """One confusion matrix (rows generators, columns winners, cells win share)."""
+    """One confusion matrix (rows generators, columns winners, cells win share; each
+    generator's own column framed)."""
     m = (conf.pivot(index="generator", columns="candidate", values="rate")
          .reindex(index=gens, columns=cands).to_numpy())
     image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
-    for (r, c), v in np.ndenumerate(m):
-        ax.text(c, r, f"{v:.2f}".lstrip("0") if v < 1 else "1", ha="center", va="center",
-                fontsize=6, color="w" if v < 0.6 else "k")
+    annotate_cells(ax, m)
+    outline_own_cells(ax, gens, cands)
     ax.set_title(title, fontsize=9)
     ax.set_xticks(range(len(cands)), _names(cands, labels), rotation=60, ha="right",
                   fontsize=7, **_LITERAL)
@@ -128,9 +131,11 @@ def design_figure(curves: pd.DataFrame, confusion: pd.DataFrame, n_candidates: i
     interval. Right: each design's confusion matrix at the largest training size
     (models by their ``labels``)."""
     designs = sorted(curves["design"].unique(), key=lambda d: (d != "random", d))
+    width, height = heatmap_inches(confusion["generator"].nunique(),
+                                   confusion["candidate"].nunique())
     fig, axes = plt.subplots(1, 1 + len(designs), layout="constrained",
-                             figsize=(4.6 + 2.9 * len(designs), 3.9),
-                             gridspec_kw={"width_ratios": [1.5] + [1] * len(designs)})
+                             figsize=(4.6 + (width - 0.4) * len(designs), max(3.9, height)),
+                             gridspec_kw={"width_ratios": [4.4] + [width] * len(designs)})
     ax = axes[0]
     for design in designs:
         c = curves[curves["design"] == design].sort_values("n_train")
@@ -177,11 +182,11 @@ def mds_figure(mds: pd.DataFrame, geometry: pd.DataFrame, title: str,
         _legend(ax, fontsize=7, loc="best", markerscale=0.5)
     else:
         ax.scatter(merged["mds1"], merged["mds2"], s=sizes, alpha=0.6)
-    # Confusable models sit on top of each other: stagger their labels so all stay legible.
-    for k, (_, r) in enumerate(merged.sort_values(["mds1", "mds2"]).iterrows()):
-        ax.annotate(f"{_names([r['model']], labels)[0]} (shift {r['geometry_shift']:.2f})",
-                    (r["mds1"], r["mds2"]), fontsize=7, xytext=(6, 4 - 10 * (k % 3)),
-                    textcoords="offset points", **_LITERAL)
+    # Confusable models sit on top of each other: their names must stay legible.
+    label_points(ax, merged["mds1"].to_numpy(), merged["mds2"].to_numpy(),
+                 [f"{name} (shift {shift:.2f})" for name, shift in
+                  zip(_names(list(merged["model"]), labels), merged["geometry_shift"])],
+                 _LITERAL)
     ax.set_xlabel("MDS 1")
     ax.set_ylabel("MDS 2")
     ax.set_title(title)
@@ -283,6 +288,7 @@ def parameter_figure(params: pd.DataFrame, recovery: pd.DataFrame, title: str,
               ("accuracy_gap", params, "test accuracy: generating − refitted", (None, None))]
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
     for ax, (col, frame, label, ylim) in zip(axes, panels):
+        distinct_lines(ax, frame["generator"].nunique())
         for gen, grp in frame.groupby("generator", sort=True):
             grp = grp.sort_values("n_train")
             (line,) = ax.plot(grp["n_train"], grp[col], marker=".", lw=1,
@@ -361,9 +367,9 @@ def inversion_figure(inversion: pd.DataFrame, title: str,
     # The same columns in every panel, so that panels read side by side; a winner a
     # rule never elects is a blank column.
     winners = sorted(last["winner"].unique())
-    size = max(3.3, 0.32 * len(gens) + 1.2)
+    width, height = heatmap_inches(len(gens), len(winners))
     fig, axes = plt.subplots(len(rules), len(designs), squeeze=False, layout="constrained",
-                             figsize=(size * len(designs) + 1.6, size * len(rules) + 0.6))
+                             figsize=(width * len(designs) + 1.6, height * len(rules) + 0.6))
     image = None
     for i, rule in enumerate(rules):
         for j, design in enumerate(designs):
@@ -373,12 +379,7 @@ def inversion_figure(inversion: pd.DataFrame, title: str,
                  .reindex(index=gens, columns=winners).to_numpy())
             ax = axes[i][j]
             image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-            if len(gens) <= 12:
-                for (r, c), v in np.ndenumerate(m):
-                    if np.isfinite(v):
-                        ax.text(c, r, f"{v:.2f}".lstrip("0") if v < 1 else "1",
-                                ha="center", va="center", fontsize=6,
-                                color="w" if v < 0.6 else "k")
+            annotate_cells(ax, m)
             ax.set_title(f"{design}: {rule.replace('_', ' ')}", fontsize=9)
             ax.set_xticks(range(len(winners)), _names(winners, labels), rotation=60,
                           ha="right", fontsize=7, **_LITERAL)

@@ -100,14 +100,16 @@ def fit_options(args: argparse.Namespace):
 
 
 def fitting_process(args: argparse.Namespace) -> None:
-    """Threads as configured, and an allocator that keeps freed memory (see
-    :mod:`modelrecovery.fitting.allocator`)."""
+    """Threads as configured, an allocator that keeps freed memory (see
+    :mod:`modelrecovery.fitting.allocator`), and the process's peak memory in its log
+    when it succeeds (:func:`.main.main`)."""
     import torch
 
     from ..fitting.allocator import keep_freed_memory
 
     torch.set_num_threads(max(1, args.threads))
     keep_freed_memory()
+    args.log_peak_memory = True
 
 
 # ------------------------------------------------------------------ simulated studies

@@ -118,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
                     "traceback from --verbose")
         print(f"{prefix} {line}", file=sys.stderr)
         return 1
+    if getattr(args, "log_peak_memory", False):
+        # A fitting job's own measure of what it needed: what its memory request and
+        # fitting.max_memory_gb are sized by.
+        from ..fitting.memory import peak_memory
+
+        logging.getLogger(__name__).info(peak_memory())
     return 0
 
 

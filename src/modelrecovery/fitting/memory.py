@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+import sys
 from typing import TYPE_CHECKING
+
+import torch
 
 from ..errors import ResourceError
 from .gather import SIMILARITY, Gather, parse_gather
@@ -37,6 +41,16 @@ def bytes_per_problem(mode: Gather, n_objects: int, n_triplets: int, dim: int,
     return int(work + state)
 
 
+def evaluation_bytes(mode: Gather, n_objects: int, n_triplets: int, dim: int,
+                     itemsize: int) -> int:
+    """Peak memory of scoring one problem (:func:`~.kernel.evaluate`) on N triplets of
+    its n = ``n_objects`` features of dimension D = ``dim``, in bytes: the mode's
+    forward working memory (generous: it counts backward's too), the problem's copy of
+    X, and the logits with the accuracy's and NLL's temporaries (~12 per logit)."""
+    return (mode.work_bytes(n_objects, n_triplets, dim, itemsize)
+            + n_objects * dim * itemsize + 12 * 3 * n_triplets * itemsize)
+
+
 def memory_estimate(n_objects: int, n_triplets: int, dim: int, batch: int,
                     options: FitOptions, mode: Gather | str = SIMILARITY) -> int:
     """Bytes the kernel needs for ``batch`` problems of m objects, N triplets and
@@ -56,3 +70,17 @@ def check_one_fits(per_problem: int, options: FitOptions, mode: Gather, n_triple
             f"history {options.history}, {options.dtype}), over the limit of "
             f"{options.max_memory_gb} GiB: raise fitting.max_memory_gb (with the job's "
             f"memory), or use fewer triplets or fewer feature dimensions (pca)")
+
+
+def peak_memory() -> str:
+    """The process's peak resident memory and, where it used CUDA, the peak of torch's
+    CUDA allocator, in GiB: what a fitting job's memory request and
+    ``fitting.max_memory_gb`` are sized by."""
+    # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (
+        1 if sys.platform == "darwin" else 1024)
+    text = f"peak memory: {rss / 2**30:.2f} GiB resident"
+    if torch.cuda.is_initialized():
+        text += (f", {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated on "
+                 f"{torch.cuda.get_device_name()}")
+    return text

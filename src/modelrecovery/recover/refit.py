@@ -100,10 +100,12 @@ def fit_datasets(shards: list[pd.DataFrame], n_train: int,
     start = time.perf_counter()
     res = fitting.fit(feats, sets["train"], ps, pl, options, problem_features=pf)
     val_acc, val_nll = fitting.evaluate(feats, res.weights, sets["val"], ps,
-                                        problem_features=pf, similarity=options.similarity)
+                                        problem_features=pf, similarity=options.similarity,
+                                        max_memory_gb=options.max_memory_gb)
     test_acc, test_nll = fitting.evaluate(feats, res.weights, sets["test"], ps,
                                           problem_features=pf,
-                                          similarity=options.similarity)
+                                          similarity=options.similarity,
+                                          max_memory_gb=options.max_memory_gb)
     seconds = time.perf_counter() - start
     out, lo = [], 0
     for fs, (cand, fold, lam_i) in zip(folds, per):
@@ -149,7 +151,8 @@ def refit_chosen(shards: list[pd.DataFrame], every: list[CandidateFits], n_train
     test_acc, test_nll = fitting.evaluate(feats, res.weights,
                                           _triplet_sets(test, n_eval, dt), ps,
                                           problem_features=pf,
-                                          similarity=options.similarity)
+                                          similarity=options.similarity,
+                                          max_memory_gb=options.max_memory_gb)
     lo = 0
     for fits, (cand, fold, lam, val, _) in zip(every, chosen):
         sl = np.arange(lo, lo + len(cand))
