@@ -231,10 +231,13 @@ def test_the_summary_table_is_listed_with_its_data(rendered):
         assert f"results/{experiment}/tables/{name}.csv" in listed
     # Tables of a row per simulated dataset stay in results/: the report must not grow
     # with the number of jobs.
-    html = (workdir / "report.html").read_text()
+    from test_report_size import embedded
+
+    files = embedded(workdir / "report.html")
+    assert summary in files
     for name in ("scores", "outcomes"):
         table = f"results/{experiment}/tables/{name}.csv"
-        assert table not in listed and table not in html
+        assert table not in listed and table not in files
         assert (workdir / table).exists()
     (row,) = [r for r in snaps.rows["tables"] if ("td", summary) in r]
     links = [value for kind, value in row if kind == "href" and value.startswith("data:")]

@@ -1,6 +1,7 @@
 """A THINGS-like world through the THINGS path (world.source: things with
 world.things.generate): the generated files in the published formats are read by the
-same importers as the real files, and the study runs on them."""
+same importers as the real files, and the study runs on them, here through
+benchmarks/gpu_check.sh on the CPU, with 20 models as the THINGS study has."""
 
 from __future__ import annotations
 
@@ -13,81 +14,29 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import (REPO, base_config, cli_path, copy_workflow, planned_jobs,
-                      run_snakemake, tool_env)
+from conftest import REPO, base_config, cli_path, tool_env
 from modelrecovery import io
 
 pytestmark = pytest.mark.workflow
-MODELS = {"m_small": {"dim": 6, "family": "a", "signal": 0.3},
-          "m_large": {"dim": 24, "family": "b", "signal": 1.0},
-          "m_twin": {"twin_of": "m_large", "nuisance": 2}}
-
-
-@pytest.fixture(scope="module")
-def rehearsal(tmp_path_factory) -> tuple[Path, dict]:
-    cfg = base_config(noise_ceiling="auto", external_scores={})
-    cfg["world"] = {"source": "things", "things": {
-        "format": "things_csv", "triplets": "data/tl/triplets.tsv",
-        "objects": "data/tl/unique_id.txt", "n_objects": 60, "test_split": 2,
-        "generate": {"seed": 3, "human_dim": 6, "density": 0.4, "train_triplets": 1500,
-                     "test_triplets": 60, "test_repeats": 8, "models": MODELS},
-        "features": {m: {"path": f"data/tl/features/{m}/features.npy", "center": True}
-                     for m in MODELS}}}
-    workdir = copy_workflow(tmp_path_factory.mktemp("things_like"), cfg)
-    proc = run_snakemake(workdir, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    return workdir, cfg
-
-
-def test_the_generated_world_goes_through_the_things_importers(rehearsal):
-    workdir, cfg = rehearsal
-    world = workdir / "results" / "world"
-    summary = io.read_json(world / "things_like.json")
-    assert summary["rows"] == {"0": 1500, "1": 480, "2": 480, "3": 480}
-    assert summary["dims"] == {"m_small": 6, "m_large": 24, "m_twin": 26}
-    ceiling = io.read_json(world / "human" / "ceiling.json")
-    assert 0.5 < ceiling["ceiling"] < 0.85
-    assert ceiling["splits"]["test2"]["file"] == "data/tl/triplets.tsv (noise_ceiling = 2)"
-    train, _ = io.read_triplets(world / "human" / "train.parquet", 60)
-    assert len(train) == 1500
-    for m in MODELS:
-        meta = json.loads((world / "features" / f"{m}.json").read_text())
-        assert meta["source"].endswith(f"{m}/features.npy")
-        assert io.read_features(world / "features" / f"{m}.parquet", 60).shape == (
-            60, summary["dims"][m])
-        gen = io.read_json(workdir / "results" / "tiny" / "generators" / f"{m}.json")
-        assert gen["noise_ceiling_target"] == pytest.approx(ceiling["ceiling"])
-    curve = pd.read_csv(workdir / "results" / "tiny" / "tables" / "recovery_curve.csv")
-    assert len(curve) == len(cfg["simulation"]["training_sizes"])
-
-
-def test_the_generated_files_are_not_rebuilt_and_rebuild_to_the_same_bytes(rehearsal):
-    workdir, _ = rehearsal
-    assert planned_jobs(workdir) == {}
-    tsv = workdir / "data" / "tl" / "triplets.tsv"
-    before = tsv.read_bytes()
-    proc = run_snakemake(workdir, "--forcerun", "things_like_world", "--until",
-                         "things_like_world", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert tsv.read_bytes() == before
-
-
 # The rehearsal's shape in small: 20 candidates in five families (d = 4-12) and a
 # near-twin, two of them generators.
 TWENTY = {f"net{i:02d}": {"dim": 4 + (i % 5) * 2, "family": "abcde"[i % 5],
                           "signal": 0.2 + 0.04 * (i % 7)} for i in range(1, 20)}
 TWENTY["net20"] = {"twin_of": "net19", "nuisance": 2}
+GENERATORS = ["net03", "net20"]
+N_OBJ = 40
 
 
 @pytest.fixture(scope="module")
 def gpu_check(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     """benchmarks/gpu_check.sh as prepared for a GPU, run on the CPU (DEVICE=cpu) at a
-    small shape: a THINGS-like world of 40 concepts and 20 models, two generators."""
+    small shape: a THINGS-like world of 40 concepts and 20 models, two generators, run
+    through world.source: things, the path of a user's real files."""
     root = tmp_path_factory.mktemp("gpu_check")
     cfg = base_config(noise_ceiling="auto", external_scores={})
     cfg["world"] = {"source": "things", "things": {
         "format": "things_csv", "triplets": "data/tl/triplets.tsv",
-        "objects": "data/tl/unique_id.txt", "n_objects": 40, "test_split": 2,
+        "objects": "data/tl/unique_id.txt", "n_objects": N_OBJ, "test_split": 2,
         "generate": {"seed": 5, "human_dim": 5, "density": 0.4, "train_triplets": 800,
                      "test_triplets": 40, "test_repeats": 6, "models": TWENTY},
         "features": {m: {"path": f"data/tl/features/{m}/features.npy", "center": True}
@@ -95,12 +44,57 @@ def gpu_check(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path,
     cfg["simulation"]["seeds"] = 1
     config = root / "twenty.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    env = {**tool_env(), "DEVICE": "cpu", "CONFIG": str(config), "GENERATORS": "net03 net20",
-           "SIZES": "40", "TARGET_TRIPLETS": "3000", "CORES": "2", "WORK": str(root / "work")}
+    env = {**tool_env(), "DEVICE": "cpu", "CONFIG": str(config),
+           "GENERATORS": " ".join(GENERATORS), "SIZES": "40", "TARGET_TRIPLETS": "3000",
+           "CORES": "2", "WORK": str(root / "work")}
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, root / "work", config
+
+
+def snakemake_in(work: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Snakemake in the check's folder with its config and overlay, as the script runs it."""
+    return subprocess.run([cli_path("snakemake"), "-s", str(REPO / "workflow" / "Snakefile"),
+                           "-d", str(work), "--configfile", str(config),
+                           str(work / "overlay.yaml"), "--cores", "2", *args],
+                          env=tool_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_the_generated_world_goes_through_the_things_importers(gpu_check):
+    _, work, _ = gpu_check
+    world = work / "results" / "world"
+    summary = io.read_json(world / "things_like.json")
+    assert summary["rows"] == {"0": 800, "1": 240, "2": 240, "3": 240}
+    dims = {m: spec["dim"] for m, spec in TWENTY.items() if "dim" in spec}
+    assert summary["dims"] == {**dims, "net20": dims["net19"] + 2}
+    ceiling = io.read_json(world / "human" / "ceiling.json")
+    assert 0.5 < ceiling["ceiling"] < 0.9
+    assert ceiling["splits"]["test2"]["file"] == "data/tl/triplets.tsv (noise_ceiling = 2)"
+    train, _ = io.read_triplets(world / "human" / "train.parquet", N_OBJ)
+    assert len(train) == 800
+    for m in TWENTY:
+        meta = json.loads((world / "features" / f"{m}.json").read_text())
+        assert meta["source"].endswith(f"{m}/features.npy")
+        assert io.read_features(world / "features" / f"{m}.parquet", N_OBJ).shape == (
+            N_OBJ, summary["dims"][m])
+    for m in GENERATORS:
+        gen = io.read_json(work / "results" / "tiny" / "generators" / f"{m}.json")
+        assert gen["noise_ceiling_target"] == pytest.approx(ceiling["ceiling"])
+    curve = pd.read_csv(work / "results" / "tiny" / "tables" / "recovery_curve.csv")
+    assert curve["n_train"].tolist() == [40]
+
+
+def test_the_generated_files_are_not_rebuilt_and_rebuild_to_the_same_bytes(gpu_check):
+    _, work, config = gpu_check
+    proc = snakemake_in(work, config, "-n")
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+    tsv = work / "data" / "tl" / "triplets.tsv"
+    before = tsv.read_bytes()
+    proc = snakemake_in(work, config, "--forcerun", "things_like_world", "--until",
+                        "things_like_world")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert tsv.read_bytes() == before
 
 
 def test_the_gpu_check_runs_every_part_and_reports_each_rule(gpu_check):
