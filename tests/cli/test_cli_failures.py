@@ -93,15 +93,20 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, ti
     assert files_in(tiny_disk) == [] and not out.exists()
 
 
+def align(paths: dict, out: Path, *options: object) -> subprocess.CompletedProcess:
+    """``modelrecovery align`` of model a on the good inputs into ``out``, with
+    ``options`` (λ 0.1 and 2 folds unless they say otherwise)."""
+    return run_cli("align", "--objects", paths["objects"], "--features", paths["a"],
+                   "--train", paths["train"], "--test", paths["test"], "--model", "a",
+                   "--experiment", "x", "--study-seed", 1, "--lambdas", 0.1,
+                   "--out-weights", out / "a.npz", "--out-json", out / "a.json",
+                   "--out-cv", out / "a.cv.parquet", "--cv-folds", 2, *options)
+
+
 def test_a_fit_over_the_memory_limit_is_one_line_naming_the_setting(tmp_path):
     paths = good_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    proc = run_cli("align", "--objects", paths["objects"], "--features", paths["a"],
-                   "--train", paths["train"], "--test", paths["test"], "--model", "a",
-                   "--experiment", "x", "--cv-folds", 2, "--study-seed", 1,
-                   "--lambdas", 0.1, "--max-memory-gb", 1e-7,
-                   "--out-weights", out / "a.npz", "--out-json", out / "a.json",
-                   "--out-cv", out / "a.cv.parquet")
+    proc = align(paths, out, "--max-memory-gb", 1e-7)
     assert proc.returncode == 1
     line = one_error_line(proc)
     assert "fitting.max_memory_gb" in line and "GiB" in line
@@ -114,12 +119,7 @@ def test_a_fitting_job_ends_its_log_with_its_peak_memory(tmp_path):
     # itself: the process's peak resident memory (and on CUDA the allocator's peak).
     paths = good_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    proc = run_cli("align", "--objects", paths["objects"], "--features", paths["a"],
-                   "--train", paths["train"], "--test", paths["test"], "--model", "a",
-                   "--experiment", "x", "--cv-folds", 2, "--study-seed", 1,
-                   "--lambdas", 0.1, "--device", "cpu",
-                   "--out-weights", out / "a.npz", "--out-json", out / "a.json",
-                   "--out-cv", out / "a.cv.parquet")
+    proc = align(paths, out, "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     peak = re.search(r"peak memory: ([\d.]+) GiB resident$", last)
@@ -184,11 +184,7 @@ def test_calibrate_accepts_a_valid_target(tmp_path):
 def test_align_refuses_more_folds_than_triplets(tmp_path):
     paths = good_inputs(tmp_path / "in")  # 20 training triplets
     out = tmp_path / "out"
-    proc = run_cli("align", "--objects", paths["objects"], "--features", paths["a"],
-                   "--train", paths["train"], "--test", paths["test"], "--model", "a",
-                   "--experiment", "x", "--cv-folds", 21, "--study-seed", 1,
-                   "--lambdas", 0.1, "--out-weights", out / "a.npz",
-                   "--out-json", out / "a.json", "--out-cv", out / "a.cv.parquet")
+    proc = align(paths, out, "--cv-folds", 21)
     assert proc.returncode == 2
     line = one_error_line(proc)
     assert str(paths["train"]) in line and "alignment.cv_folds" in line and "21" in line

@@ -44,17 +44,19 @@ def _build(cls, values: object, where: str):
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise InputError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    defaults = cls()
+    # The kind of each key is its default's (a None default stands for a name).
+    kinds = {key: type(getattr(defaults, key)) if getattr(defaults, key) is not None
+             else str for key in values}
     for key, value in values.items():
-        default = getattr(cls(), key)
-        kind = type(default) if default is not None else str
+        kind = kinds[key]
         ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
               if kind in (int, float) else isinstance(value, kind))
         if kind is int:
             ok = ok and float(value).is_integer()
         if not ok:
             raise InputError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-    return cls(**{k: (int(v) if type(getattr(cls(), k)) is int else v)
-                  for k, v in values.items()})
+    return cls(**{k: (int(v) if kinds[k] is int else v) for k, v in values.items()})
 
 
 def cmd_things_like(args: argparse.Namespace) -> None:

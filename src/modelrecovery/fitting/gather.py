@@ -298,6 +298,14 @@ def prefers_similarity(n_objects: int, n_triplets: int, itemsize: int = 4) -> bo
     return n_objects * n_objects <= k * n_triplets
 
 
+def evaluation_mode(mode: str | Gather, n_objects: int, n_triplets: int,
+                    itemsize: int) -> Gather:
+    """The mode of the plain forward pass (evaluation): the one ``mode`` names, or for
+    ``auto`` similarity or rows by :func:`prefers_similarity`."""
+    return parse_gather(mode) or (
+        SIMILARITY if prefers_similarity(n_objects, n_triplets, itemsize) else ROWS)
+
+
 # The fit's modes. Pairs costs ~6N·D² + D³ multiply-adds per problem and evaluation (x_iᵀM for the 3N
 # pairs, A, M = WWᵀ) and no gathers; similarity ~1.7·m²·D (its matmuls run at a better
 # rate, and it fills, gathers and scatters m² entries); rows ~2m·D² plus gathers and the

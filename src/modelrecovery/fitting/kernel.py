@@ -27,7 +27,7 @@ import torch
 from .batch import Features, as_list, by_dimension, padded, prepare, tensors
 from .chains import Chains
 from .evaluation import Objective
-from .gather import ROWS, SIMILARITY, Gather, parse_gather, prefers_similarity
+from .gather import Gather, evaluation_mode
 from .lbfgs import Settings, Status, minimise
 from .loss import LOG3, data_nll, probe_logits, tie_aware_accuracy
 from .memory import check_one_fits, evaluation_bytes
@@ -257,8 +257,7 @@ def evaluate(features: Features, weights: torch.Tensor, data: TripletSets,
     sets = torch.as_tensor(np.asarray(problem_set), dtype=torch.long, device=weights.device)
     n_objects, n_trip = int(gx.shape[1]), int(data.triplets.shape[1])
     itemsize = weights.element_size()
-    mode = parse_gather(gather) or (
-        SIMILARITY if prefers_similarity(n_objects, n_trip, itemsize) else ROWS)
+    mode = evaluation_mode(gather, n_objects, n_trip, itemsize)
     chunk = max(1, int(max_memory_gb * 2**30 // evaluation_bytes(
         mode, n_objects, n_trip, int(weights.shape[-2]), itemsize)))
     triplets = data.triplets.to(weights.device)

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .gather import ROWS, SIMILARITY, Gather, parse_gather, prefers_similarity
+from .gather import Gather, evaluation_mode
 
 # The NLL of uniform choices (W = 0), in nats per judgement.
 LOG3 = math.log(3.0)
@@ -35,10 +35,8 @@ def probe_logits(features: torch.Tensor, weights: torch.Tensor, triplets: torch.
     The plain computation, used for evaluation and as the reference in tests; ``auto``
     chooses similarity or rows by :func:`.gather.prefers_similarity`.
     """
-    mode = parse_gather(gather)
-    if mode is None:
-        mode = (SIMILARITY if prefers_similarity(features.shape[-2], int(triplets.shape[1]),
-                                                 features.element_size()) else ROWS)
+    mode = evaluation_mode(gather, features.shape[-2], int(triplets.shape[1]),
+                           features.element_size())
     return mode.plain_logits(features, weights, triplets, similarity)
 
 
