@@ -55,7 +55,10 @@ def kernel_at(commit: str, into: Path) -> ModuleType:
     tar = subprocess.run(["git", "archive", sha, "src/modelrecovery"], cwd=root, check=True,
                          capture_output=True).stdout
     with tarfile.open(fileobj=BytesIO(tar)) as archive:
-        archive.extractall(into, filter="data")
+        # The extraction filters came with Python 3.11.4 (and 3.8.17, 3.9.17, 3.10.12);
+        # an earlier 3.11 extracts this archive of the repository's own files without.
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        archive.extractall(into, **safe)
     name = f"modelrecovery_{sha}"
     (into / "src" / "modelrecovery").rename(into / name)
     sys.path.insert(0, str(into))
